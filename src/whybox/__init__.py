@@ -1,0 +1,15 @@
+"""whybox: explain any black-box model, and measure how far each explanation can be trusted."""
+from whybox.api import explain
+from whybox.background import Background, kmeans, sample
+from whybox.core.explanation import Explanation
+from whybox.core.features import FeatureSpec
+from whybox.errors import BudgetError, InputError, MethodError, ModelError, WhyboxError
+from whybox.explainers.recipes import METHODS
+from whybox.models.adapters import Model, as_model
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "explain", "Explanation", "FeatureSpec", "Model", "as_model", "Background", "kmeans", "sample",
+    "METHODS", "WhyboxError", "InputError", "ModelError", "BudgetError", "MethodError", "__version__",
+]

@@ -1,0 +1,300 @@
+"""The one result type of every attribution method."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from whybox.errors import InputError
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class Explanation:
+    """Attributions of ``n_rows`` predictions over ``n_features`` interpretable features.
+
+    Attributes
+    ----------
+    values : (n_rows, n_features) attribution of each feature to the explained output.
+    base_values : (n_rows,) the reference output the attributions start from (E f(background) for
+        Shapley-family methods, the surrogate intercept for LIME/C-LIME, f(baseline) for IG; NaN
+        where a method has none, e.g. vanilla gradients).
+    predictions : (n_rows,) the explained output f(x)[target].
+    feature_names : names of the interpretable features.
+    target : (n_rows,) index of the explained output for each row; ``output_names`` maps it to labels.
+    method, params, seed : the recipe that produced the values (enough to reproduce them).
+    stderr : (n_rows, n_features) standard errors of sampling estimators, or None.
+    data : (n_rows, n_features) displayed feature values of the explained rows, or None.
+    n_model_rows, n_model_calls : model queries spent; seconds : wall-clock time.
+    """
+
+    values: np.ndarray
+    base_values: np.ndarray
+    predictions: np.ndarray
+    feature_names: list[str]
+    target: np.ndarray
+    method: str
+    params: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+    stderr: np.ndarray | None = None
+    data: np.ndarray | None = None
+    output_names: list[Any] | None = None
+    n_model_rows: int = 0
+    n_model_calls: int = 0
+    seconds: float = 0.0
+    row_ids: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.values = np.atleast_2d(np.asarray(self.values, dtype=float))
+        n, d = self.values.shape
+        self.base_values = np.broadcast_to(np.asarray(self.base_values, dtype=float), (n,)).copy()
+        self.predictions = np.broadcast_to(np.asarray(self.predictions, dtype=float), (n,)).copy()
+        self.target = np.broadcast_to(np.asarray(self.target), (n,)).copy()
+        self.feature_names = [str(f) for f in self.feature_names]
+        if len(self.feature_names) != d:
+            raise InputError(f"{len(self.feature_names)} feature names for {d} attribution columns")
+        if self.stderr is not None:
+            self.stderr = np.asarray(self.stderr, dtype=float).reshape(n, d)
+        if self.data is not None:
+            self.data = np.asarray(self.data, dtype=object).reshape(n, d)
+        self.row_ids = np.arange(n) if self.row_ids is None else np.asarray(self.row_ids).reshape(n)
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.values.shape
+
+    def __len__(self) -> int:
+        return self.values.shape[0]
+
+    def __getitem__(self, rows: Any) -> "Explanation":
+        """Select rows (int, slice, mask or index array); keeps the 2-D layout."""
+        idx = np.arange(len(self))[rows]
+        idx = np.atleast_1d(idx)
+        return Explanation(
+            values=self.values[idx], base_values=self.base_values[idx], predictions=self.predictions[idx],
+            feature_names=list(self.feature_names), target=self.target[idx], method=self.method,
+            params=dict(self.params), seed=self.seed,
+            stderr=None if self.stderr is None else self.stderr[idx],
+            data=None if self.data is None else self.data[idx], output_names=self.output_names,
+            n_model_rows=self.n_model_rows, n_model_calls=self.n_model_calls, seconds=self.seconds,
+            row_ids=self.row_ids[idx])
+
+    def target_names(self) -> list[Any]:
+        if self.output_names is None:
+            return [int(t) for t in self.target]
+        return [self.output_names[int(t)] for t in self.target]
+
+    def top_features(self, row: int = 0, k: int = 5, *, by: str = "abs") -> list[tuple[str, float]]:
+        """The k features with the largest |value| (or largest value with by="value") for one row."""
+        v = self.values[row]
+        order = np.argsort(-np.abs(v) if by == "abs" else -v, kind="stable")[:k]
+        return [(self.feature_names[j], float(v[j])) for j in order]
+
+    def global_importance(self) -> pd.Series:
+        """Mean |attribution| per feature over rows, largest first."""
+        return pd.Series(np.abs(self.values).mean(axis=0), index=self.feature_names).sort_values(ascending=False)
+
+    # ------------------------------------------------------------------ frames
+    def to_frame(self) -> pd.DataFrame:
+        """One row per explained row: feature attributions, then ``base_value``, ``prediction``,
+        ``target``, and ``stderr:<feature>`` columns when standard errors exist."""
+        df = pd.DataFrame(self.values, columns=self.feature_names, index=pd.Index(self.row_ids, name="row"))
+        df["base_value"] = self.base_values
+        df["prediction"] = self.predictions
+        df["target"] = self.target_names()
+        if self.stderr is not None:
+            for j, f in enumerate(self.feature_names):
+                df[f"stderr:{f}"] = self.stderr[:, j]
+        return df
+
+    # ------------------------------------------------------------------ JSON
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "whybox_explanation": SCHEMA_VERSION,
+            "method": self.method,
+            "params": _jsonable(self.params),
+            "seed": self.seed,
+            "feature_names": self.feature_names,
+            "output_names": _jsonable(self.output_names),
+            "target": _jsonable(self.target.tolist()),
+            "row_ids": _jsonable(self.row_ids.tolist()),
+            "values": self.values.tolist(),
+            "base_values": _nan_to_none(self.base_values),
+            "predictions": self.predictions.tolist(),
+            "stderr": None if self.stderr is None else self.stderr.tolist(),
+            "data": None if self.data is None else _jsonable(self.data.tolist()),
+            "n_model_rows": int(self.n_model_rows),
+            "n_model_calls": int(self.n_model_calls),
+            "seconds": float(self.seconds),
+        }
+
+    def to_json(self, path: str | os.PathLike | None = None, *, indent: int | None = None) -> str:
+        """Serialise to JSON; when ``path`` is given the file is written atomically."""
+        text = json.dumps(self.to_dict(), indent=indent)
+        if path is not None:
+            atomic_write_text(path, text)
+        return text
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Explanation":
+        if not isinstance(d, dict) or "whybox_explanation" not in d:
+            raise InputError("not a whybox explanation (missing 'whybox_explanation' key)")
+        return cls(
+            values=np.asarray(d["values"], dtype=float),
+            base_values=np.asarray([np.nan if v is None else v for v in d["base_values"]], dtype=float),
+            predictions=np.asarray(d["predictions"], dtype=float), feature_names=d["feature_names"],
+            target=np.asarray(d["target"]), method=d["method"], params=d.get("params", {}),
+            seed=d.get("seed"), stderr=None if d.get("stderr") is None else np.asarray(d["stderr"], dtype=float),
+            data=None if d.get("data") is None else np.asarray(d["data"], dtype=object),
+            output_names=d.get("output_names"), n_model_rows=d.get("n_model_rows", 0),
+            n_model_calls=d.get("n_model_calls", 0), seconds=d.get("seconds", 0.0),
+            row_ids=None if d.get("row_ids") is None else np.asarray(d["row_ids"]))
+
+    @classmethod
+    def from_json(cls, text_or_path: str | os.PathLike) -> "Explanation":
+        """Load from a JSON string or a path to a JSON file."""
+        s = str(text_or_path)
+        if not s.lstrip().startswith("{"):
+            try:
+                with open(s, encoding="utf-8") as fh:
+                    s = fh.read()
+            except OSError as exc:
+                raise InputError(f"cannot read explanation file {text_or_path}: {exc}") from None
+        try:
+            return cls.from_dict(json.loads(s))
+        except json.JSONDecodeError as exc:
+            raise InputError(f"explanation is not valid JSON: {exc}") from None
+
+    # ------------------------------------------------------------------ Parquet
+    def to_parquet(self, path: str | os.PathLike) -> None:
+        """Write :meth:`to_frame` to Parquet (atomically); the recipe is kept in the file metadata."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        df = self.to_frame().reset_index()
+        df["target"] = df["target"].astype(str)
+        table = pa.Table.from_pandas(df, preserve_index=False)
+        meta = dict(table.schema.metadata or {})
+        header = self.to_dict()
+        for key in ("values", "base_values", "predictions", "stderr", "target", "row_ids"):
+            header.pop(key)
+        header["target_index"] = _jsonable(self.target.tolist())
+        meta[b"whybox"] = json.dumps(header).encode()
+        table = table.replace_schema_metadata(meta)
+        path = os.fspath(path)
+        tmp = _tmp_name(path)
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+
+    @classmethod
+    def from_parquet(cls, path: str | os.PathLike) -> "Explanation":
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path)
+        meta = (table.schema.metadata or {}).get(b"whybox")
+        if meta is None:
+            raise InputError(f"{path} has no whybox metadata; was it written by Explanation.to_parquet?")
+        h = json.loads(meta)
+        df = table.to_pandas()
+        names = h["feature_names"]
+        stderr_cols = [f"stderr:{f}" for f in names]
+        has_se = all(c in df.columns for c in stderr_cols)
+        return cls(values=df[names].to_numpy(float), base_values=df["base_value"].to_numpy(float),
+                   predictions=df["prediction"].to_numpy(float), feature_names=names,
+                   target=np.asarray(h["target_index"]), method=h["method"], params=h.get("params", {}),
+                   seed=h.get("seed"), stderr=df[stderr_cols].to_numpy(float) if has_se else None,
+                   data=None if h.get("data") is None else np.asarray(h["data"], dtype=object),
+                   output_names=h.get("output_names"), n_model_rows=h.get("n_model_rows", 0),
+                   n_model_calls=h.get("n_model_calls", 0), seconds=h.get("seconds", 0.0),
+                   row_ids=df["row"].to_numpy())
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Save by extension: .json, .parquet or .html (a self-contained report)."""
+        p = os.fspath(path)
+        if p.endswith(".json"):
+            self.to_json(p, indent=1)
+        elif p.endswith(".parquet"):
+            self.to_parquet(p)
+        elif p.endswith((".html", ".htm")):
+            from whybox.io.report import write_html
+            write_html([self], p)
+        else:
+            raise InputError(f"unknown output format for {p!r}: use .json, .parquet or .html")
+
+    # ------------------------------------------------------------------ interop & plots
+    def to_shap(self):
+        """Return a ``shap.Explanation`` (requires shap)."""
+        try:
+            import shap
+        except ImportError:  # pragma: no cover - depends on environment
+            raise ImportError("to_shap() needs shap: pip install shap") from None
+        data = None
+        if self.data is not None:
+            try:
+                data = self.data.astype(float)
+            except (TypeError, ValueError):
+                data = self.data
+        return shap.Explanation(values=self.values.copy(), base_values=self.base_values.copy(), data=data,
+                                feature_names=list(self.feature_names))
+
+    def plot(self, kind: str = "bar", row: int = 0, *, max_features: int = 10, path: str | None = None, ax=None):
+        """Plot with matplotlib: ``bar`` or ``waterfall`` for one row, ``beeswarm`` for all rows.
+        Saves a PNG when ``path`` is given; returns the matplotlib Figure."""
+        from whybox.io import plots
+        return plots.plot(self, kind=kind, row=row, max_features=max_features, path=path, ax=ax)
+
+    def __repr__(self) -> str:
+        n, d = self.shape
+        return (f"Explanation(method={self.method!r}, rows={n}, features={d}, "
+                f"model_rows={self.n_model_rows:,}, seconds={self.seconds:.3f})")
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating, float)):
+        f = float(obj)
+        return f if np.isfinite(f) else None
+    if isinstance(obj, (np.bool_,)):
+        return bool(obj)
+    if obj is None or isinstance(obj, (str, int, bool)):
+        return obj
+    return str(obj)
+
+
+def _nan_to_none(a: np.ndarray) -> list:
+    return [None if not np.isfinite(v) else float(v) for v in a]
+
+
+def _tmp_name(path: str) -> str:
+    d = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".whybox-", suffix=".tmp", dir=d)
+    os.close(fd)
+    return tmp
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and rename (never a half-written file)."""
+    path = os.fspath(path)
+    tmp = _tmp_name(path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise

@@ -1,0 +1,73 @@
+"""Input checks shared by every layer (scikit-learn's check_array in spirit, with named errors)."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from whybox.errors import InputError
+
+
+def check_random_state(seed: Any) -> np.random.Generator:
+    """Turn ``seed`` (int, None, Generator) into a numpy Generator."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None or isinstance(seed, (int, np.integer)):
+        return np.random.default_rng(seed)
+    raise InputError(f"seed must be an int, None or numpy.random.Generator, got {type(seed).__name__}")
+
+
+def is_numeric_dtype(arr: np.ndarray) -> bool:
+    return arr.dtype.kind in "biuf"
+
+
+def to_matrix(X: Any, *, name: str = "X", n_columns: int | None = None,
+              allow_nan: bool = False) -> np.ndarray:
+    """Return a 2-D ndarray (float64 when all numeric, object otherwise).
+
+    Raises InputError naming ``name`` for wrong dimension, wrong column count, NaN/inf.
+    """
+    if isinstance(X, pd.Series):
+        X = X.to_frame().T
+    if isinstance(X, pd.DataFrame):
+        numeric = all(pd.api.types.is_numeric_dtype(t) or pd.api.types.is_bool_dtype(t) for t in X.dtypes)
+        arr = X.to_numpy(dtype=np.float64 if numeric else object)
+    else:
+        try:
+            arr = np.asarray(X)
+        except Exception as exc:  # ragged lists etc.
+            raise InputError(f"{name} could not be converted to an array: {exc}") from None
+        if arr.dtype.kind in "biu" or arr.dtype.kind == "f":
+            arr = arr.astype(np.float64, copy=False)
+        elif arr.dtype.kind in "OUS":
+            arr = arr.astype(object)
+        else:
+            raise InputError(f"{name} has unsupported dtype {arr.dtype}")
+    if arr.ndim == 1:
+        arr = arr.reshape(1, -1)
+    if arr.ndim != 2:
+        raise InputError(f"{name} must be 2-D (rows x features), got an array with {arr.ndim} dimensions")
+    if arr.shape[0] == 0:
+        raise InputError(f"{name} has no rows")
+    if n_columns is not None and arr.shape[1] != n_columns:
+        raise InputError(f"{name} has {arr.shape[1]} columns but the model/feature names expect {n_columns}")
+    if not allow_nan:
+        check_finite(arr, name=name)
+    return arr
+
+
+def check_finite(arr: np.ndarray, *, name: str) -> None:
+    if arr.dtype == object:
+        bad = pd.isna(pd.DataFrame(arr)).to_numpy()
+        for j in range(arr.shape[1]):
+            col = arr[:, j]
+            floats = np.array([isinstance(v, (float, np.floating)) and not np.isfinite(v) for v in col])
+            bad[:, j] |= floats
+    else:
+        bad = ~np.isfinite(arr)
+    if bad.any():
+        rows, cols = np.nonzero(bad)
+        raise InputError(
+            f"{name} contains {int(bad.sum())} NaN/inf value(s); first at row {rows[0]}, column {cols[0]}. "
+            "Impute or drop them before explaining.")

@@ -1,0 +1,151 @@
+"""Built-in data and models: the demo (scikit-learn's breast cancer, no files), and loaders for the
+OpenXAI data and pretrained models in the shared data folder (``../shared/data`` beside the
+repository, or ``$WHYBOX_SHARED_DATA``). Nothing here downloads anything."""
+from __future__ import annotations
+
+import glob
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from whybox.errors import InputError
+
+OPENXAI = {"adult": ("Adult", "adult"), "compas": ("COMPAS", "compas"), "german": ("German_Credit_Data", "german")}
+
+
+@dataclass
+class Demo:
+    model: Any
+    X_train: pd.DataFrame
+    X_test: pd.DataFrame
+    y_train: np.ndarray
+    y_test: np.ndarray
+    description: str
+
+
+def demo(seed: int = 0) -> Demo:
+    """A scaled MLP classifier on scikit-learn's breast-cancer data (30 features; trains in ~1 s)."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.model_selection import train_test_split
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    data = load_breast_cancer(as_frame=True)
+    X = data.data
+    y = data.target.to_numpy()
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, random_state=seed, stratify=y)
+    model = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(16,), max_iter=800,
+                                                          random_state=seed))
+    model.fit(Xtr, ytr)
+    return Demo(model, Xtr.reset_index(drop=True), Xte.reset_index(drop=True), ytr, yte,
+                "scikit-learn breast cancer (569 tumours, 30 features); StandardScaler + MLPClassifier(16); "
+                "classes 0 = malignant, 1 = benign")
+
+
+def shared_data_dir() -> Path | None:
+    """The shared data folder, or None when absent."""
+    env = os.environ.get("WHYBOX_SHARED_DATA")
+    cands = [Path(env)] if env else []
+    here = Path(__file__).resolve()
+    cands += [p / "shared" / "data" for p in here.parents[:5]]
+    cands += [Path.cwd().parent / "shared" / "data", Path.cwd() / "shared" / "data"]
+    for c in cands:
+        if (c / "openxai").is_dir() or (c / "README.md").is_file():
+            return c
+    return None
+
+
+def _openxai_dir(name: str) -> tuple[Path, str]:
+    if name not in OPENXAI:
+        raise InputError(f"unknown OpenXAI dataset {name!r}; choose one of {sorted(OPENXAI)}")
+    root = shared_data_dir()
+    if root is None:
+        raise FileNotFoundError("shared data folder not found (../shared/data or $WHYBOX_SHARED_DATA)")
+    folder, stem = OPENXAI[name]
+    return root / "openxai" / "data" / folder, stem
+
+
+@dataclass
+class TabularData:
+    X: pd.DataFrame           # features, min-max scaled per split (OpenXAI convention)
+    y: np.ndarray
+    groups: dict[str, list[str]] | None
+    kinds: dict[str, str]
+    raw: pd.DataFrame         # unscaled features
+
+
+def load_openxai(name: str, split: str = "test") -> TabularData:
+    """An OpenXAI dataset split, scaled as OpenXAI scaled it for its models: MinMaxScaler fitted on
+    this split file; binary/one-hot columns stay 0/1. German's one-hot blocks come as ``groups``."""
+    if split not in ("train", "test"):
+        raise InputError(f"split must be 'train' or 'test', got {split!r}")
+    folder, stem = _openxai_dir(name)
+    df = pd.read_csv(folder / f"{stem}-{split}.csv")
+    label = df.columns[-1]
+    raw = df.drop(columns=[label]).astype(float)
+    y = df[label].to_numpy().astype(int)
+    lo, hi = raw.min(), raw.max()
+    X = (raw - lo) / (hi - lo).replace(0, 1)
+    groups = None
+    kinds = {c: ("binary" if set(np.unique(raw[c])) <= {0.0, 1.0} else "continuous") for c in raw.columns}
+    meta = folder / f"{stem}-feature-metadata.json"
+    if meta.exists():
+        m = json.loads(meta.read_text())
+        groups, pos = {}, 0
+        for fname, width in zip(m["feature_names"], m["feature_n_cols"]):
+            cols = list(raw.columns[pos:pos + width])
+            if width > 1:
+                groups[fname] = cols
+            pos += width
+    return TabularData(X=X, y=y, groups=groups, kinds=kinds, raw=raw)
+
+
+def openxai_model(name: str, kind: str = "lr"):
+    """The pretrained OpenXAI torch model (softmax over 2 classes) for dataset ``name``.
+
+    kind "lr": softmax(linear(x)); kind "ann": softmax(W2 relu(W1 x)), 100 hidden units."""
+    import torch
+    from torch import nn
+
+    if kind not in ("lr", "ann"):
+        raise InputError(f"kind must be 'lr' or 'ann', got {kind!r}")
+    root = shared_data_dir()
+    if root is None:
+        raise FileNotFoundError("shared data folder not found (../shared/data or $WHYBOX_SHARED_DATA)")
+    files = glob.glob(str(root / "openxai" / "models" / kind.upper() / f"{name}_lr_*.pt"))
+    if not files:
+        raise FileNotFoundError(f"no OpenXAI {kind} model for {name!r}")
+    sd = torch.load(files[0], map_location="cpu", weights_only=True)
+
+    if kind == "lr":
+        class LR(nn.Module):
+            def __init__(self, d: int):
+                super().__init__()
+                self.linear = nn.Linear(d, 2)
+
+            def forward(self, x):
+                return torch.softmax(self.linear(x), dim=-1)
+
+        net = LR(sd["linear.weight"].shape[1])
+    else:
+        class ANN(nn.Module):
+            def __init__(self, d: int, h: int):
+                super().__init__()
+                self.input1 = nn.Linear(d, h)
+                self.input2 = nn.Linear(h, 2)
+
+            def representation(self, x):
+                return torch.relu(self.input1(x))
+
+            def forward(self, x):
+                return torch.softmax(self.input2(self.representation(x)), dim=-1)
+
+        net = ANN(sd["input1.weight"].shape[1], sd["input1.weight"].shape[0])
+    net.load_state_dict(sd)
+    return net.eval()

@@ -1,0 +1,137 @@
+"""The engine: evaluate a model on a neighbourhood of many rows, in memory-bounded chunks.
+
+Every method in whybox is ``surrogate.fit(neighbourhood(x), f(neighbourhood(x)))`` (Han et al.,
+NeurIPS 2022). This module does the expensive middle part for all of them:
+
+* :func:`masked_outputs` — the value of coalitions z for each row, v_x(z) = sum_b w_b f(z*x + (1-z)*b),
+  for a design Z shared by all rows (LIME, KernelSHAP, exact Shapley, occlusion);
+* :func:`shifted_outputs` — f(x + eps_j) for shared offsets eps (C-LIME, black-box SmoothGrad);
+* :func:`gradients` — d f_target / dx at arbitrary points, by autograd when the model has it and by
+  central differences (a local linear fit on x +- h e_j) otherwise.
+
+Each builds the perturbed inputs for a block of (row, sample) pairs with one vectorised numpy
+expression and calls the model once per block of at most ``chunk_rows`` rows.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from whybox.background import Background
+from whybox.errors import InputError
+from whybox.models.adapters import Model
+
+DEFAULT_CHUNK_ROWS = 32768
+
+
+def _select(out: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """out (..., k) and integer targets of shape out.shape[:-1] -> out[..., targets]."""
+    return np.take_along_axis(out, np.asarray(targets)[..., None], axis=-1)[..., 0]
+
+
+def background_value(model: Model, bg: Background, *, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> np.ndarray:
+    """E_b f(b) over the weighted background: (k,)."""
+    outs = [model(bg.data[s:s + chunk_rows]) for s in range(0, bg.n_rows, chunk_rows)]
+    return bg.weights @ np.concatenate(outs)
+
+
+def masked_outputs(model: Model, X: np.ndarray, Zcols: np.ndarray, bg: Background, targets: np.ndarray,
+                   *, chunk_rows: int = DEFAULT_CHUNK_ROWS, progress=None) -> np.ndarray:
+    """v[i, j] = sum_b w_b f_{t_i}(where(Zcols[j], X[i], b)) for all rows i and column masks j.
+
+    X (n, p), Zcols (m, p) bool, targets (n,) -> (n, m). Rows of Zcols that are all True give
+    f(X[i]) directly and all-False rows give the background value: neither is sent B times.
+    """
+    n, p = X.shape
+    m = Zcols.shape[0]
+    B = bg.n_rows
+    V = np.empty((n, m))
+    full = Zcols.all(axis=1)
+    empty = ~Zcols.any(axis=1)
+    if full.any():
+        V[:, full] = _select(model(X), targets)[:, None]
+    if empty.any():
+        V[:, empty] = background_value(model, bg, chunk_rows=chunk_rows)[targets][:, None]
+    cols = np.flatnonzero(~(full | empty))
+    if len(cols) == 0:
+        return V
+    Zm = Zcols[cols]
+    mm = len(cols)
+    pairs_per_chunk = max(1, chunk_rows // B)
+    total = n * mm
+    data = bg.data
+    for s in range(0, total, pairs_per_chunk):
+        e = min(total, s + pairs_per_chunk)
+        idx = np.arange(s, e)
+        i, j = idx // mm, idx % mm
+        inp = np.where(Zm[j][:, None, :], X[i][:, None, :], data[None, :, :])  # (c, B, p)
+        out = model(inp.reshape(-1, p)).reshape(e - s, B, -1)
+        vals = _select(out, _target_grid(targets[i], B)) @ bg.weights
+        V[i, cols[j]] = vals
+        if progress is not None:
+            progress(e - s)
+    return V
+
+
+def _target_grid(t: np.ndarray, B: int) -> np.ndarray:
+    return np.broadcast_to(t[:, None], (len(t), B))
+
+
+def shifted_outputs(model: Model, X: np.ndarray, E: np.ndarray, targets: np.ndarray,
+                    *, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> np.ndarray:
+    """v[i, j] = f_{t_i}(X[i] + E[j]) for all rows i and offsets j: (n, m)."""
+    check_numeric(X, "this method")
+    n, p = X.shape
+    m = E.shape[0]
+    V = np.empty((n, m))
+    per = max(1, chunk_rows // m) if m <= chunk_rows else 0
+    if per:
+        for s in range(0, n, per):
+            blk = X[s:s + per]
+            out = model((blk[:, None, :] + E[None, :, :]).reshape(-1, p)).reshape(len(blk), m, -1)
+            V[s:s + per] = _select(out, _target_grid(targets[s:s + per], m))
+    else:
+        for i in range(n):
+            for s in range(0, m, chunk_rows):
+                out = model(X[i] + E[s:s + chunk_rows])
+                V[i, s:s + chunk_rows] = out[:, targets[i]]
+    return V
+
+
+def gradients(model: Model, P: np.ndarray, targets: np.ndarray, *, step: np.ndarray,
+              chunk_rows: int = DEFAULT_CHUNK_ROWS) -> np.ndarray:
+    """Gradient of f_target at each point P (N, p) -> (N, p).
+
+    Autograd when ``model.has_gradient``; otherwise central differences
+    (f(x + h_j e_j) - f(x - h_j e_j)) / 2h_j, i.e. the slope of a linear fit on the 2p points
+    x +- h_j e_j, costing 2p model rows per point.
+    """
+    check_numeric(P, "gradient methods")
+    N, p = P.shape
+    if model.has_gradient:
+        return np.concatenate([model.gradient(P[s:s + chunk_rows], targets[s:s + chunk_rows])
+                               for s in range(0, N, chunk_rows)]) if N else np.empty((0, p))
+    step = np.broadcast_to(np.asarray(step, dtype=float), (p,))
+    H = np.diag(step)
+    offsets = np.concatenate([H, -H])  # (2p, p)
+    G = np.empty((N, p))
+    per = max(1, chunk_rows // (2 * p))
+    for s in range(0, N, per):
+        blk = P[s:s + per]
+        out = model((blk[:, None, :] + offsets[None]).reshape(-1, p)).reshape(len(blk), 2 * p, -1)
+        v = _select(out, _target_grid(targets[s:s + per], 2 * p))
+        G[s:s + per] = (v[:, :p] - v[:, p:]) / (2 * step)
+    return G
+
+
+def check_numeric(X: np.ndarray, what: str) -> None:
+    if X.dtype == object:
+        bad = []
+        for j in range(X.shape[1]):
+            try:
+                X[:, j].astype(float)
+            except (TypeError, ValueError):
+                bad.append(j)
+        if bad:
+            raise InputError(
+                f"{what} need numeric inputs, but column(s) {bad} hold non-numeric values; use a "
+                "masking method (kernelshap, lime, shapley, occlusion) or encode them first")

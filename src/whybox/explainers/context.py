@@ -1,0 +1,105 @@
+"""A representation bound to the rows being explained: what recipes call to query the model.
+
+Recipes never build model inputs themselves; they ask the context for the outputs of a design
+(binary masks over interpretable features, or offsets/points in input space). A text representation
+provides the same ``evaluate_masks`` for word masks, so every masking recipe works on text unchanged.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from whybox import engine
+from whybox.background import Background
+from whybox.core.features import FeatureSpec
+from whybox.errors import InputError
+from whybox.models.adapters import Model
+
+
+@dataclass
+class TabularContext:
+    model: Model
+    X: np.ndarray                 # (n, p) rows to explain
+    spec: FeatureSpec
+    background: Background
+    targets: np.ndarray           # (n,) output index per row
+    fx: np.ndarray                # (n,) f(x)[target]
+    rng: np.random.Generator
+    chunk_rows: int = engine.DEFAULT_CHUNK_ROWS
+    _base: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def n(self) -> int:
+        return self.X.shape[0]
+
+    @property
+    def d(self) -> int:
+        return self.spec.n_features
+
+    @property
+    def p(self) -> int:
+        return self.X.shape[1]
+
+    @property
+    def has_gradient(self) -> bool:
+        return self.model.has_gradient
+
+    # -- masking (binary) neighbourhoods ------------------------------------------------------
+    def evaluate_masks(self, Z: np.ndarray) -> np.ndarray:
+        """v_x(z) for every row x and mask z: (n, m)."""
+        return engine.masked_outputs(self.model, self.X, self.spec.column_masks(np.asarray(Z, bool)),
+                                     self.background, self.targets, chunk_rows=self.chunk_rows)
+
+    def base_value(self) -> np.ndarray:
+        """v_x(empty) = E_b f(b)[target] for every row: (n,)."""
+        if self._base is None:
+            self._base = engine.background_value(self.model, self.background, chunk_rows=self.chunk_rows)
+        return self._base[self.targets]
+
+    # -- continuous neighbourhoods (input space) ------------------------------------------------
+    def scale(self) -> np.ndarray:
+        return self.background.scale()
+
+    def evaluate_shifts(self, E: np.ndarray) -> np.ndarray:
+        return engine.shifted_outputs(self.model, self.numeric_X(), E, self.targets, chunk_rows=self.chunk_rows)
+
+    def gradients(self, P: np.ndarray, targets: np.ndarray, *, fd_step: float) -> np.ndarray:
+        return engine.gradients(self.model, P, targets, step=fd_step * self.scale(), chunk_rows=self.chunk_rows)
+
+    def evaluate_points(self, P: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        out = np.concatenate([self.model(P[s:s + self.chunk_rows]) for s in range(0, len(P), self.chunk_rows)])
+        return engine._select(out, targets)
+
+    def numeric_X(self) -> np.ndarray:
+        engine.check_numeric(self.X, "gradient and Gaussian-noise methods")
+        return self.X.astype(float)
+
+    def baselines(self, baseline: str | None) -> tuple[np.ndarray, np.ndarray]:
+        """Baseline rows and weights for path methods: 'mean' of the background, each background
+        row ('expected', averaged with the background weights), or 'zeros'."""
+        bg = self.background
+        engine.check_numeric(bg.data, "path methods (integrated_gradients)")
+        data = bg.data.astype(float)
+        if baseline in (None, "auto"):
+            baseline = "mean" if bg.n_rows > 1 else "expected"
+        if baseline == "mean":
+            return (bg.weights @ data)[None, :], np.ones(1)
+        if baseline == "expected":
+            return data, bg.weights
+        if baseline == "zeros":
+            return np.zeros((1, self.p)), np.ones(1)
+        raise InputError(f"baseline must be 'mean', 'expected' or 'zeros', got {baseline!r}")
+
+    # -- cost accounting -------------------------------------------------------------------------
+    def mask_cost(self, Z: np.ndarray) -> int:
+        """Model rows that evaluate_masks(Z) will spend (full/empty masks are cheap)."""
+        Zc = self.spec.column_masks(np.asarray(Z, bool))
+        full = Zc.all(axis=1)
+        empty = ~Zc.any(axis=1)
+        inner = int((~(full | empty)).sum())
+        return self.n * inner * self.background.n_rows + (self.n if full.any() else 0) + (
+            self.background.n_rows if empty.any() else 0)
+
+    def gradient_cost(self, n_points: int) -> int:
+        return n_points * (1 if self.has_gradient else 2 * self.p)

@@ -1,0 +1,267 @@
+"""The nine local-function-approximation recipes (Han et al., NeurIPS 2022, Table 1).
+
+Each recipe = a neighbourhood (how x is perturbed and the perturbations weighted) x a surrogate/loss
+(how g is fitted to f there). Recipes are thin: they draw a design, ask the context for the model's
+outputs on it, and apply a linear surrogate. ``cost`` says up front how many model rows a recipe will
+spend, so budgets fail before any query is made.
+
+| method                | neighbourhood                                  | surrogate                     |
+|-----------------------|------------------------------------------------|-------------------------------|
+| lime                  | z ~ Bernoulli(0.5), weight exp(-|1-z|^2/2w^2)  | weighted ridge on z           |
+| kernelshap            | Shapley-kernel coalitions, paired              | WLS with efficiency constraint|
+| shapley               | all 2^d coalitions                             | closed-form Shapley map       |
+| occlusion             | 1 - e_i                                        | f(x) - v(1 - e_i)             |
+| clime                 | x + eps, eps ~ N(0, sigma^2 s^2)               | least squares on eps          |
+| gradient              | x +- h e_j (or autograd)                       | slope                         |
+| gradxinput            | as gradient                                    | x * slope                     |
+| smoothgrad            | x + eps, eps ~ N(0, sigma^2 s^2)               | mean gradient (Stein if black box) |
+| integrated_gradients  | b + alpha (x - b), Gauss-Legendre alpha        | (x - b) * mean path gradient  |
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from whybox.errors import InputError, MethodError
+from whybox.explainers.context import TabularContext
+from whybox.neighbourhoods import continuous, masks
+from whybox.surrogates import linear
+
+
+@dataclass
+class Result:
+    values: np.ndarray
+    base_values: np.ndarray
+    stderr: np.ndarray | None = None
+    info: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    family: str            # "masking" or "gradient"
+    neighbourhood: str
+    surrogate: str
+    run: Callable[..., Result]
+    cost: Callable[..., int]
+
+    def defaults(self) -> dict[str, Any]:
+        sig = inspect.signature(self.run)
+        return {k: v.default for k, v in list(sig.parameters.items())[1:]}
+
+    def check_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        allowed = self.defaults()
+        unknown = sorted(set(params) - set(allowed))
+        if unknown:
+            raise MethodError(f"method {self.name!r} got unknown parameter(s) {unknown}; "
+                              f"it accepts {sorted(allowed)}")
+        return {**allowed, **params}
+
+
+# --------------------------------------------------------------------------------------- masking
+def _positive_int(name: str, v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+        raise InputError(f"{name} must be a positive integer, got {v!r}")
+    return int(v)
+
+
+def _lime_design(ctx: TabularContext, n_samples: int, kernel_width: float | None):
+    n_samples = _positive_int("n_samples", n_samples)
+    if n_samples < 2:
+        raise InputError("lime needs n_samples >= 2")
+    Z = masks.bernoulli(ctx.d, n_samples, ctx.rng)
+    width = kernel_width if kernel_width is not None else 0.75 * np.sqrt(ctx.d)
+    return Z, masks.lime_kernel(Z, width), width
+
+
+def run_lime(ctx: TabularContext, n_samples: int = 1000, kernel_width: float | None = None,
+             alpha: float = 1.0) -> Result:
+    Z, w, width = _lime_design(ctx, n_samples, kernel_width)
+    V = ctx.evaluate_masks(Z)
+    beta, c = linear.weighted_ridge(Z, w, V, alpha=alpha)
+    return Result(beta, c, info={"kernel_width": float(width)})
+
+
+def cost_lime(ctx: TabularContext, n_samples: int = 1000, kernel_width=None, alpha: float = 1.0) -> int:
+    state = ctx.rng.bit_generator.state
+    Z, _, _ = _lime_design(ctx, n_samples, kernel_width)
+    ctx.rng.bit_generator.state = state  # cost estimation must not consume randomness
+    return ctx.mask_cost(Z)
+
+
+def _auto_samples(d: int, n_samples: Any) -> int:
+    if n_samples in (None, "auto"):
+        return 2 * d + 2048
+    return _positive_int("n_samples", n_samples)
+
+
+def run_kernelshap(ctx: TabularContext, n_samples: int | str = "auto") -> Result:
+    m = _auto_samples(ctx.d, n_samples)
+    if ctx.d == 1:
+        return Result((ctx.fx - ctx.base_value())[:, None], ctx.base_value(), np.zeros((ctx.n, 1)))
+    design = masks.shapley_kernel(ctx.d, m, ctx.rng)
+    V = ctx.evaluate_masks(design.Z)
+    y0 = ctx.base_value()
+    phi, se = linear.kernelshap_wls(design.Z, design.w, V, y0, ctx.fx, design.pair_id)
+    if se is None:
+        se = np.zeros_like(phi)
+    return Result(phi, y0, se, info={"n_coalitions": int(len(design.Z)), "exact": bool(design.exact),
+                                     "n_enumerated": int(design.n_enumerated)})
+
+
+def cost_kernelshap(ctx: TabularContext, n_samples: int | str = "auto") -> int:
+    m = _auto_samples(ctx.d, n_samples)
+    m = min(m, 2 ** min(ctx.d, 62) - 2)
+    return ctx.n * (m * ctx.background.n_rows + 1) + ctx.background.n_rows
+
+
+def run_shapley(ctx: TabularContext, max_features: int = 16) -> Result:
+    _check_exact(ctx, max_features)
+    Z = masks.all_coalitions(ctx.d)
+    V = ctx.evaluate_masks(Z)
+    phi = V @ linear.shapley_matrix(ctx.d).T
+    return Result(phi, V[:, 0], None, info={"n_coalitions": 2 ** ctx.d})
+
+
+def _check_exact(ctx: TabularContext, max_features: int) -> None:
+    if max_features > 20:
+        raise InputError("max_features above 20 is not supported for exact Shapley (2^20 coalitions per row)")
+    if ctx.d > max_features:
+        raise MethodError(
+            f"exact Shapley needs all 2^d coalitions: d={ctx.d} interpretable features means "
+            f"{2 ** ctx.d:,} coalitions x {ctx.background.n_rows} background rows per explained row, "
+            f"above the limit of {max_features} features. Use method='kernelshap' (sampled), or group "
+            "features (groups=...) to reduce d.")
+
+
+def cost_shapley(ctx: TabularContext, max_features: int = 16) -> int:
+    _check_exact(ctx, max_features)
+    return ctx.mask_cost(masks.all_coalitions(ctx.d))
+
+
+def run_occlusion(ctx: TabularContext) -> Result:
+    V = ctx.evaluate_masks(masks.occlusion(ctx.d))
+    return Result(ctx.fx[:, None] - V, ctx.base_value(), None)
+
+
+def cost_occlusion(ctx: TabularContext) -> int:
+    return ctx.mask_cost(masks.occlusion(ctx.d)) + ctx.n + ctx.background.n_rows
+
+
+# -------------------------------------------------------------------------------------- gradient
+def run_clime(ctx: TabularContext, n_samples: int = 1000, sigma: float = 0.1, alpha: float = 0.0) -> Result:
+    n_samples = _positive_int("n_samples", n_samples)
+    if n_samples <= ctx.p:
+        raise InputError(f"clime needs n_samples > number of columns ({ctx.p}), got {n_samples}")
+    E = continuous.gaussian(ctx.p, n_samples, ctx.rng, sigma=sigma, scale=ctx.scale())
+    V = ctx.evaluate_shifts(E)
+    beta, c = linear.weighted_ridge(E, np.ones(n_samples), V, alpha=alpha)
+    return Result(ctx.spec.aggregate(beta), c)
+
+
+def cost_clime(ctx: TabularContext, n_samples: int = 1000, sigma: float = 0.1, alpha: float = 0.0) -> int:
+    return ctx.n * int(n_samples) + ctx.n
+
+
+def run_gradient(ctx: TabularContext, fd_step: float = 1e-3) -> Result:
+    G = ctx.gradients(ctx.numeric_X(), ctx.targets, fd_step=fd_step)
+    return Result(ctx.spec.aggregate(G), np.full(ctx.n, np.nan),
+                  info={"estimator": "autograd" if ctx.has_gradient else "central_differences"})
+
+
+def cost_gradient(ctx: TabularContext, fd_step: float = 1e-3) -> int:
+    return ctx.gradient_cost(ctx.n) + ctx.n
+
+
+def run_gradxinput(ctx: TabularContext, fd_step: float = 1e-3) -> Result:
+    X = ctx.numeric_X()
+    G = ctx.gradients(X, ctx.targets, fd_step=fd_step)
+    return Result(ctx.spec.aggregate(X * G), np.full(ctx.n, np.nan),
+                  info={"estimator": "autograd" if ctx.has_gradient else "central_differences"})
+
+
+def _smooth_samples(ctx: TabularContext, n_samples: Any) -> int:
+    if n_samples in (None, "auto"):
+        return 50 if ctx.has_gradient else max(100, 4 * ctx.p)
+    return _positive_int("n_samples", n_samples)
+
+
+def run_smoothgrad(ctx: TabularContext, n_samples: int | str = "auto", sigma: float = 0.1,
+                   fd_step: float = 1e-3) -> Result:
+    """Autograd: mean gradient at x + eps. Black box: Stein's identity E[grad f(x+eps)] =
+    Sigma^-1 E[eps f(x+eps)], estimated with antithetic pairs and the sample covariance of eps
+    (a regression of (f(x+eps)-f(x-eps))/2 on eps), which is exact for linear f."""
+    m = _smooth_samples(ctx, n_samples)
+    X = ctx.numeric_X()
+    if ctx.has_gradient:
+        E = continuous.gaussian(ctx.p, m, ctx.rng, sigma=sigma, scale=ctx.scale())
+        P = (X[:, None, :] + E[None]).reshape(-1, ctx.p)
+        G = ctx.gradients(P, np.repeat(ctx.targets, m), fd_step=fd_step).reshape(ctx.n, m, ctx.p).mean(axis=1)
+        est = "autograd"
+    else:
+        if m < ctx.p:
+            raise InputError(f"black-box smoothgrad needs n_samples >= number of columns ({ctx.p}), got {m}")
+        E = continuous.gaussian(ctx.p, m, ctx.rng, sigma=sigma, scale=ctx.scale())
+        V = ctx.evaluate_shifts(np.concatenate([E, -E]))
+        delta = (V[:, :m] - V[:, m:]) / 2
+        G = delta @ (E @ np.linalg.pinv(E.T @ E))
+        est = "stein_antithetic"
+    return Result(ctx.spec.aggregate(G), np.full(ctx.n, np.nan), info={"n_samples": m, "estimator": est})
+
+
+def cost_smoothgrad(ctx: TabularContext, n_samples: int | str = "auto", sigma: float = 0.1, fd_step: float = 1e-3) -> int:
+    m = _smooth_samples(ctx, n_samples)
+    return ctx.n * m * (1 if ctx.has_gradient else 2) + ctx.n
+
+
+def run_integrated_gradients(ctx: TabularContext, steps: int = 50, baseline: str | None = "auto",
+                             rule: str = "gausslegendre", fd_step: float = 1e-3) -> Result:
+    steps = _positive_int("steps", steps)
+    X = ctx.numeric_X()
+    bases, bw = ctx.baselines(baseline)
+    alphas, aw = continuous.path(steps, rule)
+    n, p = X.shape
+    values = np.zeros((n, p))
+    for b, wb in zip(bases, bw):
+        diff = X - b
+        P = (b[None, None, :] + alphas[None, :, None] * diff[:, None, :]).reshape(-1, p)
+        G = ctx.gradients(P, np.repeat(ctx.targets, steps), fd_step=fd_step).reshape(n, steps, p)
+        values += wb * diff * np.einsum("s,nsp->np", aw, G)
+    fb = ctx.evaluate_points(np.repeat(bases, n, axis=0), np.tile(ctx.targets, len(bases))).reshape(len(bases), n)
+    return Result(ctx.spec.aggregate(values), bw @ fb, info={"n_baselines": int(len(bases))})
+
+
+def cost_integrated_gradients(ctx: TabularContext, steps: int = 50, baseline: str | None = "auto",
+                              rule: str = "gausslegendre", fd_step: float = 1e-3) -> int:
+    nb = ctx.background.n_rows if (baseline == "expected" or (baseline in (None, "auto") and ctx.background.n_rows == 1)) else 1
+    return ctx.gradient_cost(ctx.n * int(steps) * nb) + ctx.n * nb + ctx.n
+
+
+METHODS: dict[str, Recipe] = {r.name: r for r in [
+    Recipe("lime", "masking", "bernoulli(0.5) masks, exponential kernel", "weighted ridge", run_lime, cost_lime),
+    Recipe("kernelshap", "masking", "Shapley-kernel coalitions, paired sampling", "constrained WLS",
+           run_kernelshap, cost_kernelshap),
+    Recipe("shapley", "masking", "all coalitions", "Shapley closed form", run_shapley, cost_shapley),
+    Recipe("occlusion", "masking", "one feature removed at a time", "difference", run_occlusion, cost_occlusion),
+    Recipe("clime", "gradient", "gaussian(sigma)", "least squares", run_clime, cost_clime),
+    Recipe("gradient", "gradient", "infinitesimal", "gradient matching", run_gradient, cost_gradient),
+    Recipe("gradxinput", "gradient", "infinitesimal", "gradient x input", run_gradxinput, cost_gradient),
+    Recipe("smoothgrad", "gradient", "gaussian(sigma)", "gradient matching", run_smoothgrad, cost_smoothgrad),
+    Recipe("integrated_gradients", "gradient", "straight path from the baseline", "path gradient matching",
+           run_integrated_gradients, cost_integrated_gradients),
+]}
+
+ALIASES = {"ig": "integrated_gradients", "kernel_shap": "kernelshap", "shap": "kernelshap",
+           "exact": "shapley", "grad": "gradient", "vanilla_gradient": "gradient",
+           "gradient_x_input": "gradxinput", "c-lime": "clime", "c_lime": "clime"}
+
+
+def get_recipe(method: str) -> Recipe:
+    key = str(method).lower()
+    key = ALIASES.get(key, key)
+    if key not in METHODS:
+        raise MethodError(f"unknown method {method!r}; choose one of {sorted(METHODS)}")
+    return METHODS[key]

@@ -1,0 +1,1 @@
+"""Input/output: plots, reports, model and data files."""

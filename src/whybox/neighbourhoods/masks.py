@@ -1,0 +1,123 @@
+"""Binary (coalition) neighbourhoods: LIME, KernelSHAP, exact Shapley, occlusion."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import comb
+
+import numpy as np
+
+from whybox.errors import InputError
+
+
+def bernoulli(d: int, m: int, rng: np.random.Generator, *, p_on: float = 0.5) -> np.ndarray:
+    """LIME's neighbourhood: the all-ones mask then m-1 masks with entries ~ Bernoulli(p_on)."""
+    Z = rng.random((m, d)) < p_on
+    Z[0] = True
+    return Z
+
+
+def lime_kernel(Z: np.ndarray, width: float) -> np.ndarray:
+    """LIME's exponential kernel on the distance to the original, D = ||1 - z||_2:
+    pi(z) = sqrt(exp(-D^2 / width^2)) (the form lime's LimeTabularExplainer uses)."""
+    D2 = (~Z).sum(axis=1).astype(float)
+    return np.sqrt(np.exp(-D2 / width ** 2))
+
+
+def all_coalitions(d: int) -> np.ndarray:
+    """Every coalition, row c = the bits of integer c (2^d, d)."""
+    codes = np.arange(2 ** d, dtype=np.int64)
+    return ((codes[:, None] >> np.arange(d)) & 1).astype(bool)
+
+
+def occlusion(d: int) -> np.ndarray:
+    """One feature removed at a time: row i = 1 - e_i."""
+    return ~np.eye(d, dtype=bool)
+
+
+def shapley_size_mass(d: int) -> np.ndarray:
+    """Total Shapley-kernel mass of each coalition size s = 1..d-1, proportional to (d-1)/(s(d-s))."""
+    s = np.arange(1, d)
+    q = (d - 1) / (s * (d - s))
+    return q / q.sum()
+
+
+@dataclass
+class ShapleyDesign:
+    """Coalitions and weights for KernelSHAP.
+
+    Z (m, d), w (m,) — regression weights (they sum to one); ``pair_id`` (m,) labels the sampled
+    antithetic pairs (z and 1-z share an id; -1 for enumerated coalitions, which carry no sampling
+    variance); ``exact`` is True when every coalition was enumerated.
+    """
+
+    Z: np.ndarray
+    w: np.ndarray
+    pair_id: np.ndarray
+    exact: bool
+    n_enumerated: int
+
+
+def shapley_kernel(d: int, m: int, rng: np.random.Generator) -> ShapleyDesign:
+    """KernelSHAP's neighbourhood with at most ``m`` coalitions (excluding the empty and full ones).
+
+    Coalition sizes are visited in pairs (s, d-s) from the outside in; a pair of sizes is enumerated
+    exactly when its share of the remaining budget covers all its coalitions (as shap does). The
+    remaining sizes are sampled in antithetic pairs (z, 1-z) with sizes drawn in proportion to the
+    kernel mass, each sampled coalition weighted equally so that the sampled part carries the
+    remaining kernel mass.
+    """
+    if d < 2:
+        raise InputError("KernelSHAP needs at least 2 features (with one feature the value is f(x) - f(b))")
+    total = 2 ** d - 2
+    if m >= total:
+        Z = all_coalitions(d)[1:-1]
+        sizes = Z.sum(axis=1)
+        w = (d - 1) / (np.array([comb(d, int(s)) for s in sizes]) * sizes * (d - sizes))
+        return ShapleyDesign(Z, w / w.sum(), np.full(len(Z), -1), True, len(Z))
+    q = shapley_size_mass(d)  # index s-1
+    remaining_mass, remaining = 1.0, m
+    blocks, weights = [], []
+    done = np.zeros(d + 1, dtype=bool)
+    for s in range(1, d // 2 + 1):
+        partner = d - s
+        count = comb(d, s) * (1 if s == partner else 2)
+        mass = q[s - 1] + (0.0 if s == partner else q[partner - 1])
+        if remaining_mass <= 0 or remaining * mass / remaining_mass < count - 1e-9:
+            break
+        for size in {s, partner}:
+            Zs = _all_of_size(d, size)
+            blocks.append(Zs)
+            weights.append(np.full(len(Zs), q[size - 1] / comb(d, size)))
+        remaining -= count
+        remaining_mass -= mass
+        done[s] = done[partner] = True
+    n_enum = sum(len(b) for b in blocks)
+    pair_ids = [np.full(n_enum, -1)]
+    n_pairs = remaining // 2
+    if n_pairs > 0 and remaining_mass > 1e-12:
+        free = np.array([s for s in range(1, d) if not done[s]])
+        p = q[free - 1] / q[free - 1].sum()
+        sizes = rng.choice(free, size=n_pairs, p=p)
+        # a random subset of each size: rank random keys, take the `size` smallest
+        keys = rng.random((n_pairs, d))
+        ranks = np.argsort(np.argsort(keys, axis=1), axis=1)
+        Zp = ranks < sizes[:, None]
+        Zs = np.empty((2 * n_pairs, d), dtype=bool)
+        Zs[0::2], Zs[1::2] = Zp, ~Zp
+        blocks.append(Zs)
+        weights.append(np.full(2 * n_pairs, remaining_mass / (2 * n_pairs)))
+        pair_ids.append(np.repeat(np.arange(n_pairs), 2))
+    if not blocks:
+        raise InputError(f"KernelSHAP needs at least 2 coalitions, got n_samples={m}")
+    Z = np.concatenate(blocks)
+    w = np.concatenate(weights)
+    return ShapleyDesign(Z, w / w.sum(), np.concatenate(pair_ids), False, n_enum)
+
+
+def _all_of_size(d: int, s: int) -> np.ndarray:
+    from itertools import combinations
+
+    out = np.zeros((comb(d, s), d), dtype=bool)
+    for r, idx in enumerate(combinations(range(d), s)):
+        out[r, list(idx)] = True
+    return out
