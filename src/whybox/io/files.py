@@ -11,9 +11,15 @@ from whybox.errors import InputError
 PICKLE_EXT = (".joblib", ".pkl", ".pickle")
 
 
-def load_model(path: str | os.PathLike, *, trust_pickle: bool = False) -> Any:
+TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.")
+
+
+def load_model(path: str | os.PathLike, *, trust_pickle: bool = False, trusted: list[str] | None = None) -> Any:
     """Load a model file: skops (.skops) with trusted types only, or joblib/pickle when
-    ``trust_pickle`` (loading a pickle runs arbitrary code)."""
+    ``trust_pickle`` (loading a pickle runs arbitrary code).
+
+    For skops files, types from scikit-learn, numpy and scipy are trusted, plus any listed in
+    ``trusted``; a file that needs any other type is refused with the list of those types."""
     p = os.fspath(path)
     if not os.path.exists(p):
         raise InputError(f"model file not found: {p}")
@@ -22,11 +28,16 @@ def load_model(path: str | os.PathLike, *, trust_pickle: bool = False) -> Any:
             import skops.io as sio
         except ImportError:
             raise InputError("loading .skops files needs skops: pip install skops") from None
-        untrusted = sio.get_untrusted_types(file=p)
-        if untrusted:
-            raise InputError(f"{p} contains types that are not trusted by default: {untrusted}. "
-                             "Inspect the file; whybox refuses to load them.")
-        return sio.load(p, trusted=[])
+        try:
+            needed = sio.get_untrusted_types(file=p)
+        except Exception as exc:
+            raise InputError(f"{p} is not a readable skops file: {exc}") from None
+        extra = set(trusted or [])
+        bad = [t for t in needed if not t.startswith(TRUSTED_PREFIXES) and t not in extra]
+        if bad:
+            raise InputError(f"{p} needs types that whybox does not trust: {bad}. Inspect the file; "
+                             "pass them as trusted types only if you trust its origin.")
+        return sio.load(p, trusted=list(needed))
     if p.endswith(PICKLE_EXT):
         if not trust_pickle:
             raise InputError(f"{p} is a pickle: loading it runs code from the file. Pass --trust-pickle "

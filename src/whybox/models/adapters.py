@@ -129,7 +129,7 @@ class Model:
         frame = pd.DataFrame(X, columns=self.columns, copy=False)
         if self.dtypes is not None:
             try:
-                frame = frame.astype(self.dtypes, copy=False)
+                frame = frame.astype(self.dtypes)
             except (TypeError, ValueError) as exc:
                 raise InputError(f"could not restore the column dtypes expected by {self.name}: {exc}") from None
         return frame

@@ -49,7 +49,7 @@ class TorchModel(Model):
                               f"for gradients, budget is {self.budget:,}")
         bs = self.batch_size or n
         out = np.empty_like(X)
-        targets = np.broadcast_to(np.asarray(targets, dtype=np.int64), (n,))
+        targets = np.array(np.broadcast_to(np.asarray(targets, dtype=np.int64), (n,)))
         for s in range(0, n, bs):
             t = torch.as_tensor(X[s:s + bs], dtype=self.dtype, device=self.device).requires_grad_(True)
             try:

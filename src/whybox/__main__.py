@@ -1,0 +1,3 @@
+from whybox.cli import main
+
+main()

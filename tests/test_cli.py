@@ -1,0 +1,126 @@
+"""The CLI end to end, as a user runs it (subprocesses)."""
+import json
+import os
+import subprocess
+import sys
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+
+from whybox import Explanation
+
+WHYBOX = [sys.executable, "-m", "whybox.cli"]
+
+
+def run(*args, cwd=None, ok=True):
+    p = subprocess.run([*WHYBOX, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300,
+                       env={**os.environ, "COLUMNS": "160"})
+    if ok:
+        assert p.returncode == 0, p.stdout + p.stderr
+    return p
+
+
+def test_demo_end_to_end(tmp_path):
+    out = tmp_path / "rep"
+    p = run("demo", "--out", out, "--rows", "2", "--methods", "kernelshap,occlusion,integrated_gradients")
+    assert "test accuracy" in p.stdout and "cost per method" in p.stdout
+    for m in ("kernelshap", "occlusion", "integrated_gradients"):
+        e = Explanation.from_json(out / f"{m}.json")
+        assert e.values.shape == (2, 30)
+        assert (out / f"{m}_row0_bar.png").stat().st_size > 1000
+    html = (out / "report.html").read_text()
+    assert "<img" in html and "kernelshap" in html
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    from sklearn.ensemble import RandomForestClassifier
+    import skops.io as sio
+
+    d = tmp_path_factory.mktemp("cli")
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.normal(size=(120, 4)), columns=["a", "b", "c", "d"])
+    df["label"] = (df.a + df.b > 0).astype(int)
+    rf = RandomForestClassifier(n_estimators=10, random_state=0).fit(df[["a", "b", "c", "d"]], df.label)
+    sio.dump(rf, d / "rf.skops")
+    joblib.dump(rf, d / "rf.joblib")
+    df.to_csv(d / "data.csv", index=False)
+    df.to_parquet(d / "data.parquet")
+    return d
+
+
+@pytest.mark.parametrize("ext", ["json", "parquet", "html"])
+def test_explain_skops_model(files, tmp_path, ext):
+    out = tmp_path / f"e.{ext}"
+    p = run("explain", files / "rf.skops", files / "data.csv", "--rows", "0:3", "--drop", "label",
+            "--method", "kernelshap", "--n-background", "20", "--param", "n_samples=64", "--out", out)
+    assert "3 row(s) explained with kernelshap" in p.stdout
+    if ext == "json":
+        e = Explanation.from_json(out)
+        assert e.values.shape == (3, 4) and e.params["n_samples"] == 64
+        assert e.row_ids.tolist() == [0, 1, 2]
+    elif ext == "parquet":
+        assert Explanation.from_parquet(out).values.shape == (3, 4)
+    else:
+        assert out.read_text().startswith("<!doctype html>")
+
+
+def test_pickle_needs_trust(files, tmp_path):
+    p = run("explain", files / "rf.joblib", files / "data.parquet", "--drop", "label", "--rows", "1",
+            "--out", tmp_path / "e.json", ok=False)
+    assert p.returncode == 2 and "--trust-pickle" in p.stderr and "Traceback" not in p.stderr
+    run("explain", files / "rf.joblib", files / "data.parquet", "--drop", "label", "--rows", "1",
+        "--method", "occlusion", "--trust-pickle", "--out", tmp_path / "e.json")
+    assert json.loads((tmp_path / "e.json").read_text())["method"] == "occlusion"
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--rows", "500"], "out of range"),
+    (["--method", "nope"], "unknown method 'nope'"),
+    (["--drop", "zzz"], "unknown column"),
+    (["--param", "n_samples"], "name=value"),
+])
+def test_explain_bad_input_is_a_clear_error(files, tmp_path, args, msg):
+    base = ["explain", files / "rf.skops", files / "data.csv", "--out", tmp_path / "e.json"]
+    if "--drop" not in args:
+        base += ["--drop", "label"]
+    p = run(*base, *args, ok=False)
+    assert p.returncode == 2, p.stderr
+    assert msg in p.stderr and "Traceback" not in p.stderr
+
+
+def test_missing_model_column(files, tmp_path):
+    p = run("explain", files / "rf.skops", files / "data.csv", "--out", tmp_path / "e.json", ok=False)
+    # 'label' was not dropped: the model knows which columns it was fitted on and takes those
+    assert p.returncode == 0, p.stderr
+
+
+@pytest.mark.parametrize("cmd", [[], ["demo"], ["explain"]])
+def test_help(cmd):
+    p = run(*cmd, "--help")
+    assert "Usage" in p.stdout
+
+
+class Untrusted:  # a type skops does not know: loading must be refused
+    def predict(self, X):
+        return X[:, 0]
+
+
+def test_skops_file_with_untrusted_type_is_refused(tmp_path):
+    import skops.io as sio
+    from sklearn.pipeline import FunctionTransformer, make_pipeline
+    from sklearn.linear_model import LinearRegression
+
+    from whybox import InputError
+    from whybox.io.files import load_model
+
+    pipe = make_pipeline(FunctionTransformer(func=np.log1p), LinearRegression())
+    pipe.fit(np.abs(np.random.default_rng(0).normal(size=(20, 2))), np.arange(20))
+    pipe.steps[1][1].extra = Untrusted()
+    sio.dump(pipe, tmp_path / "m.skops")
+    with pytest.raises(InputError, match="does not trust.*Untrusted"):
+        load_model(tmp_path / "m.skops")
+    with pytest.raises(InputError, match="unknown model file type"):
+        load_model(__file__)

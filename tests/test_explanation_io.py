@@ -1,0 +1,85 @@
+"""Explanation: frames, JSON and Parquet round trips, plots, shap export."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import whybox
+from whybox import Explanation
+
+
+@pytest.fixture(scope="module")
+def exp():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(6, 4)), columns=["age", "income", "debt", "score"])
+    f = lambda Z: np.column_stack([np.tanh(Z @ np.arange(1, 5)), 1 - np.tanh(Z @ np.arange(1, 5))])
+    return whybox.explain(f, X, method="kernelshap", background=rng.normal(size=(5, 4)), n_samples=10, seed=2)
+
+
+def test_frame(exp):
+    df = exp.to_frame()
+    assert list(df.columns[:4]) == ["age", "income", "debt", "score"]
+    assert {"base_value", "prediction", "target", "stderr:age"} <= set(df.columns)
+    assert len(df) == 6
+
+
+def test_json_round_trip(exp, tmp_path):
+    path = tmp_path / "e.json"
+    exp.to_json(path)
+    back = Explanation.from_json(path)
+    np.testing.assert_array_equal(back.values, exp.values)
+    np.testing.assert_array_equal(back.stderr, exp.stderr)
+    assert back.method == "kernelshap" and back.seed == 2 and back.params["n_samples"] == 10
+    assert back.n_model_rows == exp.n_model_rows
+    assert json.loads(exp.to_json())["feature_names"] == exp.feature_names
+    with pytest.raises(whybox.InputError, match="not a whybox explanation"):
+        Explanation.from_json('{"a": 1}')
+
+
+def test_parquet_round_trip(exp, tmp_path):
+    path = tmp_path / "e.parquet"
+    exp.save(path)
+    back = Explanation.from_parquet(path)
+    np.testing.assert_array_equal(back.values, exp.values)
+    np.testing.assert_array_equal(back.base_values, exp.base_values)
+    np.testing.assert_array_equal(back.target, exp.target)
+    assert back.params == json.loads(json.dumps(exp.params))
+    assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
+
+
+def test_nan_base_values_survive_json(tmp_path):
+    e = whybox.explain(lambda Z: Z.sum(1), np.ones((2, 3)), method="gradient")
+    assert np.isnan(e.base_values).all()
+    back = Explanation.from_json(e.to_json())
+    assert np.isnan(back.base_values).all()
+
+
+@pytest.mark.parametrize("kind", ["bar", "waterfall", "beeswarm"])
+def test_plots_write_png(exp, tmp_path, kind):
+    p = tmp_path / f"{kind}.png"
+    exp.plot(kind, row=1, path=str(p))
+    assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(whybox.InputError):
+        exp.plot("pie")
+
+
+def test_html_report_is_self_contained(exp, tmp_path):
+    p = tmp_path / "r.html"
+    exp.save(p)
+    text = p.read_text()
+    assert "data:image/png;base64," in text and "http" not in text.replace("http-equiv", "")
+
+
+def test_row_selection(exp):
+    sub = exp[2:4]
+    assert len(sub) == 2 and sub.row_ids.tolist() == [2, 3]
+    np.testing.assert_array_equal(sub.values, exp.values[2:4])
+
+
+def test_to_shap(exp):
+    shap = pytest.importorskip("shap")
+    s = exp.to_shap()
+    assert isinstance(s, shap.Explanation)
+    np.testing.assert_array_equal(s.values, exp.values)
+    assert list(s.feature_names) == exp.feature_names

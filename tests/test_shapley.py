@@ -1,0 +1,139 @@
+"""Exact Shapley against an independent brute force; the axioms; KernelSHAP convergence and stderr."""
+from itertools import permutations
+from math import factorial
+
+import numpy as np
+import pytest
+
+import whybox
+
+
+def game_model(X):
+    """A non-additive model with interactions; feature 4 is a dummy; features 0 and 1 are symmetric."""
+    X = np.asarray(X, dtype=float)
+    return (np.tanh(X[:, 0] + X[:, 1]) + X[:, 0] * X[:, 1] * X[:, 2] + np.sin(X[:, 3]) * X[:, 2]
+            + 0.5 * X[:, 5] ** 2)
+
+
+def brute_force_shapley(f, x, bg):
+    """Average marginal contribution over all d! orderings, interventional over the background."""
+    d = len(x)
+
+    def v(S):
+        Z = bg.copy()
+        Z[:, list(S)] = x[list(S)]
+        return f(Z).mean()
+
+    phi = np.zeros(d)
+    perms = list(permutations(range(d)))
+    for perm in perms:
+        S = []
+        prev = v(S)
+        for j in perm:
+            S.append(j)
+            cur = v(S)
+            phi[j] += cur - prev
+            prev = cur
+    return phi / factorial(d)
+
+
+def test_shapley_equals_brute_force():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1, 6))
+    bg = rng.normal(size=(4, 6))
+    e = whybox.explain(game_model, x, method="shapley", background=bg)
+    np.testing.assert_allclose(e.values[0], brute_force_shapley(game_model, x[0], bg), atol=1e-10)
+
+
+def test_shapley_axioms():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(5, 6))
+    X[:, 1] = X[:, 0]                      # symmetric features take equal values
+    bg = rng.normal(size=(1, 6))
+    bg[:, 1] = bg[:, 0]
+    e = whybox.explain(game_model, X, method="shapley", background=bg)
+    # efficiency
+    np.testing.assert_allclose(e.values.sum(1), game_model(X) - game_model(bg).mean(), atol=1e-10)
+    np.testing.assert_allclose(e.base_values, game_model(bg).mean(), atol=1e-12)
+    # symmetry
+    np.testing.assert_allclose(e.values[:, 0], e.values[:, 1], atol=1e-10)
+    # dummy
+    np.testing.assert_allclose(e.values[:, 4], 0.0, atol=1e-12)
+
+
+def test_kernelshap_converges_and_stderr_covers_error():
+    rng = np.random.default_rng(2)
+    d = 10
+    coef = rng.normal(size=(d, d)) / d
+
+    def f(X):
+        return np.tanh(X @ rng_w) + np.einsum("ni,ij,nj->n", X, coef, X)
+
+    rng_w = rng.normal(size=d)
+    X = rng.normal(size=(6, d))
+    bg = rng.normal(size=(8, d))
+    exact = whybox.explain(f, X, method="shapley", background=bg).values
+    errors, covered = [], []
+    for m in (64, 256, 900):
+        e = whybox.explain(f, X, method="kernelshap", background=bg, n_samples=m, seed=5)
+        err = e.values - exact
+        errors.append(np.linalg.norm(err) / np.linalg.norm(exact))
+        assert e.stderr is not None and (e.stderr > 0).any()
+        covered.append(np.mean(np.abs(err) <= 3 * e.stderr + 1e-12))
+    assert errors[0] > errors[1] > errors[2]
+    assert errors[2] < 0.05
+    # a 3-sigma interval should cover nearly all coordinates
+    assert min(covered) >= 0.9, covered
+    # full budget: KernelSHAP enumerates every coalition and equals exact Shapley
+    full = whybox.explain(f, X, method="kernelshap", background=bg, n_samples=2 ** d)
+    np.testing.assert_allclose(full.values, exact, atol=1e-9)
+    assert full.params["exact"] is True
+
+
+def test_kernelshap_stderr_calibrated_over_seeds():
+    """The reported stderr matches the spread of estimates across seeds (within a factor 1.6)."""
+    rng = np.random.default_rng(3)
+    d = 8
+    w = rng.normal(size=d)
+    f = lambda X: np.exp(0.3 * X @ w) + X[:, 0] * X[:, 1]
+    x = rng.normal(size=(1, d))
+    bg = rng.normal(size=(5, d))
+    ests, ses = [], []
+    for s in range(40):
+        e = whybox.explain(f, x, method="kernelshap", background=bg, n_samples=60, seed=s)
+        ests.append(e.values[0])
+        ses.append(e.stderr[0])
+    spread = np.std(ests, axis=0)
+    mean_se = np.mean(ses, axis=0)
+    ratio = np.median(mean_se / spread)
+    assert 1 / 1.6 < ratio < 1.6, ratio
+
+
+@pytest.mark.parametrize("method", ["lime", "kernelshap", "clime", "smoothgrad", "integrated_gradients"])
+def test_same_seed_same_numbers_different_seed_different_samples(method):
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(3, 7))
+    bg = rng.normal(size=(5, 7))
+    kw = {"n_samples": 100} if method != "integrated_gradients" else {"steps": 8}
+    a = whybox.explain(game_model_7, X, method=method, background=bg, seed=11, **kw)
+    b = whybox.explain(game_model_7, X, method=method, background=bg, seed=11, **kw)
+    np.testing.assert_array_equal(a.values, b.values)
+    if method != "integrated_gradients":  # IG is deterministic (quadrature)
+        c = whybox.explain(game_model_7, X, method=method, background=bg, seed=12, **kw)
+        assert not np.allclose(a.values, c.values)
+
+
+def game_model_7(X):
+    return np.tanh(X[:, 0] * X[:, 1] * X[:, 2]) + np.exp(0.3 * X[:, 2:].sum(1)) * X[:, 0]
+
+
+def test_rows_do_not_depend_on_chunking():
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(7, 7))
+    bg = rng.normal(size=(3, 7))
+    a = whybox.explain(game_model_7, X, method="kernelshap", background=bg, n_samples=64, seed=1)
+    b = whybox.explain(game_model_7, X, method="kernelshap", background=bg, n_samples=64, seed=1, chunk_rows=7)
+    part = whybox.explain(game_model_7, X[2:4], method="kernelshap", background=bg, n_samples=64, seed=1)
+    np.testing.assert_allclose(a.values, b.values, atol=1e-12)
+    np.testing.assert_allclose(a.values[2:4], part.values, atol=1e-12)
+    assert b.n_model_calls > a.n_model_calls
