@@ -13,3 +13,8 @@ __all__ = [
     "explain", "Explanation", "FeatureSpec", "Model", "as_model", "Background", "kmeans", "sample",
     "METHODS", "WhyboxError", "InputError", "ModelError", "BudgetError", "MethodError", "__version__",
 ]
+
+from whybox.choose import Choice, choose  # noqa: E402
+from whybox.evaluate import evaluate  # noqa: E402
+
+__all__ += ["choose", "Choice", "evaluate"]

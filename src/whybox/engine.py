@@ -36,39 +36,42 @@ def background_value(model: Model, bg: Background, *, chunk_rows: int = DEFAULT_
 
 def masked_outputs(model: Model, X: np.ndarray, Zcols: np.ndarray, bg: Background, targets: np.ndarray,
                    *, chunk_rows: int = DEFAULT_CHUNK_ROWS, progress=None) -> np.ndarray:
-    """v[i, j] = sum_b w_b f_{t_i}(where(Zcols[j], X[i], b)) for all rows i and column masks j.
+    """v[i, j] = sum_b w_b f_{t_i}(where(Z[j], X[i], b)) for all rows i and column masks j.
 
-    X (n, p), Zcols (m, p) bool, targets (n,) -> (n, m). Rows of Zcols that are all True give
-    f(X[i]) directly and all-False rows give the background value: neither is sent B times.
+    X (n, p); Zcols (m, p) bool shared by all rows, or (n, m, p) with masks per row; targets (n,)
+    -> (n, m). Masks that keep every column give f(X[i]) directly and masks that keep none give the
+    background value: neither is sent B times.
     """
     n, p = X.shape
-    m = Zcols.shape[0]
+    per_row = Zcols.ndim == 3
+    m = Zcols.shape[-2]
     B = bg.n_rows
     V = np.empty((n, m))
-    full = Zcols.all(axis=1)
-    empty = ~Zcols.any(axis=1)
+    full = np.broadcast_to(Zcols.all(axis=-1), (n, m))
+    empty = np.broadcast_to(~Zcols.any(axis=-1), (n, m))
     if full.any():
-        V[:, full] = _select(model(X), targets)[:, None]
+        V[full] = np.broadcast_to(_select(model(X), targets)[:, None], (n, m))[full]
     if empty.any():
-        V[:, empty] = background_value(model, bg, chunk_rows=chunk_rows)[targets][:, None]
-    cols = np.flatnonzero(~(full | empty))
-    if len(cols) == 0:
-        return V
-    Zm = Zcols[cols]
-    mm = len(cols)
+        base = background_value(model, bg, chunk_rows=chunk_rows)[targets]
+        V[empty] = np.broadcast_to(base[:, None], (n, m))[empty]
+    inner = ~(full | empty)
+    if per_row:
+        ii, jj = np.nonzero(inner)
+    else:  # row-major order over (row, mask) pairs, as for per-row masks
+        cols = np.flatnonzero(inner[0])
+        ii = np.repeat(np.arange(n), len(cols))
+        jj = np.tile(cols, n)
+    total = len(ii)
     pairs_per_chunk = max(1, chunk_rows // B)
-    total = n * mm
     data = bg.data
     for s in range(0, total, pairs_per_chunk):
-        e = min(total, s + pairs_per_chunk)
-        idx = np.arange(s, e)
-        i, j = idx // mm, idx % mm
-        inp = np.where(Zm[j][:, None, :], X[i][:, None, :], data[None, :, :])  # (c, B, p)
-        out = model(inp.reshape(-1, p)).reshape(e - s, B, -1)
-        vals = _select(out, _target_grid(targets[i], B)) @ bg.weights
-        V[i, cols[j]] = vals
+        i, j = ii[s:s + pairs_per_chunk], jj[s:s + pairs_per_chunk]
+        masks = Zcols[i, j] if per_row else Zcols[j]
+        inp = np.where(masks[:, None, :], X[i][:, None, :], data[None, :, :])  # (c, B, p)
+        out = model(inp.reshape(-1, p)).reshape(len(i), B, -1)
+        V[i, j] = _select(out, _target_grid(targets[i], B)) @ bg.weights
         if progress is not None:
-            progress(e - s)
+            progress(len(i))
     return V
 
 

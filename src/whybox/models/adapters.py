@@ -81,6 +81,16 @@ class Model:
     def has_gradient(self) -> bool:
         return False
 
+    def child(self, budget: int | None = None) -> "Model":
+        """A copy that calls the same model with its own counters and budget (and no cache)."""
+        import copy
+
+        c = copy.copy(self)
+        c.n_rows = c.n_calls = 0
+        c.budget = int(budget) if budget is not None else None
+        c._cache = {}
+        return c
+
     def with_frame(self, columns: Sequence[str] | None, dtypes: Any) -> "Model":
         self.columns = list(columns) if columns is not None else None
         self.dtypes = dtypes

@@ -1,0 +1,80 @@
+"""Shared plumbing for metrics: validated model/data/explanation triples and top-k selection."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from whybox.background import Background
+from whybox.core.explanation import Explanation
+from whybox.core.features import FeatureSpec
+from whybox.core.validation import check_random_state
+from whybox.errors import InputError
+from whybox.models.adapters import Model
+
+
+@dataclass
+class Setup:
+    model: Model
+    X: np.ndarray
+    spec: FeatureSpec
+    background: Background
+    values: np.ndarray      # (n, d)
+    targets: np.ndarray     # (n,)
+    rng: np.random.Generator
+
+
+def setup(model: Any, X: Any, explanation: Explanation | np.ndarray, *, background: Any = None,
+          groups: Any = None, feature_names: Any = None, kinds: Any = None, target: Any = None,
+          seed: Any = 0, budget: int | None = None) -> Setup:
+    """Validate a (model, rows, explanation) triple; targets default to the explanation's."""
+    from whybox.api import prepare, resolve_targets
+
+    m, arr, spec, bg = prepare(model, X, background=background, budget=budget, feature_names=feature_names,
+                               groups=groups, kinds=kinds)
+    values = explanation.values if isinstance(explanation, Explanation) else np.asarray(explanation, float)
+    if values.ndim == 1:
+        values = values[None, :]
+    if values.shape != (arr.shape[0], spec.n_features):
+        raise InputError(f"explanation has shape {values.shape} but X has {arr.shape[0]} row(s) and "
+                         f"{spec.n_features} interpretable feature(s)")
+    if isinstance(explanation, Explanation) and explanation.feature_names != spec.names:
+        raise InputError(f"explanation features {explanation.feature_names} do not match the data's "
+                         f"interpretable features {spec.names} (pass the same groups=)")
+    if target is None and isinstance(explanation, Explanation):
+        targets = np.asarray(explanation.target, dtype=np.intp)
+    else:
+        targets = resolve_targets(target, m(arr), m.output_names)
+    return Setup(m, arr, spec, bg, values, targets, check_random_state(seed))
+
+
+def check_k(k: int | None, d: int) -> int:
+    if k is None:
+        return int(np.ceil(0.25 * d))
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= d:
+        raise InputError(f"k must be an integer between 1 and the number of features ({d}), got {k!r}")
+    return int(k)
+
+
+def top_k_mask(values: np.ndarray, k: int) -> np.ndarray:
+    """(n, d) bool: the k features of largest |value| per row (ties broken by feature order)."""
+    order = np.argsort(-np.abs(values), axis=1, kind="stable")[:, :k]
+    mask = np.zeros(values.shape, dtype=bool)
+    np.put_along_axis(mask, order, True, axis=1)
+    return mask
+
+
+def mean_ci(scores: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and a normal-approximation confidence interval of per-row scores (NaNs ignored)."""
+    from scipy.stats import norm
+
+    s = np.asarray(scores, dtype=float)
+    s = s[np.isfinite(s)]
+    if len(s) == 0:
+        return float("nan"), float("nan"), float("nan")
+    mu = float(s.mean())
+    if len(s) < 2:
+        return mu, mu, mu
+    half = float(norm.ppf(0.5 + level / 2) * s.std(ddof=1) / np.sqrt(len(s)))
+    return mu, mu - half, mu + half

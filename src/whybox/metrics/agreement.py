@@ -1,0 +1,184 @@
+"""Agreement between two explanations, or between an explanation and the ground truth (OpenXAI
+definitions; Krishna et al. 2022, "The Disagreement Problem in Explainable Machine Learning").
+
+Ranks are dense ranks of |attribution| (1 = largest), so ties share a rank. Each function takes two
+(n, d) arrays (or Explanations) and returns one score per row in [0, 1] (RC in [-1, 1]).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.stats import rankdata
+
+from whybox.core.explanation import Explanation
+from whybox.errors import InputError
+from whybox.metrics._common import check_k
+
+
+def _pair(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
+    A = a.values if isinstance(a, Explanation) else np.asarray(a, dtype=float)
+    B = b.values if isinstance(b, Explanation) else np.asarray(b, dtype=float)
+    A, B = np.atleast_2d(A), np.atleast_2d(B)
+    if A.shape[0] == 1 and B.shape[0] > 1:
+        A = np.repeat(A, B.shape[0], axis=0)
+    if B.shape[0] == 1 and A.shape[0] > 1:
+        B = np.repeat(B, A.shape[0], axis=0)
+    if A.shape != B.shape:
+        raise InputError(f"explanations have different shapes {A.shape} and {B.shape}")
+    if isinstance(a, Explanation) and isinstance(b, Explanation) and a.feature_names != b.feature_names:
+        raise InputError("explanations are over different features: "
+                         f"{a.feature_names} vs {b.feature_names}")
+    return A, B
+
+
+def _ranks(A: np.ndarray) -> np.ndarray:
+    return rankdata(-np.abs(A), method="dense", axis=1)
+
+
+def _topk(A: np.ndarray, k: int) -> np.ndarray:
+    return np.argsort(-np.abs(A), axis=1, kind="stable")[:, :k]
+
+
+def feature_agreement(a, b, k: int | None = None) -> np.ndarray:
+    """FA: fraction of the top-k features (by |value|) the two explanations share."""
+    A, B = _pair(a, b)
+    k = check_k(k, A.shape[1])
+    ta, tb = _topk(A, k), _topk(B, k)
+    return (ta[:, :, None] == tb[:, None, :]).any(axis=2).sum(axis=1) / k
+
+
+def rank_agreement(a, b, k: int | None = None) -> np.ndarray:
+    """RA: fraction of top-k positions holding the same feature with the same (dense) rank."""
+    A, B = _pair(a, b)
+    k = check_k(k, A.shape[1])
+    ta, tb = _topk(A, k), _topk(B, k)
+    ra = np.take_along_axis(_ranks(A), ta, axis=1)
+    rb = np.take_along_axis(_ranks(B), tb, axis=1)
+    return ((ta == tb) & (ra == rb)).sum(axis=1) / k
+
+
+def sign_agreement(a, b, k: int | None = None) -> np.ndarray:
+    """SA: fraction of the top-k features shared with the same sign."""
+    A, B = _pair(a, b)
+    k = check_k(k, A.shape[1])
+    ta, tb = _topk(A, k), _topk(B, k)
+    sa = np.sign(np.take_along_axis(A, ta, axis=1))
+    sb = np.sign(np.take_along_axis(B, tb, axis=1))
+    same = (ta[:, :, None] == tb[:, None, :]) & (sa[:, :, None] == sb[:, None, :])
+    return same.any(axis=2).sum(axis=1) / k
+
+
+def signed_rank_agreement(a, b, k: int | None = None) -> np.ndarray:
+    """SRA: fraction of top-k positions with the same feature, the same rank and the same sign."""
+    A, B = _pair(a, b)
+    k = check_k(k, A.shape[1])
+    ta, tb = _topk(A, k), _topk(B, k)
+    ra = np.take_along_axis(_ranks(A), ta, axis=1)
+    rb = np.take_along_axis(_ranks(B), tb, axis=1)
+    sa = np.sign(np.take_along_axis(A, ta, axis=1))
+    sb = np.sign(np.take_along_axis(B, tb, axis=1))
+    return ((ta == tb) & (ra == rb) & (sa == sb)).sum(axis=1) / k
+
+
+def rank_correlation(a, b) -> np.ndarray:
+    """RC: Pearson correlation of the dense ranks of |attribution| over all features (Spearman-like).
+    A row where one explanation ranks every feature equal scores 1 if both do, else 0."""
+    A, B = _pair(a, b)
+    ra, rb = _ranks(A).astype(float), _ranks(B).astype(float)
+    ra -= ra.mean(axis=1, keepdims=True)
+    rb -= rb.mean(axis=1, keepdims=True)
+    den = np.sqrt((ra ** 2).sum(axis=1) * (rb ** 2).sum(axis=1))
+    both_flat = ((ra == 0).all(axis=1)) & ((rb == 0).all(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rc = np.where(den > 0, (ra * rb).sum(axis=1) / np.where(den > 0, den, 1), 0.0)
+    return np.where(both_flat, 1.0, rc)
+
+
+def pairwise_rank_agreement(a, b) -> np.ndarray:
+    """PRA: fraction of feature pairs (i < j) whose relative order (rank_i < rank_j) is the same."""
+    A, B = _pair(a, b)
+    d = A.shape[1]
+    if d < 2:
+        raise InputError("pairwise rank agreement needs at least 2 features")
+    ra, rb = _ranks(A), _ranks(B)
+    iu = np.triu_indices(d, 1)
+    la = ra[:, iu[0]] < ra[:, iu[1]]
+    lb = rb[:, iu[0]] < rb[:, iu[1]]
+    return (la == lb).mean(axis=1)
+
+
+AGREEMENT = {"FA": feature_agreement, "RA": rank_agreement, "SA": sign_agreement,
+             "SRA": signed_rank_agreement, "RC": rank_correlation, "PRA": pairwise_rank_agreement}
+
+
+def agreement(a, b, k: int | None = None, metrics=("FA", "RA", "SA", "SRA", "RC", "PRA")) -> dict[str, np.ndarray]:
+    """Every requested agreement metric between ``a`` and ``b`` (per row)."""
+    out = {}
+    for m in metrics:
+        if m not in AGREEMENT:
+            raise InputError(f"unknown agreement metric {m!r}; choose from {sorted(AGREEMENT)}")
+        fn = AGREEMENT[m]
+        out[m] = fn(a, b, k) if m in ("FA", "RA", "SA", "SRA") else fn(a, b)
+    return out
+
+
+# ------------------------------------------------------------------------------- ground truth
+def _linear_weights(model: Any) -> np.ndarray:
+    """Weights (k, p) of a linear/logistic model, or InputError."""
+    from whybox.models.adapters import _is_torch_module
+
+    if _is_torch_module(model):
+        from torch import nn
+        params = list(model.parameters())
+        linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+        if len(linears) == 1 and sum(p.numel() for p in params) == sum(p.numel() for p in linears[0].parameters()):
+            return linears[0].weight.detach().cpu().numpy().astype(float)
+        raise InputError(f"ground truth attributions exist only for linear/logistic models; the torch module "
+                         f"{type(model).__name__} has {len(linears)} linear layer(s) or other parameters")
+    try:
+        from sklearn.linear_model._base import LinearClassifierMixin, LinearModel
+    except ImportError:  # pragma: no cover
+        LinearClassifierMixin = LinearModel = ()
+    if isinstance(model, (LinearModel, LinearClassifierMixin)) and hasattr(model, "coef_"):
+        return np.atleast_2d(np.asarray(model.coef_, dtype=float))
+    raise InputError(f"ground truth attributions exist only for linear/logistic models; "
+                     f"{type(model).__name__} is not one (a Pipeline is not linear in its raw inputs)")
+
+
+def ground_truth(model: Any, targets: Any, *, X: Any = None, groups: Any = None, feature_names=None) -> np.ndarray:
+    """Ground-truth attribution of a linear/logistic model for each row's target (n, d).
+
+    For two softmax/logit outputs (OpenXAI's LR) the truth for target t is w[t] - w[1-t] (w[1] - w[0]
+    flipped toward the predicted class); for a single output (regression, binary scikit-learn
+    classifier) w for target 1 and -w for target 0; otherwise w[t]. A multi-column group (one-hot
+    block) takes the weight of its active column (sum of w_c x_c over its columns), so ``X`` is needed
+    when groups are given."""
+    W = _linear_weights(model)
+    t = np.atleast_1d(np.asarray(targets, dtype=np.intp))
+    k = W.shape[0]
+    if k == 1:
+        sign = np.where(t == 0, -1.0, 1.0) if _is_binary_classifier(model) else np.ones(len(t))
+        G = sign[:, None] * W[0][None, :]
+    elif k == 2:
+        G = W[t] - W[1 - t]
+    else:
+        G = W[t]
+    if groups is None:
+        return G
+    if X is None:
+        raise InputError("ground_truth with groups needs X (a group's truth is its active column's weight)")
+    from whybox.core.features import FeatureSpec
+    from whybox.core.validation import to_matrix
+    arr = to_matrix(X, name="X").astype(float)
+    spec = FeatureSpec.build(arr, columns=feature_names if feature_names is not None else (
+        list(X.columns) if hasattr(X, "columns") else None), groups=groups)
+    out = np.empty((len(t), spec.n_features))
+    for g, cols in enumerate(spec.groups):
+        out[:, g] = G[:, cols[0]] if len(cols) == 1 else (G[:, cols] * arr[:, cols]).sum(axis=1)
+    return out
+
+
+def _is_binary_classifier(model: Any) -> bool:
+    classes = getattr(model, "classes_", None)
+    return classes is not None and len(classes) == 2
