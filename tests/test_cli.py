@@ -124,3 +124,27 @@ def test_skops_file_with_untrusted_type_is_refused(tmp_path):
         load_model(tmp_path / "m.skops")
     with pytest.raises(InputError, match="unknown model file type"):
         load_model(__file__)
+
+
+def test_choose_and_evaluate_commands(files, tmp_path):
+    out = tmp_path / "winner.json"
+    table = tmp_path / "rank.csv"
+    p = run("choose", files / "rf.skops", files / "data.csv", "--drop", "label", "--rows", "0:4",
+            "--candidates", "kernelshap,occlusion,lime", "--n-background", "10", "--out", out, "--table", table)
+    assert "winner:" in p.stdout
+    ranking = pd.read_csv(table)
+    assert set(ranking.method) == {"kernelshap", "occlusion", "lime"} and "fidelity" in ranking.columns
+    winner = Explanation.from_json(out)
+    assert winner.method == ranking.method.iloc[0] and winner.row_ids.tolist() == [0, 1, 2, 3]
+    ev = tmp_path / "ev.json"
+    p = run("evaluate", files / "rf.skops", files / "data.csv", "--drop", "label", "--explanation", out,
+            "--methods", "occlusion", "--rows", "0:4", "--metrics", "pgi,pgu,deletion", "--n-background", "10",
+            "--out", ev)
+    recs = json.loads(ev.read_text())
+    assert [r["method"] for r in recs] == [winner.method, "occlusion"]
+    assert all(r["pgi_lo"] <= r["pgi"] <= r["pgi_hi"] for r in recs)
+
+
+def test_evaluate_needs_something_to_score(files):
+    p = run("evaluate", files / "rf.skops", files / "data.csv", "--drop", "label", ok=False)
+    assert p.returncode == 2 and "--explanation" in p.stderr

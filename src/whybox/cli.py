@@ -93,22 +93,13 @@ def demo(out: Path = typer.Option(Path("whybox-report"), help="Folder for the re
     console.print(f"report written to [bold]{out / 'report.html'}[/bold] (+ JSON and PNG files in {out})")
 
 
-@app.command()
-def explain(model: Path = typer.Argument(..., help="Model file: .skops (preferred) or .joblib/.pkl with --trust-pickle."),
-            data: Path = typer.Argument(..., help="Rows to explain: a CSV or Parquet file."),
-            rows: Optional[str] = typer.Option(None, help="Rows to explain, e.g. 0:10, 5 or 1,4,9 (default: all)."),
-            method: str = typer.Option("kernelshap", help="Attribution method."),
-            background: Optional[Path] = typer.Option(None, help="CSV/Parquet of background rows (default: a 50-row sample of DATA)."),
-            n_background: int = typer.Option(50, help="Rows sampled from the background data."),
-            out: Path = typer.Option(Path("explanation.json"), help="Output file: .json, .parquet or .html."),
-            target: Optional[str] = typer.Option(None, help="Output/class to explain (default: predicted class)."),
-            drop: List[str] = typer.Option([], help="Column(s) of DATA that are not model inputs (e.g. the label)."),
-            seed: int = typer.Option(0, help="Random seed."),
-            budget: Optional[int] = typer.Option(None, help="Maximum number of model rows to spend."),
-            param: List[str] = typer.Option([], help="Method parameter name=value (repeatable), e.g. n_samples=512."),
-            trust_pickle: bool = typer.Option(False, help="Allow loading .joblib/.pkl models (runs code from the file)."),
-            ) -> None:
-    """Explain rows of DATA with MODEL and write the explanation to --out."""
+MODEL_ARG = typer.Argument(..., help="Model file: .skops (preferred) or .joblib/.pkl with --trust-pickle.")
+DATA_ARG = typer.Argument(..., help="Data rows: a CSV or Parquet file.")
+
+
+def _load_inputs(model: Path, data: Path, rows: Optional[str], drop: List[str], background: Optional[Path],
+                 n_background: int, seed: int, trust_pickle: bool):
+    """Model, the selected rows (DataFrame), their indices, and a background sample."""
     import whybox
     from whybox.io.files import load_model, load_table, parse_rows
 
@@ -119,23 +110,164 @@ def explain(model: Path = typer.Argument(..., help="Model file: .skops (preferre
         raise WhyboxError(f"--drop names unknown column(s) {missing}; DATA has {list(df.columns)}")
     df = df.drop(columns=list(drop))
     idx = parse_rows(rows, len(df))
-    bg_df = load_table(background).drop(columns=[c for c in drop if c in load_table(background).columns]) \
-        if background else df
-    bg = whybox.sample(bg_df, n_background, seed=seed) if not hasattr(est, "feature_names_in_") else \
-        bg_df.sample(min(n_background, len(bg_df)), random_state=seed)
-    tgt: Any = target
-    if target is not None:
-        try:
-            tgt = int(target)
-        except ValueError:
-            tgt = target
+    bg_df = df
+    if background is not None:
+        bg_df = load_table(background)
+        bg_df = bg_df.drop(columns=[c for c in drop if c in bg_df.columns])
+    if n_background < 1:
+        raise WhyboxError(f"--n-background must be >= 1, got {n_background}")
+    bg = bg_df.sample(min(n_background, len(bg_df)), random_state=seed)
+    if not hasattr(est, "feature_names_in_"):
+        bg = whybox.sample(bg, n_background, seed=seed)
+    return est, df, idx, bg
+
+
+def _target(target: Optional[str]) -> Any:
+    if target is None:
+        return None
+    try:
+        return int(target)
+    except ValueError:
+        return target
+
+
+def _write_table(table, out: Optional[Path]) -> None:
+    if out is None:
+        return
+    from whybox.core.explanation import atomic_write_text
+    if str(out).endswith(".csv"):
+        atomic_write_text(out, table.to_csv())
+    elif str(out).endswith(".json"):
+        atomic_write_text(out, table.reset_index().to_json(orient="records", indent=1))
+    else:
+        raise WhyboxError(f"unknown table format {out}: use .csv or .json")
+
+
+def _render(table, title: str, cols: list[str]) -> Table:
+    t = Table(title=title)
+    t.add_column(table.index.name or "")
+    for c in cols:
+        t.add_column(c, justify="right")
+    for name, row in table.iterrows():
+        cells = []
+        for c in cols:
+            v = row[c]
+            if isinstance(v, float):
+                lo, hi = row.get(f"{c}_lo"), row.get(f"{c}_hi")
+                half = (hi - lo) / 2 if lo is not None and lo == lo else None
+                cells.append(f"{v:.4g}" + (f" ± {half:.2g}" if half is not None else ""))
+            else:
+                cells.append(str(v))
+        t.add_row(str(name), *cells)
+    return t
+
+
+@app.command()
+def explain(model: Path = MODEL_ARG, data: Path = DATA_ARG,
+            rows: Optional[str] = typer.Option(None, help="Rows to explain, e.g. 0:10, 5 or 1,4,9 (default: all)."),
+            method: str = typer.Option("kernelshap", help="Attribution method (or 'auto')."),
+            background: Optional[Path] = typer.Option(None, help="CSV/Parquet of background rows (default: DATA)."),
+            n_background: int = typer.Option(50, help="Rows sampled from the background data."),
+            out: Path = typer.Option(Path("explanation.json"), help="Output file: .json, .parquet or .html."),
+            target: Optional[str] = typer.Option(None, help="Output/class to explain (default: predicted class)."),
+            drop: List[str] = typer.Option([], help="Column(s) of DATA that are not model inputs (e.g. the label)."),
+            seed: int = typer.Option(0, help="Random seed."),
+            budget: Optional[int] = typer.Option(None, help="Maximum number of model rows to spend."),
+            param: List[str] = typer.Option([], help="Method parameter name=value (repeatable), e.g. n_samples=512."),
+            trust_pickle: bool = typer.Option(False, help="Allow loading .joblib/.pkl models (runs code from the file)."),
+            ) -> None:
+    """Explain rows of DATA with MODEL and write the explanation to --out."""
+    import numpy as np
+    import whybox
+
+    est, df, idx, bg = _load_inputs(model, data, rows, drop, background, n_background, seed, trust_pickle)
     e = whybox.explain(est, df.iloc[idx], method=method, background=bg, seed=seed, budget=budget,
-                       target=tgt, **_parse_params(param))
-    e.row_ids = __import__("numpy").asarray(idx)
+                       target=_target(target), **_parse_params(param))
+    e.row_ids = np.asarray(idx)
     e.save(out)
     console.print(_top_table(f"row {idx[0]}: top features", [e], 0))
     console.print(f"{len(e)} row(s) explained with {e.method}: {e.n_model_rows:,} model rows, "
                   f"{e.seconds:.2f} s -> {out}")
+
+
+@app.command()
+def evaluate(model: Path = MODEL_ARG, data: Path = DATA_ARG,
+             explanation: List[Path] = typer.Option([], help="Explanation JSON/Parquet file(s) to score (their rows are taken from DATA)."),
+             methods: Optional[str] = typer.Option(None, help="Comma-separated methods to explain and score."),
+             metrics: str = typer.Option("pgi,pgu,fidelity", help="Comma-separated metrics: pgi, pgu, pgi_auc, pgu_auc, fidelity, nmse, r2, deletion, insertion, infidelity, ris, ros, rrs, sensitivity, FA, RA, SA, SRA, RC, PRA."),
+             rows: Optional[str] = typer.Option(None, help="Rows of DATA for --methods (default: all)."),
+             neighbourhood: str = typer.Option("removal", help="Neighbourhood for fidelity/infidelity: removal, removal(p), gaussian(sigma)."),
+             k: Optional[int] = typer.Option(None, help="Top-k for PGI/PGU/agreement (default ceil(d/4))."),
+             background: Optional[Path] = typer.Option(None, help="CSV/Parquet of background rows (default: DATA)."),
+             n_background: int = typer.Option(50, help="Rows sampled from the background data."),
+             drop: List[str] = typer.Option([], help="Column(s) of DATA that are not model inputs."),
+             seed: int = typer.Option(0, help="Random seed."),
+             out: Optional[Path] = typer.Option(None, help="Write the table to .csv or .json."),
+             trust_pickle: bool = typer.Option(False, help="Allow loading .joblib/.pkl models."),
+             ) -> None:
+    """Score explanations (files, or methods run here) with faithfulness/stability/agreement metrics."""
+    import numpy as np
+    import whybox
+    from whybox import Explanation
+
+    if not explanation and not methods:
+        raise WhyboxError("give explanation file(s) with --explanation or methods with --methods")
+    est, df, idx, bg = _load_inputs(model, data, rows, drop, background, n_background, seed, trust_pickle)
+    metric_list = [m.strip() for m in metrics.split(",") if m.strip()]
+    tables = []
+    if explanation:
+        loaded = {}
+        for pth in explanation:
+            e = Explanation.from_parquet(pth) if str(pth).endswith(".parquet") else Explanation.from_json(pth)
+            loaded[pth.stem] = e
+        ids = {tuple(e.row_ids.tolist()) for e in loaded.values()}
+        if len(ids) != 1:
+            raise WhyboxError("explanation files cover different rows; score them separately")
+        sel = list(next(iter(ids)))
+        if max(sel) >= len(df):
+            raise WhyboxError(f"explanations refer to row {max(sel)} but DATA has {len(df)} rows")
+        tables.append(whybox.evaluate(est, df.iloc[sel], loaded, metrics=metric_list, background=bg, k=k,
+                                      seed=seed, neighbourhood=neighbourhood))
+    if methods:
+        tables.append(whybox.evaluate(est, df.iloc[idx], [m.strip() for m in methods.split(",") if m.strip()],
+                                      metrics=metric_list, background=bg, k=k, seed=seed, neighbourhood=neighbourhood))
+    import pandas as pd
+    table = pd.concat(tables)
+    console.print(_render(table, "evaluation (mean ± 95% CI half-width over rows)", ["method", *metric_list, "explain_rows"]))
+    _write_table(table, out)
+
+
+@app.command()
+def choose(model: Path = MODEL_ARG, data: Path = DATA_ARG,
+           neighbourhood: str = typer.Option("removal", help="What 'nearby' means: removal, removal(p), gaussian(sigma)."),
+           candidates: Optional[str] = typer.Option(None, help="Comma-separated methods (default: all that apply)."),
+           metric: str = typer.Option("fidelity", help="fidelity, nmse, r2, infidelity, pgi, pgu, deletion or insertion."),
+           rows: Optional[str] = typer.Option(None, help="Rows of DATA (default: all)."),
+           budget: Optional[int] = typer.Option(None, help="Total model rows, shared equally by the candidates."),
+           background: Optional[Path] = typer.Option(None, help="CSV/Parquet of background rows (default: DATA)."),
+           n_background: int = typer.Option(50, help="Rows sampled from the background data."),
+           drop: List[str] = typer.Option([], help="Column(s) of DATA that are not model inputs."),
+           seed: int = typer.Option(0, help="Random seed."),
+           out: Optional[Path] = typer.Option(None, help="Write the winner's explanation (.json, .parquet, .html)."),
+           table: Optional[Path] = typer.Option(None, help="Write the ranking to .csv or .json."),
+           trust_pickle: bool = typer.Option(False, help="Allow loading .joblib/.pkl models."),
+           ) -> None:
+    """Rank explanation methods by faithfulness in your neighbourhood and keep the winner."""
+    import numpy as np
+    import whybox
+
+    est, df, idx, bg = _load_inputs(model, data, rows, drop, background, n_background, seed, trust_pickle)
+    cands = [c.strip() for c in candidates.split(",")] if candidates else None
+    res = whybox.choose(est, df.iloc[idx], neighbourhood=neighbourhood, candidates=cands, metric=metric,
+                        budget=budget, seed=seed, background=bg)
+    rk = res.ranking.set_index("method")
+    rk = rk.rename(columns={"score": metric, "lo": f"{metric}_lo", "hi": f"{metric}_hi"})
+    console.print(_render(rk, f"methods ranked by {metric} in {res.neighbourhood}", [metric, "explain_rows", "eval_rows", "status"]))
+    console.print(f"winner: [bold]{res.winner}[/bold]")
+    if out is not None:
+        res.explanation.row_ids = np.asarray(idx)
+        res.explanation.save(out)
+    _write_table(rk, table)
 
 
 def main(argv: Optional[list[str]] = None) -> None:

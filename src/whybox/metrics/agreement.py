@@ -153,7 +153,9 @@ def ground_truth(model: Any, targets: Any, *, X: Any = None, groups: Any = None,
     flipped toward the predicted class); for a single output (regression, binary scikit-learn
     classifier) w for target 1 and -w for target 0; otherwise w[t]. A multi-column group (one-hot
     block) takes the weight of its active column (sum of w_c x_c over its columns), so ``X`` is needed
-    when groups are given."""
+    when groups are given. Beware: the weights of a one-hot block are identifiable only up to a shift
+    per block (it can move into the bias), so agreement over groups depends on the encoding; prefer
+    column-level agreement for such models."""
     W = _linear_weights(model)
     t = np.atleast_1d(np.asarray(targets, dtype=np.intp))
     k = W.shape[0]
