@@ -18,3 +18,6 @@ from whybox.choose import Choice, choose  # noqa: E402
 from whybox.evaluate import evaluate  # noqa: E402
 
 __all__ += ["choose", "Choice", "evaluate"]
+from whybox.batch import explain_dataset  # noqa: E402
+
+__all__ += ["explain_dataset"]

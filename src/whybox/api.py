@@ -90,7 +90,8 @@ def explain(model: Any, X: Any, *, method: str = "kernelshap", background: Any =
             budget: int | None = None, seed: int | None = 0, target: Any = None,
             feature_names: Sequence[str] | None = None, groups: Mapping[str, Sequence] | Sequence | None = None,
             kinds: Any = None, output: str = "auto", batch_size: int | None = None,
-            chunk_rows: int = DEFAULT_CHUNK_ROWS, **method_params: Any) -> Explanation:
+            chunk_rows: int = DEFAULT_CHUNK_ROWS, executor: str | None = None, scheduler: str | None = None,
+            rows_per_task: int = 256, **method_params: Any) -> Explanation:
     """Explain the predictions of ``model`` on the rows of ``X``.
 
     Parameters
@@ -110,9 +111,21 @@ def explain(model: Any, X: Any, *, method: str = "kernelshap", background: Any =
         columns (e.g. a one-hot block) one interpretable feature.
     output : for scikit-learn estimators: "auto", "predict_proba", "decision_function" or "predict".
     batch_size : largest batch passed to the model in one call; chunk_rows: memory bound of one chunk.
+    executor : None/"local" (this process) or "dask": rows are split into tasks of ``rows_per_task``
+        rows on a dask.distributed cluster (``scheduler`` address, or a LocalCluster); the result
+        equals the local one with the same seed.
     **method_params : the method's own parameters (e.g. ``n_samples``, ``sigma``, ``steps``).
     """
     t0 = time.perf_counter()
+    if executor not in (None, "local"):
+        from whybox.batch import concat, run_chunks
+        res = run_chunks(model, X, chunk_size=rows_per_task, executor=executor, scheduler=scheduler, method=method,
+                         background=background, budget=budget, seed=seed, target=target, feature_names=feature_names,
+                         groups=groups, kinds=kinds, output=output, batch_size=batch_size, chunk_rows=chunk_rows,
+                         **method_params)
+        out = concat(res[i] for i in sorted(res))
+        out.seconds = time.perf_counter() - t0
+        return out
     if isinstance(method, str) and method.lower() == "auto":
         from whybox.choose import choose
         res = choose(model, X, background=background, budget=budget, seed=seed, target=target,

@@ -175,16 +175,39 @@ def explain(model: Path = MODEL_ARG, data: Path = DATA_ARG,
             budget: Optional[int] = typer.Option(None, help="Maximum number of model rows to spend."),
             param: List[str] = typer.Option([], help="Method parameter name=value (repeatable), e.g. n_samples=512."),
             trust_pickle: bool = typer.Option(False, help="Allow loading .joblib/.pkl models (runs code from the file)."),
+            chunk_size: int = typer.Option(256, help="Rows per chunk for .parquet output (each chunk is saved as it finishes)."),
+            resume: bool = typer.Option(False, help="Continue an interrupted .parquet run (same settings), skipping finished chunks."),
+            executor: str = typer.Option("local", help="local, or dask (chunks run on a dask.distributed cluster)."),
+            scheduler: Optional[str] = typer.Option(None, help="Dask scheduler address, e.g. tcp://host:8786 (default: a LocalCluster)."),
+            progress: bool = typer.Option(True, help="Show a progress bar for .parquet runs."),
             ) -> None:
-    """Explain rows of DATA with MODEL and write the explanation to --out."""
+    """Explain rows of DATA with MODEL and write the explanation to --out.
+
+    With a .parquet output, every row of DATA (or --rows) is explained chunk by chunk; finished
+    chunks are written atomically, so a killed run continues with --resume and the final file equals
+    an uninterrupted run with the same seed."""
+    import hashlib
+
     import numpy as np
     import whybox
 
     est, df, idx, bg = _load_inputs(model, data, rows, drop, background, n_background, seed, trust_pickle)
-    e = whybox.explain(est, df.iloc[idx], method=method, background=bg, seed=seed, budget=budget,
-                       target=_target(target), **_parse_params(param))
-    e.row_ids = np.asarray(idx)
-    e.save(out)
+    kwargs = dict(method=method, background=bg, seed=seed, budget=budget, target=_target(target), **_parse_params(param))
+    if str(out).endswith(".parquet"):
+        model_id = hashlib.sha256(Path(model).read_bytes()).hexdigest()[:16]
+        e = whybox.explain_dataset(est, df.iloc[idx], out, resume=resume, chunk_size=chunk_size, executor=executor,
+                                   scheduler=scheduler, progress=progress, model_id=model_id, **kwargs)
+        if e.params.get("resumed_chunks"):
+            console.print(f"resumed: {e.params['resumed_chunks']} chunk(s) were already done")
+        e.row_ids = np.asarray(idx)
+        e.to_parquet(out)
+    else:
+        if resume:
+            raise WhyboxError("--resume applies to .parquet outputs (chunked runs)")
+        e = whybox.explain(est, df.iloc[idx], executor=None if executor == "local" else executor,
+                           scheduler=scheduler, rows_per_task=chunk_size, **kwargs)
+        e.row_ids = np.asarray(idx)
+        e.save(out)
     console.print(_top_table(f"row {idx[0]}: top features", [e], 0))
     console.print(f"{len(e)} row(s) explained with {e.method}: {e.n_model_rows:,} model rows, "
                   f"{e.seconds:.2f} s -> {out}")

@@ -21,6 +21,8 @@ from whybox.errors import InputError
 from whybox.models.adapters import Model
 
 DEFAULT_CHUNK_ROWS = 32768
+# below this many explained rows, preparing the design once per chunk does not pay for itself
+FAST_PATH_MIN_ROWS = 8
 
 
 def _select(out: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -35,17 +37,25 @@ def background_value(model: Model, bg: Background, *, chunk_rows: int = DEFAULT_
 
 
 def masked_outputs(model: Model, X: np.ndarray, Zcols: np.ndarray, bg: Background, targets: np.ndarray,
-                   *, chunk_rows: int = DEFAULT_CHUNK_ROWS, progress=None) -> np.ndarray:
+                   *, bg_index: np.ndarray | None = None, chunk_rows: int = DEFAULT_CHUNK_ROWS,
+                   progress=None) -> np.ndarray:
     """v[i, j] = sum_b w_b f_{t_i}(where(Z[j], X[i], b)) for all rows i and column masks j.
 
     X (n, p); Zcols (m, p) bool shared by all rows, or (n, m, p) with masks per row; targets (n,)
-    -> (n, m). Masks that keep every column give f(X[i]) directly and masks that keep none give the
-    background value: neither is sent B times.
+    -> (n, m). With ``bg_index`` (m, r), mask j is evaluated on the r background rows bg_index[j]
+    only (drawn by the caller in proportion to the background weights) and averaged uniformly: an
+    unbiased estimate of the same value at r/B of the cost. Masks that keep every column give
+    f(X[i]) directly and masks that keep none the exact background value: neither is sent B times.
+
+    Numeric data with shared masks takes the fast path: the design rows (mask j, background row b)
+    are laid out once per chunk as float masks M and the x-free part Q = (1 - M) * b, and each
+    explained row then costs two vectorised passes, M * x + Q, before its model call.
     """
     n, p = X.shape
     per_row = Zcols.ndim == 3
     m = Zcols.shape[-2]
-    B = bg.n_rows
+    if bg_index is not None and per_row:
+        raise InputError("bg_index is only supported with masks shared by all rows")
     V = np.empty((n, m))
     full = np.broadcast_to(Zcols.all(axis=-1), (n, m))
     empty = np.broadcast_to(~Zcols.any(axis=-1), (n, m))
@@ -55,6 +65,14 @@ def masked_outputs(model: Model, X: np.ndarray, Zcols: np.ndarray, bg: Backgroun
         base = background_value(model, bg, chunk_rows=chunk_rows)[targets]
         V[empty] = np.broadcast_to(base[:, None], (n, m))[empty]
     inner = ~(full | empty)
+    if not inner.any():
+        return V
+    if not per_row and n >= FAST_PATH_MIN_ROWS and X.dtype != object and bg.data.dtype != object:
+        cols = np.flatnonzero(inner[0])
+        _masked_fast(model, X, Zcols[cols], cols, bg, targets, bg_index[cols] if bg_index is not None else None,
+                     V, chunk_rows, progress)
+        return V
+    B = bg.n_rows if bg_index is None else bg_index.shape[1]
     if per_row:
         ii, jj = np.nonzero(inner)
     else:  # row-major order over (row, mask) pairs, as for per-row masks
@@ -67,11 +85,103 @@ def masked_outputs(model: Model, X: np.ndarray, Zcols: np.ndarray, bg: Backgroun
     for s in range(0, total, pairs_per_chunk):
         i, j = ii[s:s + pairs_per_chunk], jj[s:s + pairs_per_chunk]
         masks = Zcols[i, j] if per_row else Zcols[j]
-        inp = np.where(masks[:, None, :], X[i][:, None, :], data[None, :, :])  # (c, B, p)
+        fill = data[None, :, :] if bg_index is None else data[bg_index[j]]
+        xs = X[i[0]][None, None, :] if i[0] == i[-1] else X[i][:, None, :]   # one row: no gather
+        inp = np.where(masks[:, None, :], xs, fill)  # (c, B, p)
         out = model(inp.reshape(-1, p)).reshape(len(i), B, -1)
-        V[i, j] = _select(out, _target_grid(targets[i], B)) @ bg.weights
+        sel = _select(out, _target_grid(targets[i], B))
+        V[i, j] = sel @ bg.weights if bg_index is None else sel.mean(axis=1)
         if progress is not None:
             progress(len(i))
+    return V
+
+
+def _masked_fast(model: Model, X: np.ndarray, Z: np.ndarray, cols: np.ndarray, bg: Background,
+                 targets: np.ndarray, bg_index: np.ndarray | None, V: np.ndarray, chunk_rows: int,
+                 progress) -> None:
+    """Numeric, shared masks: fill V[:, cols] (see masked_outputs)."""
+    n, p = X.shape
+    m = len(Z)
+    data = np.asarray(bg.data, dtype=float)
+    if bg_index is None:
+        r = bg.n_rows
+        rw = bg.weights
+    else:
+        r = bg_index.shape[1]
+        rw = np.full(r, 1.0 / r)
+    design_rows = m * r
+    masks_per_chunk = max(1, chunk_rows // r)
+    rows_per_call = max(1, chunk_rows // design_rows) if design_rows <= chunk_rows else 1
+    Xf = np.asarray(X, dtype=float)
+    # buffers reused across chunks: fresh multi-megabyte arrays would page-fault on every chunk
+    cap = min(masks_per_chunk, m) * r
+    Mbuf, Qbuf = np.empty((cap, p)), np.empty((cap, p))
+    inbuf = np.empty((min(rows_per_call, n), cap, p))
+    for s in range(0, m, masks_per_chunk):
+        Zc = Z[s:s + masks_per_chunk]
+        k = len(Zc)
+        M, Q = Mbuf[:k * r], Qbuf[:k * r]
+        np.copyto(M.reshape(k, r, p), Zc[:, None, :])                                  # masks as floats
+        if bg_index is None:
+            np.copyto(Q.reshape(k, r, p), data[None])
+        else:
+            np.take(data, bg_index[s:s + k].ravel(), axis=0, out=Q)
+        Q -= M * Q                                                                   # (1 - M) * b
+        for i0 in range(0, n, rows_per_call):
+            xb = Xf[i0:i0 + rows_per_call]
+            nb = len(xb)
+            buf = inbuf[:nb, :k * r]
+            np.multiply(M[None], xb[:, None, :], out=buf)
+            buf += Q[None]
+            out = model(buf.reshape(nb * k * r, p)).reshape(nb, k, r, -1)
+            sel = np.take_along_axis(out, targets[i0:i0 + nb, None, None, None], axis=3)[..., 0]
+            V[i0:i0 + nb, cols[s:s + k]] = sel @ rw
+            if progress is not None:
+                progress(nb * k)
+
+
+def stratified_outputs(model: Model, X: np.ndarray, Z: np.ndarray, col_index: np.ndarray, bg: Background,
+                       targets: np.ndarray, *, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> np.ndarray:
+    """Outputs of a stratified design: V[i, b, k] = f_{t_i}(where(Z[k, col_index[b]], X[i], bg[b])).
+
+    Z (m, d) is the base design over interpretable features; col_index (B, p) says which base
+    feature drives column c in stratum b (a permutation per background row, composed with the
+    feature groups). Within a stratum the fill is one background row, so each input block is
+    b + M * (x - b): a gather of boolean masks and two vectorised passes, with reused buffers.
+    """
+    engine_numeric = X.dtype != object and bg.data.dtype != object
+    n, p = X.shape
+    m = Z.shape[0]
+    B = col_index.shape[0]
+    V = np.empty((n, B, m))
+    data = bg.data
+    per = max(1, chunk_rows // m)          # strata per model call
+    seg = min(m, chunk_rows)               # masks per model call
+    sb_max = min(per, B)
+    Mbuf = np.empty((sb_max, seg, p)) if engine_numeric else None
+    inbuf = np.empty((sb_max, seg, p)) if engine_numeric else None
+    Xf = X.astype(float) if engine_numeric else X
+    for b0 in range(0, B, per):
+        bs = np.arange(b0, min(B, b0 + per))
+        sb = len(bs)
+        for s in range(0, m, seg):
+            Zs = Z[s:s + seg]
+            c = len(Zs)
+            masks = np.stack([Zs[:, col_index[b]] for b in bs])               # (sb, c, p) bool
+            fill = data[bs][:, None, :]
+            if engine_numeric:
+                M = Mbuf[:sb, :c]
+                np.copyto(M, masks)
+                buf = inbuf[:sb, :c]
+            for i in range(n):
+                if engine_numeric:
+                    np.multiply(M, Xf[i] - fill, out=buf)
+                    buf += fill
+                    inp = buf
+                else:
+                    inp = np.where(masks, X[i], fill)
+                out = model(inp.reshape(sb * c, p)).reshape(sb, c, -1)
+                V[i, b0:b0 + sb, s:s + c] = out[..., targets[i]]
     return V
 
 

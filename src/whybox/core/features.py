@@ -43,8 +43,16 @@ class FeatureSpec:
         return len(self.groups)
 
     def column_masks(self, Z: np.ndarray) -> np.ndarray:
-        """Map interpretable masks Z (m, d) to column masks (m, p)."""
-        return Z[:, self.group_of_column]
+        """Map interpretable masks Z (..., d) to column masks (..., p) (Z itself when every feature
+        is its own column, in order)."""
+        if self.is_identity:
+            return Z
+        return Z[..., self.group_of_column]
+
+    @property
+    def is_identity(self) -> bool:
+        return len(self.groups) == len(self.columns) and all(
+            len(g) == 1 and g[0] == j for j, g in enumerate(self.groups))
 
     @property
     def group_of_column(self) -> np.ndarray:

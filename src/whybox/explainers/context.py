@@ -28,6 +28,7 @@ class TabularContext:
     rng: np.random.Generator
     chunk_rows: int = engine.DEFAULT_CHUNK_ROWS
     _base: np.ndarray | None = field(default=None, repr=False)
+    _fb: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def n(self) -> int:
@@ -46,16 +47,34 @@ class TabularContext:
         return self.model.has_gradient
 
     # -- masking (binary) neighbourhoods ------------------------------------------------------
-    def evaluate_masks(self, Z: np.ndarray) -> np.ndarray:
-        """v_x(z) for every row x and mask z: (n, m)."""
+    def evaluate_masks(self, Z: np.ndarray, bg_index: np.ndarray | None = None) -> np.ndarray:
+        """v_x(z) for every row x and mask z: (n, m); with ``bg_index`` (m, r) each mask is evaluated
+        on its own r background rows (see :func:`whybox.engine.masked_outputs`)."""
         return engine.masked_outputs(self.model, self.X, self.spec.column_masks(np.asarray(Z, bool)),
-                                     self.background, self.targets, chunk_rows=self.chunk_rows)
+                                     self.background, self.targets, bg_index=bg_index,
+                                     chunk_rows=self.chunk_rows)
+
+    def evaluate_strata(self, Z: np.ndarray, perms: np.ndarray) -> np.ndarray:
+        """Outputs of a stratified design (n, B, m): stratum b is background row b with the base
+        feature masks Z permuted by perms[b] (see :func:`whybox.engine.stratified_outputs`)."""
+        col_index = perms[:, self.spec.group_of_column]
+        return engine.stratified_outputs(self.model, self.X, np.asarray(Z, bool), col_index, self.background,
+                                         self.targets, chunk_rows=self.chunk_rows)
 
     def base_value(self) -> np.ndarray:
         """v_x(empty) = E_b f(b)[target] for every row: (n,)."""
         if self._base is None:
             self._base = engine.background_value(self.model, self.background, chunk_rows=self.chunk_rows)
         return self._base[self.targets]
+
+    def evaluate_background_rows(self) -> np.ndarray:
+        """f_target(b) for every explained row's target and every background row: (n, B)."""
+        if self._fb is None:
+            bg = self.background.data
+            self._fb = np.concatenate([self.model(bg[s:s + self.chunk_rows])
+                                       for s in range(0, len(bg), self.chunk_rows)])
+            self._base = self.background.weights @ self._fb
+        return self._fb[:, self.targets].T
 
     # -- continuous neighbourhoods (input space) ------------------------------------------------
     def scale(self) -> np.ndarray:

@@ -98,21 +98,55 @@ def _auto_samples(d: int, n_samples: Any) -> int:
     return _positive_int("n_samples", n_samples)
 
 
-def run_kernelshap(ctx: TabularContext, n_samples: int | str = "auto") -> Result:
+KERNELSHAP_STRATEGIES = ("stratified", "shared")
+
+
+def run_kernelshap(ctx: TabularContext, n_samples: int | str = "auto", strategy: str = "stratified",
+                   stderr_strata: int = 8) -> Result:
+    """KernelSHAP (interventional Shapley values over the weighted background).
+
+    The budget is ``n_samples`` coalitions on the whole background: n_samples x B model rows per
+    explained row, as shap counts them. Shapley values are linear in the game, so
+    phi = sum_b w_b phi(v_b) where v_b(z) = f(z*x + (1-z)*b) is the baseline game of background row b.
+
+    * ``strategy="stratified"`` (default): every background row gets its *own* n_samples coalitions
+      (antithetic pairs, extreme sizes enumerated; the base design with the features randomly
+      permuted per row) and its own constrained regression, exact on additive games and with
+      sum(phi_b) = f(x) - f(b); the same budget covers B times more distinct coalitions than the
+      shared design. Standard errors are estimated from ``stderr_strata`` random strata (all when
+      B is smaller), scaled to all B.
+    * ``strategy="shared"``: the classic estimator (shap's KernelExplainer): one design, each
+      coalition's value averaged over the whole background before one regression.
+    """
+    if strategy not in KERNELSHAP_STRATEGIES:
+        raise InputError(f"strategy must be one of {KERNELSHAP_STRATEGIES}, got {strategy!r}")
     m = _auto_samples(ctx.d, n_samples)
     if ctx.d == 1:
         return Result((ctx.fx - ctx.base_value())[:, None], ctx.base_value(), np.zeros((ctx.n, 1)))
+    B = ctx.background.n_rows
+    if strategy == "shared" or B == 1 or m >= 2 ** ctx.d - 2:
+        design = masks.shapley_kernel(ctx.d, m, ctx.rng)
+        V = ctx.evaluate_masks(design.Z)
+        y0 = ctx.base_value()
+        phi, se = linear.kernelshap_wls(design.Z, design.w, V, y0, ctx.fx, design.pair_id)
+        info = {"n_coalitions": int(len(design.Z)), "exact": bool(design.exact),
+                "n_enumerated": int(design.n_enumerated), "strategy": "shared" if not design.exact else "exact"}
+        return Result(phi, y0, np.zeros_like(phi) if se is None else se, info=info)
     design = masks.shapley_kernel(ctx.d, m, ctx.rng)
-    V = ctx.evaluate_masks(design.Z)
-    y0 = ctx.base_value()
-    phi, se = linear.kernelshap_wls(design.Z, design.w, V, y0, ctx.fx, design.pair_id)
-    if se is None:
-        se = np.zeros_like(phi)
-    return Result(phi, y0, se, info={"n_coalitions": int(len(design.Z)), "exact": bool(design.exact),
-                                     "n_enumerated": int(design.n_enumerated)})
+    perms = np.argsort(ctx.rng.random((B, ctx.d)), axis=1)        # one feature permutation per stratum
+    mz = len(design.Z)
+    V = ctx.evaluate_strata(design.Z, perms)               # (n, B, m): stratum b sees Z[:, perms[b]]
+    fb = ctx.evaluate_background_rows()                     # (n, B): f_target(b) per row
+    strata = np.arange(B) if B <= stderr_strata else np.sort(ctx.rng.choice(B, stderr_strata, replace=False))
+    phi, se = linear.kernelshap_stratified(design.Z, design.w, design.pair_id, perms, V, fb, ctx.fx,
+                                           ctx.background.weights, stderr_strata=strata)
+    return Result(phi, ctx.base_value(), np.zeros_like(phi) if se is None else se,
+                  info={"n_coalitions": int(B * mz), "exact": False, "strategy": "stratified",
+                        "n_enumerated": int(B * design.n_enumerated), "stderr_strata": int(len(strata))})
 
 
-def cost_kernelshap(ctx: TabularContext, n_samples: int | str = "auto") -> int:
+def cost_kernelshap(ctx: TabularContext, n_samples: int | str = "auto", strategy: str = "stratified",
+                    stderr_strata: int = 8) -> int:
     m = _auto_samples(ctx.d, n_samples)
     m = min(m, 2 ** min(ctx.d, 62) - 2)
     return ctx.n * (m * ctx.background.n_rows + 1) + ctx.background.n_rows

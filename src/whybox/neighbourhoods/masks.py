@@ -57,14 +57,17 @@ class ShapleyDesign:
     n_enumerated: int
 
 
-def shapley_kernel(d: int, m: int, rng: np.random.Generator) -> ShapleyDesign:
-    """KernelSHAP's neighbourhood with at most ``m`` coalitions (excluding the empty and full ones).
+def shapley_kernel(d: int, m: float, rng: np.random.Generator, *, sample_cost: float = 1.0) -> ShapleyDesign:
+    """KernelSHAP's neighbourhood within a budget of ``m`` coalition-equivalents.
 
-    Coalition sizes are visited in pairs (s, d-s) from the outside in; a pair of sizes is enumerated
-    exactly when its share of the remaining budget covers all its coalitions (as shap does). The
-    remaining sizes are sampled in antithetic pairs (z, 1-z) with sizes drawn in proportion to the
-    kernel mass, each sampled coalition weighted equally so that the sampled part carries the
-    remaining kernel mass.
+    A coalition evaluated on the whole background costs 1; a sampled coalition costs
+    ``sample_cost`` (r/B when it is evaluated on r of the B background rows). Coalition sizes are
+    visited in pairs (s, d-s) from the outside in; a pair of sizes is enumerated (on the whole
+    background) when that costs no more than the share of the remaining budget that sampling would
+    spend on those sizes (shap's rule when sample_cost = 1). The remaining budget is spent on
+    antithetic pairs (z, 1-z) with sizes drawn in proportion to the kernel mass, each sampled
+    coalition weighted equally so that the sampled part carries the remaining kernel mass. With
+    m >= 2^d - 2 every coalition is enumerated and the result is exact.
     """
     if d < 2:
         raise InputError("KernelSHAP needs at least 2 features (with one feature the value is f(x) - f(b))")
@@ -75,7 +78,7 @@ def shapley_kernel(d: int, m: int, rng: np.random.Generator) -> ShapleyDesign:
         w = (d - 1) / (np.array([comb(d, int(s)) for s in sizes]) * sizes * (d - sizes))
         return ShapleyDesign(Z, w / w.sum(), np.full(len(Z), -1), True, len(Z))
     q = shapley_size_mass(d)  # index s-1
-    remaining_mass, remaining = 1.0, m
+    remaining_mass, remaining = 1.0, float(m)
     blocks, weights = [], []
     done = np.zeros(d + 1, dtype=bool)
     for s in range(1, d // 2 + 1):
@@ -93,7 +96,7 @@ def shapley_kernel(d: int, m: int, rng: np.random.Generator) -> ShapleyDesign:
         done[s] = done[partner] = True
     n_enum = sum(len(b) for b in blocks)
     pair_ids = [np.full(n_enum, -1)]
-    n_pairs = remaining // 2
+    n_pairs = int(remaining // (2 * sample_cost))
     if n_pairs > 0 and remaining_mass > 1e-12:
         free = np.array([s for s in range(1, d) if not done[s]])
         p = q[free - 1] / q[free - 1].sum()

@@ -71,17 +71,78 @@ def kernelshap_wls(Z: np.ndarray, w: np.ndarray, Y: np.ndarray, y0: np.ndarray, 
     n_pairs = int(ids.max()) + 1
     if n_pairs < 2:
         return phi, None
-    Zs, ws = Z[sampled], w[sampled]
-    # pair-membership matrix: sums each pair's two terms
-    P = np.zeros((n_pairs, len(ids)))
-    P[ids, np.arange(len(ids))] = 1.0
+    var = _sandwich_variance(Z[sampled], w[sampled], ids, Y[:, sampled] - y0[:, None], phi, C, block=block)
+    return phi, np.sqrt(np.maximum(var, 0.0))
+
+
+def _pair_sum(U: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Sum the terms of each antithetic pair along axis -2 (pairs stored consecutively, or any order)."""
+    k = int(ids.max()) + 1
+    if len(ids) == 2 * k and (ids[0::2] == np.arange(k)).all() and (ids[1::2] == np.arange(k)).all():
+        return U[..., 0::2, :] + U[..., 1::2, :]
+    out = np.zeros(U.shape[:-2] + (k, U.shape[-1]))
+    np.add.at(out, (slice(None),) * (U.ndim - 2) + (ids,), U)
+    return out
+
+
+def _sandwich_variance(Zs: np.ndarray, ws: np.ndarray, ids: np.ndarray, Yc: np.ndarray, phi: np.ndarray,
+                       C: np.ndarray, *, block: int = 64) -> np.ndarray:
+    """Sandwich variance of constrained WLS with sampled pairs as independent units.
+
+    Zs (ms, d) sampled coalitions, ws (ms,) weights, ids (ms,) pair ids, Yc (n, ms) centred outputs
+    (Y - y0), phi (n, d) estimates, C (d, d) the projected inverse. Returns var (n, d)."""
+    n_pairs = int(ids.max()) + 1
     var = np.empty_like(phi)
-    for s in range(0, Y.shape[0], block):
-        R = Y[s:s + block][:, sampled] - y0[s:s + block, None] - phi[s:s + block] @ Zs.T  # residuals (nb, ms)
-        U = np.einsum("km,bm,md->bkd", P, R * ws, Zs)   # per-pair influence terms (nb, n_pairs, d)
+    Zf = Zs.astype(float)
+    for s in range(0, Yc.shape[0], block):
+        R = Yc[s:s + block] - phi[s:s + block] @ Zf.T                 # residuals (nb, ms)
+        U = _pair_sum((R * ws)[:, :, None] * Zf[None], ids)         # (nb, n_pairs, d)
         U -= U.mean(axis=1, keepdims=True)
         G = U @ C.T
-        var[s:s + block] = (G ** 2).sum(axis=1) * n_pairs / (n_pairs - 1)
+        var[s:s + block] = np.einsum("bkd,bkd->bd", G, G) * n_pairs / (n_pairs - 1)
+    return var
+
+
+def kernelshap_stratified(Z: np.ndarray, w: np.ndarray, pair_id: np.ndarray, perms: np.ndarray,
+                          V: np.ndarray, y0: np.ndarray, y1: np.ndarray, weights: np.ndarray, *,
+                          stderr_strata: np.ndarray | None = None, block: int = 16
+                          ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Stratified KernelSHAP: one constrained WLS per background row b, averaged with its weight.
+
+    Stratum b uses the base design with its features permuted, Z_b = Z[:, perms[b]], so each
+    stratum sees its own coalitions while the regression algebra is computed once:
+    A_b^-1 and the constraint projector are the base ones permuted. V (n, B, m) are the outputs of
+    stratum b's coalitions on background row b, y0 (n, B) = f(b), y1 (n,) = f(x).
+    Standard errors: sandwich variance per stratum (pairs as units), summed as
+    Var(phi) = sum_b w_b^2 Var(phi_b); when ``stderr_strata`` lists a subset S of strata the sum is
+    estimated as (B/|S|) sum_{b in S} w_b^2 Var(phi_b) (unbiased for a uniform random S).
+    """
+    Zf = np.asarray(Z, dtype=float)
+    n, B, m = V.shape
+    d = Zf.shape[1]
+    WZ = Zf * w[:, None]
+    A = Zf.T @ WZ
+    Ainv = np.linalg.pinv(A) if np.linalg.matrix_rank(A) < d else np.linalg.inv(A)
+    a1 = Ainv.sum(axis=1)
+    denom = a1.sum()
+    C = Ainv - np.outer(a1, a1) / denom
+    Yc = V - y0[:, :, None]                                      # (n, B, m)
+    T = Yc @ WZ                                                  # (n, B, d) in permuted coordinates
+    Phi_p = T @ C.T + (y1[:, None] - y0)[:, :, None] * (a1 / denom)[None, None, :]
+    # back to feature coordinates: feature j of stratum b is base column perms[b, j]
+    Phi = np.take_along_axis(Phi_p, np.broadcast_to(perms[None], (n, B, d)), axis=2)
+    phi = np.einsum("nbd,b->nd", Phi, weights)
+    sampled = pair_id >= 0
+    if not sampled.any() or int(pair_id.max()) < 1:
+        return phi, None
+    strata = np.arange(B) if stderr_strata is None else np.asarray(stderr_strata)
+    ids = pair_id[sampled]
+    Zs, ws = Zf[sampled], w[sampled]
+    var = np.zeros((n, d))
+    for b in strata:
+        vb = _sandwich_variance(Zs, ws, ids, Yc[:, b, sampled], Phi_p[:, b], C, block=block)
+        var += weights[b] ** 2 * np.take_along_axis(vb, np.broadcast_to(perms[b], vb.shape), axis=1)
+    var *= B / len(strata)
     return phi, np.sqrt(np.maximum(var, 0.0))
 
 
