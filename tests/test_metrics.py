@@ -1,6 +1,5 @@
 """Metrics against hand-computed cases, properties, choose(), and bad input."""
 import numpy as np
-import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -193,7 +192,7 @@ def test_ground_truth_for_linear_models_and_refusal_for_others():
 
 
 def test_ground_truth_openxai_lr(shared):
-    from whybox.datasets import load_openxai, openxai_model
+    from whybox.datasets import openxai_model
     net = openxai_model("adult", "lr")
     w = net.linear.weight.detach().numpy().astype(float)
     np.testing.assert_allclose(M.ground_truth(net, [1, 0]), np.vstack([w[1] - w[0], w[0] - w[1]]))

@@ -49,9 +49,8 @@ def prepare(model: Any, X: Any, *, background: Any = None, budget: int | None = 
     if background is None and arr.dtype == object:
         raise InputError("X has non-numeric columns, so the default all-zeros baseline is meaningless: "
                          "pass background= (e.g. a sample of training rows)")
-    bg = make_background(background, n_columns=arr.shape[1], columns=spec.columns if isinstance(background, pd.DataFrame) else None)
-    if isinstance(background, pd.DataFrame) and m.columns is not None:
-        bg = Background(to_matrix(background[list(m.columns)], name="background"), bg.weights)
+    bg = make_background(background, n_columns=arr.shape[1],
+                         columns=spec.columns if isinstance(background, pd.DataFrame) else None)
     if bg.data.dtype != arr.dtype:
         if arr.dtype == object:
             bg = Background(bg.data.astype(object), bg.weights)

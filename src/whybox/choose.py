@@ -85,24 +85,19 @@ def choose(model: Any, X: Any, *, neighbourhood: Any = "removal", candidates: Se
     for c in cands:
         m = base.child(share)
         t0 = time.perf_counter()
-        status = "ok"
         try:
             e = explain(m, X, method=c, background=background, seed=seed, target=target, feature_names=feature_names,
                         groups=groups, kinds=kinds, **{**common_params, **params.get(c, {})})
             explain_rows = m.n_rows
             scores = metric_scores(metric, m, X, e, neighbourhood=nb, background=background, seed=_eval_seed(seed),
                                    n_samples=n_samples, groups=groups, feature_names=feature_names, kinds=kinds)
-        except BudgetError as exc:
-            rows.append({"method": c, "status": f"skipped: {exc}", "score": np.nan, "lo": np.nan, "hi": np.nan,
-                         "explain_rows": np.nan, "eval_rows": np.nan, "seconds": time.perf_counter() - t0})
-            continue
-        except MethodError as exc:
+        except (BudgetError, MethodError) as exc:
             rows.append({"method": c, "status": f"skipped: {exc}", "score": np.nan, "lo": np.nan, "hi": np.nan,
                          "explain_rows": np.nan, "eval_rows": np.nan, "seconds": time.perf_counter() - t0})
             continue
         mu, lo, hi = mean_ci(scores)
         exps[c] = e
-        rows.append({"method": c, "status": status, "score": mu, "lo": lo, "hi": hi, "explain_rows": explain_rows,
+        rows.append({"method": c, "status": "ok", "score": mu, "lo": lo, "hi": hi, "explain_rows": explain_rows,
                      "eval_rows": m.n_rows - explain_rows, "seconds": time.perf_counter() - t0})
     table = pd.DataFrame(rows)
     ok = table[table.status == "ok"]

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any, List, Optional
@@ -229,7 +228,6 @@ def evaluate(model: Path = MODEL_ARG, data: Path = DATA_ARG,
              trust_pickle: bool = typer.Option(False, help="Allow loading .joblib/.pkl models."),
              ) -> None:
     """Score explanations (files, or methods run here) with faithfulness/stability/agreement metrics."""
-    import numpy as np
     import whybox
     from whybox import Explanation
 

@@ -9,14 +9,12 @@ import pandas as pd
 from whybox.core.explanation import Explanation
 from whybox.errors import InputError
 from whybox.explainers.recipes import get_recipe
-import sys
-
-import whybox.metrics.agreement  # noqa: F401  (the submodule, not the function of the same name)
+from importlib import import_module
 from whybox.metrics import faithfulness as fa
 from whybox.metrics import stability as st
 from whybox.metrics._common import mean_ci
 
-agr = sys.modules["whybox.metrics.agreement"]
+agr = import_module("whybox.metrics.agreement")  # the module (whybox.metrics.agreement is also a function name)
 
 HIGHER_IS_BETTER = {"pgi": True, "pgu": False, "pgi_auc": True, "pgu_auc": False, "fidelity": False,
                     "nmse": False, "r2": True, "deletion": False, "insertion": True, "infidelity": False,

@@ -7,7 +7,6 @@ import io
 import os
 from typing import Sequence
 
-import numpy as np
 
 from whybox.core.explanation import Explanation, atomic_write_text
 

@@ -48,14 +48,20 @@ def feature_agreement(a, b, k: int | None = None) -> np.ndarray:
     return (ta[:, :, None] == tb[:, None, :]).any(axis=2).sum(axis=1) / k
 
 
+def _same_position(A: np.ndarray, B: np.ndarray, k: int, *, sign: bool) -> np.ndarray:
+    """(n, k) bool: top-k position holds the same feature with the same dense rank (and sign)."""
+    ta, tb = _topk(A, k), _topk(B, k)
+    same = (ta == tb) & (np.take_along_axis(_ranks(A), ta, axis=1) == np.take_along_axis(_ranks(B), tb, axis=1))
+    if sign:
+        same &= np.sign(np.take_along_axis(A, ta, axis=1)) == np.sign(np.take_along_axis(B, tb, axis=1))
+    return same
+
+
 def rank_agreement(a, b, k: int | None = None) -> np.ndarray:
     """RA: fraction of top-k positions holding the same feature with the same (dense) rank."""
     A, B = _pair(a, b)
     k = check_k(k, A.shape[1])
-    ta, tb = _topk(A, k), _topk(B, k)
-    ra = np.take_along_axis(_ranks(A), ta, axis=1)
-    rb = np.take_along_axis(_ranks(B), tb, axis=1)
-    return ((ta == tb) & (ra == rb)).sum(axis=1) / k
+    return _same_position(A, B, k, sign=False).sum(axis=1) / k
 
 
 def sign_agreement(a, b, k: int | None = None) -> np.ndarray:
@@ -73,12 +79,7 @@ def signed_rank_agreement(a, b, k: int | None = None) -> np.ndarray:
     """SRA: fraction of top-k positions with the same feature, the same rank and the same sign."""
     A, B = _pair(a, b)
     k = check_k(k, A.shape[1])
-    ta, tb = _topk(A, k), _topk(B, k)
-    ra = np.take_along_axis(_ranks(A), ta, axis=1)
-    rb = np.take_along_axis(_ranks(B), tb, axis=1)
-    sa = np.sign(np.take_along_axis(A, ta, axis=1))
-    sb = np.sign(np.take_along_axis(B, tb, axis=1))
-    return ((ta == tb) & (ra == rb) & (sa == sb)).sum(axis=1) / k
+    return _same_position(A, B, k, sign=True).sum(axis=1) / k
 
 
 def rank_correlation(a, b) -> np.ndarray:

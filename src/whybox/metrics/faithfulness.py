@@ -12,7 +12,7 @@ from whybox import engine
 from whybox.core.explanation import Explanation
 from whybox.errors import InputError
 from whybox.metrics._common import Setup, check_k, setup, top_k_mask
-from whybox.metrics.neighbourhood import Gaussian, Removal, parse_neighbourhood
+from whybox.metrics.neighbourhood import Removal, parse_neighbourhood
 
 
 # ------------------------------------------------------------------------------------ perturbations
