@@ -83,3 +83,13 @@ def test_to_shap(exp):
     assert isinstance(s, shap.Explanation)
     np.testing.assert_array_equal(s.values, exp.values)
     assert list(s.feature_names) == exp.feature_names
+
+
+def test_atomic_writes_use_normal_permissions(exp, tmp_path):
+    import os
+    import stat
+    mask = os.umask(0)
+    os.umask(mask)
+    for name in ("e.json", "e.parquet", "e.html"):
+        exp.save(tmp_path / name)
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~mask

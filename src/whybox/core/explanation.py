@@ -280,9 +280,14 @@ def _nan_to_none(a: np.ndarray) -> list:
 
 
 def _tmp_name(path: str) -> str:
+    """A temporary file beside ``path`` with the permissions a plain open() would give (mkstemp
+    creates files readable by the owner only)."""
     d = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".whybox-", suffix=".tmp", dir=d)
     os.close(fd)
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(tmp, 0o666 & ~mask)
     return tmp
 
 
