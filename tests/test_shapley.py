@@ -137,3 +137,17 @@ def test_rows_do_not_depend_on_chunking():
     np.testing.assert_allclose(a.values, b.values, atol=1e-12)
     np.testing.assert_allclose(a.values[2:4], part.values, atol=1e-12)
     assert b.n_model_calls > a.n_model_calls
+
+
+@pytest.mark.parametrize("method", ["lime", "occlusion", "shapley"])
+def test_fast_and_generic_input_paths_agree(method):
+    """Many numeric rows take the vectorised M*x + Q path, a single row the generic one."""
+    from whybox import engine
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(engine.FAST_PATH_MIN_ROWS + 2, 7))
+    bg = rng.normal(size=(4, 7))
+    kw = {"n_samples": 60} if method == "lime" else {}
+    many = whybox.explain(game_model_7, X, method=method, background=bg, seed=2, **kw)
+    single = np.vstack([whybox.explain(game_model_7, X[i:i + 1], method=method, background=bg, seed=2, **kw).values
+                        for i in range(len(X))])
+    np.testing.assert_allclose(many.values, single, rtol=1e-10, atol=1e-12)

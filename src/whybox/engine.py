@@ -37,15 +37,12 @@ def background_value(model: Model, bg: Background, *, chunk_rows: int = DEFAULT_
 
 
 def masked_outputs(model: Model, X: np.ndarray, Zcols: np.ndarray, bg: Background, targets: np.ndarray,
-                   *, bg_index: np.ndarray | None = None, chunk_rows: int = DEFAULT_CHUNK_ROWS,
-                   progress=None) -> np.ndarray:
+                   *, chunk_rows: int = DEFAULT_CHUNK_ROWS, progress=None) -> np.ndarray:
     """v[i, j] = sum_b w_b f_{t_i}(where(Z[j], X[i], b)) for all rows i and column masks j.
 
     X (n, p); Zcols (m, p) bool shared by all rows, or (n, m, p) with masks per row; targets (n,)
-    -> (n, m). With ``bg_index`` (m, r), mask j is evaluated on the r background rows bg_index[j]
-    only (drawn by the caller in proportion to the background weights) and averaged uniformly: an
-    unbiased estimate of the same value at r/B of the cost. Masks that keep every column give
-    f(X[i]) directly and masks that keep none the exact background value: neither is sent B times.
+    -> (n, m). Masks that keep every column give f(X[i]) directly and masks that keep none the
+    background value: neither is sent B times.
 
     Numeric data with shared masks takes the fast path: the design rows (mask j, background row b)
     are laid out once per chunk as float masks M and the x-free part Q = (1 - M) * b, and each
@@ -54,8 +51,6 @@ def masked_outputs(model: Model, X: np.ndarray, Zcols: np.ndarray, bg: Backgroun
     n, p = X.shape
     per_row = Zcols.ndim == 3
     m = Zcols.shape[-2]
-    if bg_index is not None and per_row:
-        raise InputError("bg_index is only supported with masks shared by all rows")
     V = np.empty((n, m))
     full = np.broadcast_to(Zcols.all(axis=-1), (n, m))
     empty = np.broadcast_to(~Zcols.any(axis=-1), (n, m))
@@ -69,10 +64,9 @@ def masked_outputs(model: Model, X: np.ndarray, Zcols: np.ndarray, bg: Backgroun
         return V
     if not per_row and n >= FAST_PATH_MIN_ROWS and X.dtype != object and bg.data.dtype != object:
         cols = np.flatnonzero(inner[0])
-        _masked_fast(model, X, Zcols[cols], cols, bg, targets, bg_index[cols] if bg_index is not None else None,
-                     V, chunk_rows, progress)
+        _masked_fast(model, X, Zcols[cols], cols, bg, targets, V, chunk_rows, progress)
         return V
-    B = bg.n_rows if bg_index is None else bg_index.shape[1]
+    B = bg.n_rows
     if per_row:
         ii, jj = np.nonzero(inner)
     else:  # row-major order over (row, mask) pairs, as for per-row masks
@@ -85,30 +79,23 @@ def masked_outputs(model: Model, X: np.ndarray, Zcols: np.ndarray, bg: Backgroun
     for s in range(0, total, pairs_per_chunk):
         i, j = ii[s:s + pairs_per_chunk], jj[s:s + pairs_per_chunk]
         masks = Zcols[i, j] if per_row else Zcols[j]
-        fill = data[None, :, :] if bg_index is None else data[bg_index[j]]
         xs = X[i[0]][None, None, :] if i[0] == i[-1] else X[i][:, None, :]   # one row: no gather
-        inp = np.where(masks[:, None, :], xs, fill)  # (c, B, p)
+        inp = np.where(masks[:, None, :], xs, data[None, :, :])  # (c, B, p)
         out = model(inp.reshape(-1, p)).reshape(len(i), B, -1)
-        sel = _select(out, _target_grid(targets[i], B))
-        V[i, j] = sel @ bg.weights if bg_index is None else sel.mean(axis=1)
+        V[i, j] = _select(out, _target_grid(targets[i], B)) @ bg.weights
         if progress is not None:
             progress(len(i))
     return V
 
 
 def _masked_fast(model: Model, X: np.ndarray, Z: np.ndarray, cols: np.ndarray, bg: Background,
-                 targets: np.ndarray, bg_index: np.ndarray | None, V: np.ndarray, chunk_rows: int,
-                 progress) -> None:
+                 targets: np.ndarray, V: np.ndarray, chunk_rows: int, progress) -> None:
     """Numeric, shared masks: fill V[:, cols] (see masked_outputs)."""
     n, p = X.shape
     m = len(Z)
     data = np.asarray(bg.data, dtype=float)
-    if bg_index is None:
-        r = bg.n_rows
-        rw = bg.weights
-    else:
-        r = bg_index.shape[1]
-        rw = np.full(r, 1.0 / r)
+    r = bg.n_rows
+    rw = bg.weights
     design_rows = m * r
     masks_per_chunk = max(1, chunk_rows // r)
     rows_per_call = max(1, chunk_rows // design_rows) if design_rows <= chunk_rows else 1
@@ -122,10 +109,7 @@ def _masked_fast(model: Model, X: np.ndarray, Z: np.ndarray, cols: np.ndarray, b
         k = len(Zc)
         M, Q = Mbuf[:k * r], Qbuf[:k * r]
         np.copyto(M.reshape(k, r, p), Zc[:, None, :])                                  # masks as floats
-        if bg_index is None:
-            np.copyto(Q.reshape(k, r, p), data[None])
-        else:
-            np.take(data, bg_index[s:s + k].ravel(), axis=0, out=Q)
+        np.copyto(Q.reshape(k, r, p), data[None])
         Q -= M * Q                                                                   # (1 - M) * b
         for i0 in range(0, n, rows_per_call):
             xb = Xf[i0:i0 + rows_per_call]
@@ -149,7 +133,7 @@ def stratified_outputs(model: Model, X: np.ndarray, Z: np.ndarray, col_index: np
     feature groups). Within a stratum the fill is one background row, so each input block is
     b + M * (x - b): a gather of boolean masks and two vectorised passes, with reused buffers.
     """
-    engine_numeric = X.dtype != object and bg.data.dtype != object
+    numeric = X.dtype != object and bg.data.dtype != object
     n, p = X.shape
     m = Z.shape[0]
     B = col_index.shape[0]
@@ -158,9 +142,9 @@ def stratified_outputs(model: Model, X: np.ndarray, Z: np.ndarray, col_index: np
     per = max(1, chunk_rows // m)          # strata per model call
     seg = min(m, chunk_rows)               # masks per model call
     sb_max = min(per, B)
-    Mbuf = np.empty((sb_max, seg, p)) if engine_numeric else None
-    inbuf = np.empty((sb_max, seg, p)) if engine_numeric else None
-    Xf = X.astype(float) if engine_numeric else X
+    Mbuf = np.empty((sb_max, seg, p)) if numeric else None
+    inbuf = np.empty((sb_max, seg, p)) if numeric else None
+    Xf = X.astype(float) if numeric else X
     for b0 in range(0, B, per):
         bs = np.arange(b0, min(B, b0 + per))
         sb = len(bs)
@@ -169,12 +153,12 @@ def stratified_outputs(model: Model, X: np.ndarray, Z: np.ndarray, col_index: np
             c = len(Zs)
             masks = np.stack([Zs[:, col_index[b]] for b in bs])               # (sb, c, p) bool
             fill = data[bs][:, None, :]
-            if engine_numeric:
+            if numeric:
                 M = Mbuf[:sb, :c]
                 np.copyto(M, masks)
                 buf = inbuf[:sb, :c]
             for i in range(n):
-                if engine_numeric:
+                if numeric:
                     np.multiply(M, Xf[i] - fill, out=buf)
                     buf += fill
                     inp = buf

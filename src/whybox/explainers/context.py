@@ -47,12 +47,10 @@ class TabularContext:
         return self.model.has_gradient
 
     # -- masking (binary) neighbourhoods ------------------------------------------------------
-    def evaluate_masks(self, Z: np.ndarray, bg_index: np.ndarray | None = None) -> np.ndarray:
-        """v_x(z) for every row x and mask z: (n, m); with ``bg_index`` (m, r) each mask is evaluated
-        on its own r background rows (see :func:`whybox.engine.masked_outputs`)."""
+    def evaluate_masks(self, Z: np.ndarray) -> np.ndarray:
+        """v_x(z) for every row x and mask z: (n, m)."""
         return engine.masked_outputs(self.model, self.X, self.spec.column_masks(np.asarray(Z, bool)),
-                                     self.background, self.targets, bg_index=bg_index,
-                                     chunk_rows=self.chunk_rows)
+                                     self.background, self.targets, chunk_rows=self.chunk_rows)
 
     def evaluate_strata(self, Z: np.ndarray, perms: np.ndarray) -> np.ndarray:
         """Outputs of a stratified design (n, B, m): stratum b is background row b with the base
