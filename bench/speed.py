@@ -266,16 +266,18 @@ def exact_shapley_overhead():
 
 
 PEAK_SNIPPET = """
-import resource, numpy as np, whybox
+import numpy as np, whybox
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 bc = load_breast_cancer(); X = bc.data
 est = LogisticRegression(max_iter=3000).fit(X, bc.target)
 f = lambda Z: est.predict_proba(Z)[:, 1]
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def hwm():  # peak RSS of this process image in KiB (ru_maxrss would include the parent's, across fork+exec)
+    return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1])
+before = hwm()
 whybox.explain(f, X[np.arange(1000) % len(X)], method="kernelshap", background=X[:50], n_samples=256,
                chunk_rows={chunk}, seed=0)
-print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(before, hwm())
 """
 
 

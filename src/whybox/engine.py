@@ -21,8 +21,6 @@ from whybox.errors import InputError
 from whybox.models.adapters import Model
 
 DEFAULT_CHUNK_ROWS = 32768
-# below this many explained rows, preparing the design once per chunk does not pay for itself
-FAST_PATH_MIN_ROWS = 8
 
 
 def _select(out: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -62,7 +60,7 @@ def masked_outputs(model: Model, X: np.ndarray, Zcols: np.ndarray, bg: Backgroun
     inner = ~(full | empty)
     if not inner.any():
         return V
-    if not per_row and n >= FAST_PATH_MIN_ROWS and X.dtype != object and bg.data.dtype != object:
+    if not per_row and X.dtype != object and bg.data.dtype != object:
         cols = np.flatnonzero(inner[0])
         _masked_fast(model, X, Zcols[cols], cols, bg, targets, V, chunk_rows, progress)
         return V
@@ -90,36 +88,35 @@ def masked_outputs(model: Model, X: np.ndarray, Zcols: np.ndarray, bg: Backgroun
 
 def _masked_fast(model: Model, X: np.ndarray, Z: np.ndarray, cols: np.ndarray, bg: Background,
                  targets: np.ndarray, V: np.ndarray, chunk_rows: int, progress) -> None:
-    """Numeric, shared masks: fill V[:, cols] (see masked_outputs)."""
+    """Numeric data, shared masks: fill V[:, cols] (see masked_outputs).
+
+    The input for (row x, mask z, background row b) is b + z * (x - b): per chunk the masks become
+    floats once, and each explained row costs two vectorised passes over a reused buffer."""
     n, p = X.shape
     m = len(Z)
     data = np.asarray(bg.data, dtype=float)
     r = bg.n_rows
-    rw = bg.weights
-    design_rows = m * r
     masks_per_chunk = max(1, chunk_rows // r)
+    design_rows = m * r
     rows_per_call = max(1, chunk_rows // design_rows) if design_rows <= chunk_rows else 1
     Xf = np.asarray(X, dtype=float)
-    # buffers reused across chunks: fresh multi-megabyte arrays would page-fault on every chunk
-    cap = min(masks_per_chunk, m) * r
-    Mbuf, Qbuf = np.empty((cap, p)), np.empty((cap, p))
-    inbuf = np.empty((min(rows_per_call, n), cap, p))
+    k_max = min(masks_per_chunk, m)
+    Mbuf = np.empty((k_max, p))
+    inbuf = np.empty((min(rows_per_call, n), k_max, r, p))   # reused: fresh buffers would page-fault
     for s in range(0, m, masks_per_chunk):
         Zc = Z[s:s + masks_per_chunk]
         k = len(Zc)
-        M, Q = Mbuf[:k * r], Qbuf[:k * r]
-        np.copyto(M.reshape(k, r, p), Zc[:, None, :])                                  # masks as floats
-        np.copyto(Q.reshape(k, r, p), data[None])
-        Q -= M * Q                                                                   # (1 - M) * b
+        M = Mbuf[:k]
+        np.copyto(M, Zc)
         for i0 in range(0, n, rows_per_call):
             xb = Xf[i0:i0 + rows_per_call]
             nb = len(xb)
-            buf = inbuf[:nb, :k * r]
-            np.multiply(M[None], xb[:, None, :], out=buf)
-            buf += Q[None]
+            buf = inbuf[:nb, :k]
+            np.multiply(M[None, :, None, :], (xb[:, None, :] - data[None])[:, None, :, :], out=buf)
+            buf += data
             out = model(buf.reshape(nb * k * r, p)).reshape(nb, k, r, -1)
             sel = np.take_along_axis(out, targets[i0:i0 + nb, None, None, None], axis=3)[..., 0]
-            V[i0:i0 + nb, cols[s:s + k]] = sel @ rw
+            V[i0:i0 + nb, cols[s:s + k]] = sel @ bg.weights
             if progress is not None:
                 progress(nb * k)
 
@@ -131,7 +128,8 @@ def stratified_outputs(model: Model, X: np.ndarray, Z: np.ndarray, col_index: np
     Z (m, d) is the base design over interpretable features; col_index (B, p) says which base
     feature drives column c in stratum b (a permutation per background row, composed with the
     feature groups). Within a stratum the fill is one background row, so each input block is
-    b + M * (x - b): a gather of boolean masks and two vectorised passes, with reused buffers.
+    b + M * (x - b): a gather of boolean masks, made floats once per block and shared by all
+    explained rows, then two vectorised passes per row over a reused buffer.
     """
     numeric = X.dtype != object and bg.data.dtype != object
     n, p = X.shape

@@ -59,7 +59,7 @@ def to_matrix(X: Any, *, name: str = "X", n_columns: int | None = None,
 
 def check_finite(arr: np.ndarray, *, name: str) -> None:
     if arr.dtype == object:
-        bad = pd.isna(pd.DataFrame(arr)).to_numpy()
+        bad = pd.isna(pd.DataFrame(arr)).to_numpy().copy()  # pandas may hand back a read-only view
         for j in range(arr.shape[1]):
             col = arr[:, j]
             floats = np.array([isinstance(v, (float, np.floating)) and not np.isfinite(v) for v in col])

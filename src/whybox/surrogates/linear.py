@@ -94,11 +94,11 @@ def _sandwich_variance(Zs: np.ndarray, ws: np.ndarray, ids: np.ndarray, Yc: np.n
     n_pairs = int(ids.max()) + 1
     var = np.empty_like(phi)
     Zf = Zs.astype(float)
+    CZ = (Zf @ C.T) * ws[:, None]          # each coalition's influence direction C z_i, weighted
     for s in range(0, Yc.shape[0], block):
         R = Yc[s:s + block] - phi[s:s + block] @ Zf.T                 # residuals (nb, ms)
-        U = _pair_sum((R * ws)[:, :, None] * Zf[None], ids)         # (nb, n_pairs, d)
-        U -= U.mean(axis=1, keepdims=True)
-        G = U @ C.T
+        G = _pair_sum(R[:, :, None] * CZ[None], ids)                # C u_k per pair (nb, n_pairs, d)
+        G -= G.mean(axis=1, keepdims=True)
         var[s:s + block] = np.einsum("bkd,bkd->bd", G, G) * n_pairs / (n_pairs - 1)
     return var
 
