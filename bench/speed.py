@@ -214,6 +214,12 @@ def accuracy_table(budgets, n_rows, n_perm, with_slow):
                     t = time.perf_counter()
                     vals = fn()
                     secs = time.perf_counter() - t
+                    if secs < 2.0 and label.startswith(("whybox", "shap")):   # noisy VM: best of 3
+                        for _ in range(2):
+                            f.reset()
+                            t = time.perf_counter()
+                            fn()
+                            secs = min(secs, time.perf_counter() - t)
                     k = len(vals)
                     used = f.rows / k
                     fl = floor_for(used)
@@ -256,9 +262,11 @@ def exact_shapley_overhead():
         f = Counted(est)
         bg = X[:10]
         x = X[100:101]
-        t = time.perf_counter()
-        e = whybox.explain(f, x, method="shapley", background=bg)
-        secs = time.perf_counter() - t
+        secs = np.inf
+        for _ in range(5):                    # best of 5: the smallest runs take milliseconds
+            t = time.perf_counter()
+            e = whybox.explain(f, x, method="shapley", background=bg)
+            secs = min(secs, time.perf_counter() - t)
         fl = floor_seconds(f, x[0], bg, e.n_model_rows)
         out.append({"d": d, "background": 10, "model rows": e.n_model_rows, "seconds": secs,
                     "floor seconds": fl, "overhead": secs / fl})
@@ -341,7 +349,7 @@ def main():
              "## Ratios whybox / shap on breast cancer (error: lower is better for whybox; time: overhead ratio)", "",
              markdown(ratio_df, ".3f"), "",
              "## All runs", "", "Columns: seconds per explained row, model rows per explained row, the floor (the "
-             "model alone on the same number of rows, in 32,768-row calls), overhead = time / floor, relative L2 error vs "
+             "model alone on the same number of rows, in 32,768-row calls, best of 3; whybox and shap runs under 2 s are also best of 3), overhead = time / floor, relative L2 error vs "
              "the reference, Spearman and top-3 agreement with the reference, and the reference's own relative "
              "error. Captum and lime were run on one row (they are slow).", "",
              "The floor is timed on inputs with random masks; tree models (GBM) can run faster on the real "

@@ -116,3 +116,10 @@ def test_bad_shapes():
         whybox.explain(f, np.zeros((0, 3)))
     with pytest.raises(InputError, match="target has 2 entries for 3 rows"):
         whybox.explain(f, X, target=[0, 0])
+
+
+def test_kernelshap_options_are_checked():
+    with pytest.raises(InputError, match="strategy must be one of"):
+        whybox.explain(f, X, method="kernelshap", strategy="fancy", background=np.zeros((3, 4)))
+    with pytest.raises(InputError, match="stderr_strata must be a positive integer"):
+        whybox.explain(f, X, method="kernelshap", stderr_strata=0, background=np.zeros((3, 4)))

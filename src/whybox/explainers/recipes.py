@@ -121,18 +121,18 @@ def run_kernelshap(ctx: TabularContext, n_samples: int | str = "auto", strategy:
     if strategy not in KERNELSHAP_STRATEGIES:
         raise InputError(f"strategy must be one of {KERNELSHAP_STRATEGIES}, got {strategy!r}")
     m = _auto_samples(ctx.d, n_samples)
+    stderr_strata = _positive_int("stderr_strata", stderr_strata)
     if ctx.d == 1:
         return Result((ctx.fx - ctx.base_value())[:, None], ctx.base_value(), np.zeros((ctx.n, 1)))
     B = ctx.background.n_rows
-    if strategy == "shared" or B == 1 or m >= 2 ** ctx.d - 2:
-        design = masks.shapley_kernel(ctx.d, m, ctx.rng)
+    design = masks.shapley_kernel(ctx.d, m, ctx.rng)
+    if strategy == "shared" or B == 1 or design.exact:
         V = ctx.evaluate_masks(design.Z)
         y0 = ctx.base_value()
         phi, se = linear.kernelshap_wls(design.Z, design.w, V, y0, ctx.fx, design.pair_id)
         info = {"n_coalitions": int(len(design.Z)), "exact": bool(design.exact),
                 "n_enumerated": int(design.n_enumerated), "strategy": "shared" if not design.exact else "exact"}
         return Result(phi, y0, np.zeros_like(phi) if se is None else se, info=info)
-    design = masks.shapley_kernel(ctx.d, m, ctx.rng)
     perms = np.argsort(ctx.rng.random((B, ctx.d)), axis=1)        # one feature permutation per stratum
     mz = len(design.Z)
     V = ctx.evaluate_strata(design.Z, perms)               # (n, B, m): stratum b sees Z[:, perms[b]]

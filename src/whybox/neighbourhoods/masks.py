@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from math import comb
 
 import numpy as np
@@ -23,10 +24,13 @@ def lime_kernel(Z: np.ndarray, width: float) -> np.ndarray:
     return np.sqrt(np.exp(-D2 / width ** 2))
 
 
+@lru_cache(maxsize=8)
 def all_coalitions(d: int) -> np.ndarray:
-    """Every coalition, row c = the bits of integer c (2^d, d)."""
+    """Every coalition, row c = the bits of integer c (2^d, d); cached and read-only."""
     codes = np.arange(2 ** d, dtype=np.int64)
-    return ((codes[:, None] >> np.arange(d)) & 1).astype(bool)
+    Z = ((codes[:, None] >> np.arange(d)) & 1).astype(bool)
+    Z.setflags(write=False)
+    return Z
 
 
 def occlusion(d: int) -> np.ndarray:

@@ -2,6 +2,7 @@
 the closed-form Shapley map (exact enumeration) and differences (occlusion)."""
 from __future__ import annotations
 
+from functools import lru_cache
 from math import factorial
 
 import numpy as np
@@ -146,6 +147,7 @@ def kernelshap_stratified(Z: np.ndarray, w: np.ndarray, pair_id: np.ndarray, per
     return phi, np.sqrt(np.maximum(var, 0.0))
 
 
+@lru_cache(maxsize=8)
 def shapley_matrix(d: int) -> np.ndarray:
     """The linear map L (d, 2^d) with phi = L @ v for a game v given on all coalitions (row c of
     :func:`~whybox.neighbourhoods.masks.all_coalitions`): phi_j = sum_{S not containing j}
@@ -158,4 +160,5 @@ def shapley_matrix(d: int) -> np.ndarray:
     wt = np.array([factorial(s) * factorial(d - s - 1) / factorial(d) for s in range(d)] + [0.0])
     # coalition contains j: + w(|c|-1); does not contain j: - w(|c|)
     L = np.where(bits.T == 1, wt[np.maximum(size - 1, 0)][None, :], -wt[size][None, :])
+    L.setflags(write=False)   # cached: shared by every call with this d
     return L
