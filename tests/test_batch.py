@@ -112,3 +112,14 @@ def test_dask_executor_equals_local(job, tmp_path):
 def test_bad_executor():
     with pytest.raises(InputError, match="executor must be one of"):
         whybox.explain(lambda X: X.sum(1), np.zeros((3, 2)), executor="spark")
+
+
+def test_row_ids_name_the_rows(job, tmp_path):
+    _, mlp, df = job
+    ids = np.arange(100, 112)
+    e = whybox.explain_dataset(mlp, df.iloc[:12], tmp_path / "r.parquet", chunk_size=5, method="occlusion",
+                               row_ids=ids)
+    assert e.row_ids.tolist() == ids.tolist()
+    assert Explanation.from_parquet(tmp_path / "r.parquet").row_ids.tolist() == ids.tolist()
+    with pytest.raises(InputError, match="row_ids has 3 entries for 12 rows"):
+        whybox.explain_dataset(mlp, df.iloc[:12], tmp_path / "s.parquet", method="occlusion", row_ids=[1, 2, 3])

@@ -101,7 +101,7 @@ def run_chunks(model: Any, X: Any, *, chunk_size: int, executor: str = "local", 
         kw = dict(explain_kwargs)
         if kw.get("background") is not None:
             kw["background"] = client.scatter(kw["background"], broadcast=True)
-        futures = {client.submit(_explain_remote, model_f, _rows(X, a, b), a, kw, pure=False): i for i, a, b in todo}
+        futures = {client.submit(_explain_chunk, model_f, _rows(X, a, b), a, kw, pure=False): i for i, a, b in todo}
         for fut in as_completed(futures):
             i = futures[fut]
             e = fut.result()
@@ -113,10 +113,6 @@ def run_chunks(model: Any, X: Any, *, chunk_size: int, executor: str = "local", 
         if cluster is not None:
             cluster.close()
     return results
-
-
-def _explain_remote(model: Any, X: Any, start: int, kwargs: dict[str, Any]) -> Explanation:
-    return _explain_chunk(model, X, start, kwargs)
 
 
 def fingerprint(obj: Any) -> str:
@@ -140,14 +136,17 @@ def fingerprint(obj: Any) -> str:
 
 def explain_dataset(model: Any, X: Any, out: str | os.PathLike, *, resume: bool = False, chunk_size: int = 256,
                     executor: str = "local", scheduler: str | None = None, progress: bool = False,
-                    model_id: str | None = None, **explain_kwargs: Any) -> Explanation:
+                    model_id: str | None = None, row_ids: Any = None, **explain_kwargs: Any) -> Explanation:
     """Explain every row of ``X`` and write the result to ``out`` (.parquet), chunk by chunk.
 
     Finished chunks are written atomically to ``<out>.parts/``; with ``resume=True`` a previous run of
     the same job (same data, background, method, parameters, seed, chunk size; checked against its
     manifest) continues where it stopped. Without ``resume`` an existing parts folder is an error.
-    The final Parquet file is written atomically and the parts folder removed.
+    The final Parquet file is written atomically and the parts folder removed. ``row_ids`` (one
+    per row of X) names the rows in the result; default 0..n-1.
     """
+    if row_ids is not None and len(row_ids) != len(X):
+        raise InputError(f"row_ids has {len(row_ids)} entries for {len(X)} rows")
     out = Path(out)
     if out.suffix != ".parquet":
         raise InputError(f"whole-dataset output must be a .parquet file, got {out}")
@@ -192,6 +191,8 @@ def explain_dataset(model: Any, X: Any, out: str | os.PathLike, *, resume: bool 
     full = concat(parts)
     full.params = {**full.params, "chunk_size": chunk_size, "resumed_chunks": len(done),
                    "run_seconds": time.perf_counter() - t0}
+    if row_ids is not None:
+        full.row_ids = np.asarray(row_ids)[full.row_ids]
     full.to_parquet(out)
     shutil.rmtree(parts_dir, ignore_errors=True)
     return full

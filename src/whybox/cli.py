@@ -195,11 +195,9 @@ def explain(model: Path = MODEL_ARG, data: Path = DATA_ARG,
     if str(out).endswith(".parquet"):
         model_id = hashlib.sha256(Path(model).read_bytes()).hexdigest()[:16]
         e = whybox.explain_dataset(est, df.iloc[idx], out, resume=resume, chunk_size=chunk_size, executor=executor,
-                                   scheduler=scheduler, progress=progress, model_id=model_id, **kwargs)
+                                   scheduler=scheduler, progress=progress, model_id=model_id, row_ids=idx, **kwargs)
         if e.params.get("resumed_chunks"):
             console.print(f"resumed: {e.params['resumed_chunks']} chunk(s) were already done")
-        e.row_ids = np.asarray(idx)
-        e.to_parquet(out)
     else:
         if resume:
             raise WhyboxError("--resume applies to .parquet outputs (chunked runs)")

@@ -28,10 +28,14 @@ def _select(out: np.ndarray, targets: np.ndarray) -> np.ndarray:
     return np.take_along_axis(out, np.asarray(targets)[..., None], axis=-1)[..., 0]
 
 
+def chunked_outputs(model: Model, A: np.ndarray, *, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> np.ndarray:
+    """f(A) for the rows of A, at most ``chunk_rows`` rows per model call: (N, k)."""
+    return np.concatenate([model(A[s:s + chunk_rows]) for s in range(0, len(A), chunk_rows)])
+
+
 def background_value(model: Model, bg: Background, *, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> np.ndarray:
     """E_b f(b) over the weighted background: (k,)."""
-    outs = [model(bg.data[s:s + chunk_rows]) for s in range(0, bg.n_rows, chunk_rows)]
-    return bg.weights @ np.concatenate(outs)
+    return bg.weights @ chunked_outputs(model, bg.data, chunk_rows=chunk_rows)
 
 
 def masked_outputs(model: Model, X: np.ndarray, Zcols: np.ndarray, bg: Background, targets: np.ndarray,
@@ -42,9 +46,9 @@ def masked_outputs(model: Model, X: np.ndarray, Zcols: np.ndarray, bg: Backgroun
     -> (n, m). Masks that keep every column give f(X[i]) directly and masks that keep none the
     background value: neither is sent B times.
 
-    Numeric data with shared masks takes the fast path: the design rows (mask j, background row b)
-    are laid out once per chunk as float masks M and the x-free part Q = (1 - M) * b, and each
-    explained row then costs two vectorised passes, M * x + Q, before its model call.
+    Numeric data with shared masks takes the fast path (:func:`_masked_fast`): inputs are built as
+    b + M * (x - b) with float masks M, two vectorised passes into a reused buffer; mixed (object)
+    data and per-row masks use ``np.where``.
     """
     n, p = X.shape
     per_row = Zcols.ndim == 3
@@ -53,7 +57,8 @@ def masked_outputs(model: Model, X: np.ndarray, Zcols: np.ndarray, bg: Backgroun
     full = np.broadcast_to(Zcols.all(axis=-1), (n, m))
     empty = np.broadcast_to(~Zcols.any(axis=-1), (n, m))
     if full.any():
-        V[full] = np.broadcast_to(_select(model(X), targets)[:, None], (n, m))[full]
+        fx = _select(chunked_outputs(model, X, chunk_rows=chunk_rows), targets)
+        V[full] = np.broadcast_to(fx[:, None], (n, m))[full]
     if empty.any():
         base = background_value(model, bg, chunk_rows=chunk_rows)[targets]
         V[empty] = np.broadcast_to(base[:, None], (n, m))[empty]

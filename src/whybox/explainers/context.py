@@ -27,8 +27,7 @@ class TabularContext:
     fx: np.ndarray                # (n,) f(x)[target]
     rng: np.random.Generator
     chunk_rows: int = engine.DEFAULT_CHUNK_ROWS
-    _base: np.ndarray | None = field(default=None, repr=False)
-    _fb: np.ndarray | None = field(default=None, repr=False)
+    _fb: np.ndarray | None = field(default=None, repr=False)   # f(background rows), (B, k)
 
     @property
     def n(self) -> int:
@@ -59,20 +58,19 @@ class TabularContext:
         return engine.stratified_outputs(self.model, self.X, np.asarray(Z, bool), col_index, self.background,
                                          self.targets, chunk_rows=self.chunk_rows)
 
+    def _background_outputs(self) -> np.ndarray:
+        """f(b) for every background row, evaluated once per context: (B, k)."""
+        if self._fb is None:
+            self._fb = engine.chunked_outputs(self.model, self.background.data, chunk_rows=self.chunk_rows)
+        return self._fb
+
     def base_value(self) -> np.ndarray:
         """v_x(empty) = E_b f(b)[target] for every row: (n,)."""
-        if self._base is None:
-            self._base = engine.background_value(self.model, self.background, chunk_rows=self.chunk_rows)
-        return self._base[self.targets]
+        return (self.background.weights @ self._background_outputs())[self.targets]
 
     def evaluate_background_rows(self) -> np.ndarray:
         """f_target(b) for every explained row's target and every background row: (n, B)."""
-        if self._fb is None:
-            bg = self.background.data
-            self._fb = np.concatenate([self.model(bg[s:s + self.chunk_rows])
-                                       for s in range(0, len(bg), self.chunk_rows)])
-            self._base = self.background.weights @ self._fb
-        return self._fb[:, self.targets].T
+        return self._background_outputs()[:, self.targets].T
 
     # -- continuous neighbourhoods (input space) ------------------------------------------------
     def scale(self) -> np.ndarray:
@@ -85,8 +83,7 @@ class TabularContext:
         return engine.gradients(self.model, P, targets, step=fd_step * self.scale(), chunk_rows=self.chunk_rows)
 
     def evaluate_points(self, P: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        out = np.concatenate([self.model(P[s:s + self.chunk_rows]) for s in range(0, len(P), self.chunk_rows)])
-        return engine._select(out, targets)
+        return engine._select(engine.chunked_outputs(self.model, P, chunk_rows=self.chunk_rows), targets)
 
     def numeric_X(self) -> np.ndarray:
         engine.check_numeric(self.X, "gradient and Gaussian-noise methods")

@@ -67,12 +67,8 @@ def openxai_perturb(S: Setup, allowed: np.ndarray, n_perturb: int, *, std: float
 def _eval_points(S: Setup, P: np.ndarray, chunk_rows: int = engine.DEFAULT_CHUNK_ROWS) -> np.ndarray:
     """f_target at points P (n, m, p) -> (n, m), chunked."""
     n, m, p = P.shape
-    flat = P.reshape(-1, p)
-    t = np.repeat(S.targets, m)
-    out = np.empty(n * m)
-    for s in range(0, n * m, chunk_rows):
-        out[s:s + chunk_rows] = engine._select(S.model(flat[s:s + chunk_rows]), t[s:s + chunk_rows])
-    return out.reshape(n, m)
+    out = engine.chunked_outputs(S.model, P.reshape(-1, p), chunk_rows=chunk_rows)
+    return engine._select(out, np.repeat(S.targets, m)).reshape(n, m)
 
 
 def _fx(S: Setup) -> np.ndarray:
