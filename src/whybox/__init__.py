@@ -21,3 +21,14 @@ __all__ += ["choose", "Choice", "evaluate"]
 from whybox.batch import explain_dataset  # noqa: E402
 
 __all__ += ["explain_dataset"]
+from whybox.explainers.text import explain_text  # noqa: E402
+from whybox.models.text import TextModel  # noqa: E402
+
+__all__ += ["explain_text", "TextModel", "TransformerClassifier"]
+
+
+def __getattr__(name: str):
+    if name == "TransformerClassifier":          # imports torch lazily
+        from whybox.models.transformer import TransformerClassifier
+        return TransformerClassifier
+    raise AttributeError(f"module 'whybox' has no attribute {name!r}")

@@ -289,6 +289,84 @@ def choose(model: Path = MODEL_ARG, data: Path = DATA_ARG,
     _write_table(rk, table)
 
 
+BUILTIN_TEXT_MODELS = ("tfidf-rt", "minilm-rt")
+
+
+def _text_model(model: str, trust_pickle: bool, n_train: Optional[int]):
+    """A model file (.skops, or a pickle with --trust-pickle), or a built-in trained on rt-polarity."""
+    if model in BUILTIN_TEXT_MODELS:
+        import numpy as np
+
+        from whybox.datasets import load_rt_polarity, tfidf_classifier
+
+        names = ["neg", "pos"]
+        if n_train is None:
+            n_train = None if model == "tfidf-rt" else 2000
+        texts, y = load_rt_polarity("train", n=n_train)
+        if model == "tfidf-rt":
+            return tfidf_classifier(texts, np.asarray(names)[y])
+        from whybox.models.minilm import train_minilm_classifier
+        return train_minilm_classifier(texts, y, output_names=names)
+    from whybox.io.files import load_model
+    return load_model(model, trust_pickle=trust_pickle)
+
+
+@app.command("explain-text")
+def explain_text(model: str = typer.Argument(..., help="Text classifier: a .skops file (or .joblib/.pkl with "
+                                             "--trust-pickle) of a pipeline taking raw strings, or a built-in "
+                                             "trained on rt-polarity: tfidf-rt, minilm-rt."),
+                 text: Optional[str] = typer.Argument(None, help="The text to explain (or use --file)."),
+                 file: Optional[Path] = typer.Option(None, "--file", help="A UTF-8 file with one text per line."),
+                 method: str = typer.Option("kernelshap", help="lime, kernelshap, shapley, occlusion; on minilm-rt "
+                                            "also gradient, gradxinput, smoothgrad, integrated_gradients."),
+                 units: str = typer.Option("word", help="word, token (the model tokenizer's) or sentence."),
+                 removal: str = typer.Option("delete", help="delete, mask or replace (a removed unit's fate)."),
+                 mask_token: Optional[str] = typer.Option(None, help="Token used by --removal mask."),
+                 replacement: Optional[str] = typer.Option(None, help="Neutral string used by --removal replace."),
+                 target: Optional[str] = typer.Option(None, help="Class to explain (default: the predicted one)."),
+                 out: Optional[Path] = typer.Option(None, help="Write .html (token heatmap) or .json (a list of explanations)."),
+                 seed: int = typer.Option(0, help="Random seed."),
+                 budget: Optional[int] = typer.Option(None, help="Maximum number of model rows to spend."),
+                 param: List[str] = typer.Option([], help="Method parameter name=value (repeatable), e.g. n_samples=500."),
+                 trust_pickle: bool = typer.Option(False, help="Allow loading .joblib/.pkl models (runs code from the file)."),
+                 n_train: Optional[int] = typer.Option(None, help="Training sentences for the built-in models "
+                                                       "(default: all 7,511 for tfidf-rt, 2,000 for minilm-rt)."),
+                 ) -> None:
+    """Explain a text classifier's prediction word by word: a coloured rendering in the terminal,
+    and optionally an HTML heatmap or JSON."""
+    import whybox
+    from whybox.io.text_render import render_text_rich, write_text_html
+
+    if (text is None) == (file is None):
+        raise WhyboxError("give exactly one of TEXT or --file")
+    if file is not None:
+        if not file.is_file():
+            raise WhyboxError(f"--file not found: {file}")
+        texts = [line.rstrip("\n") for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if not texts:
+            raise WhyboxError(f"--file {file} has no non-empty lines")
+    else:
+        texts = [text]
+    clf = _text_model(model, trust_pickle, n_train)
+    exps = whybox.explain_text(clf, texts, method=method, units=units, removal=removal, mask_token=mask_token,
+                               replacement=replacement, target=_target(target), seed=seed, budget=budget,
+                               **_parse_params(param))
+    for i, e in enumerate(exps):
+        console.print(f"[bold]text {i + 1}[/bold]: {e.target_names()[0]} = {e.predictions[0]:.4g} ({e.method}, "
+                      f"{e.n_model_rows:,} model rows, {e.seconds:.2f} s)")
+        console.print(render_text_rich(e))
+        console.print("  top: " + ", ".join(f"{n} {v:+.3g}" for n, v in e.top_features(0, 5)))
+    if out is not None:
+        if str(out).endswith((".html", ".htm")):
+            write_text_html(exps, out)
+        elif str(out).endswith(".json"):
+            from whybox.core.explanation import atomic_write_text
+            atomic_write_text(out, json.dumps([json.loads(e.to_json()) for e in exps], indent=1))
+        else:
+            raise WhyboxError(f"unknown output format {out}: use .html or .json")
+        console.print(f"-> {out}")
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     try:
         app(args=argv, standalone_mode=False)

@@ -149,3 +149,39 @@ def openxai_model(name: str, kind: str = "lr"):
         net = ANN(sd["input1.weight"].shape[1], sd["input1.weight"].shape[0])
     net.load_state_dict(sd)
     return net.eval()
+
+
+def load_rt_polarity(split: str = "train", n: int | None = None) -> tuple[list[str], np.ndarray]:
+    """Movie-review sentences of rt-polarity from the shared data folder: (texts, labels) with
+    labels 1 = "pos", 0 = "neg"; the first ``n`` of the split (its stored order) when given."""
+    if split not in ("train", "dev", "test"):
+        raise InputError(f"split must be 'train', 'dev' or 'test', got {split!r}")
+    root = shared_data_dir()
+    path = None if root is None else root / "text" / "rt-polarity" / f"{split}.jsonl"
+    if path is None or not path.is_file():
+        raise FileNotFoundError("rt-polarity not found (../shared/data/text/rt-polarity or $WHYBOX_SHARED_DATA)")
+    texts, labels = [], []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if n is not None and len(texts) >= n:
+                break
+            row = json.loads(line)
+            texts.append(row["text"])
+            labels.append(1 if row["label"] == "pos" else 0)
+    return texts, np.array(labels)
+
+
+def tfidf_classifier(texts: list[str], labels: Any, *, additive: bool = False, C: float = 1.0):
+    """TF-IDF + LogisticRegression on raw strings, with the word pattern whybox uses for word units.
+
+    ``additive=True`` drops the row normalisation (``norm=None``): the decision function is then
+    ``b + sum over word occurrences of coef[w] * idf[w]``, so each word occurrence's exact
+    contribution is known (a correctness check for text explainers)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    from whybox.representations.text import WORD_RE
+
+    vec = TfidfVectorizer(norm=None if additive else "l2", token_pattern=WORD_RE.pattern, lowercase=True)
+    return make_pipeline(vec, LogisticRegression(C=C, max_iter=5000)).fit(texts, labels)

@@ -222,6 +222,9 @@ class Explanation:
             self.to_json(p, indent=1)
         elif p.endswith(".parquet"):
             self.to_parquet(p)
+        elif p.endswith((".html", ".htm")) and self.params.get("representation") == "text":
+            from whybox.io.text_render import write_text_html
+            write_text_html([self], p)
         elif p.endswith((".html", ".htm")):
             from whybox.io.report import write_html
             write_html([self], p)

@@ -11,10 +11,12 @@ from whybox.metrics.faithfulness import (deletion_curve, infidelity, insertion_c
                                          pgi_auc, pgu, pgu_auc)
 from whybox.metrics.neighbourhood import Gaussian, Removal, parse_neighbourhood
 from whybox.metrics.stability import max_sensitivity, relative_stability
+from whybox.metrics.text import comprehensiveness, sufficiency, word_deletion_curve, word_insertion_curve
 
 __all__ = [
     "pgi", "pgu", "pgi_auc", "pgu_auc", "deletion_curve", "insertion_curve", "infidelity", "local_fidelity",
     "relative_stability", "max_sensitivity", "feature_agreement", "rank_agreement", "sign_agreement",
     "signed_rank_agreement", "rank_correlation", "pairwise_rank_agreement", "agreement", "ground_truth",
-    "Removal", "Gaussian", "parse_neighbourhood",
+    "Removal", "Gaussian", "parse_neighbourhood", "comprehensiveness", "sufficiency", "word_deletion_curve",
+    "word_insertion_curve",
 ]

@@ -229,7 +229,9 @@ def as_model(model: Any, *, output: str = "auto", batch_size: int | None = None,
         "estimator, a torch nn.Module, a whybox.Model or a callable f(X) -> scores")
 
 
-def _sklearn_model(est: Any, *, output: str, **kw: Any) -> Model:
+def sklearn_output(est: Any, output: str) -> tuple[Callable, str, list | None]:
+    """The scoring method of a fitted estimator (predict_proba, else decision_function, else predict;
+    ``output`` forces one), its name, and the output names (class labels) when they are known."""
     methods = [output] if output != "auto" else ["predict_proba", "decision_function", "predict"]
     fn = None
     for m in methods:
@@ -244,10 +246,14 @@ def _sklearn_model(est: Any, *, output: str, **kw: Any) -> Model:
         raise InputError(f"estimator {type(est).__name__} has no method {output!r}")
     classes = getattr(est, "classes_", None)
     output_names = None
-    if chosen == "predict_proba" and classes is not None:
+    if classes is not None and (chosen == "predict_proba" or (chosen == "decision_function" and len(classes) > 2)):
         output_names = [c.item() if hasattr(c, "item") else c for c in classes]
-    elif chosen == "decision_function" and classes is not None and len(classes) > 2:
-        output_names = [c.item() if hasattr(c, "item") else c for c in classes]
+    return fn, chosen, output_names
+
+
+def _sklearn_model(est: Any, *, output: str, **kw: Any) -> Model:
+    fn, chosen, output_names = sklearn_output(est, output)
+    classes = getattr(est, "classes_", None)
     columns = getattr(est, "feature_names_in_", None)
     name = kw.pop("name", None) or f"{type(est).__name__}.{chosen}"
     m = Model(fn, name=name, output_names=output_names, columns=list(columns) if columns is not None else None,
