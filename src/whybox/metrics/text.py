@@ -52,15 +52,23 @@ def _rank(values: np.ndarray, order: str) -> np.ndarray:
     raise InputError(f"order must be 'value' or 'abs', got {order!r}")
 
 
-def _evaluate(model: Any, exps: list[Explanation], designs: list[np.ndarray]) -> list[np.ndarray]:
-    """f(texts of design i)[target of i] for every explanation i, in one batched model pass."""
-    m = as_text_model(model)
-    texts, bounds = [], []
+def _evaluate(model: Any, exps: list[Explanation], designs: list[np.ndarray], output: str) -> list[np.ndarray]:
+    """f(texts of design i)[target of i] for every explanation i, in one batched model pass.
+
+    The original texts go first: if the model does not reproduce an explanation's prediction, the
+    metric would score another model (or another output), so that is an error."""
+    m = as_text_model(model, output=output)
+    texts, bounds = [e.params.get("text") for e in exps], []
     for e, Z in zip(exps, designs):
         t = units_of(e).texts(Z)
         bounds.append((len(texts), len(texts) + len(t)))
         texts += t
     out = m(texts)
+    for i, e in enumerate(exps):
+        got, want = out[i, int(e.target[0])], e.predictions[0]
+        if not np.isclose(got, want, rtol=1e-5, atol=1e-6):
+            raise InputError(f"explanation {i}: the model gives {got:.6g} on its text but the explanation says "
+                             f"{want:.6g}; score it with the model (and output=...) it explains")
     return [out[a:b, int(e.target[0])] for (a, b), e in zip(bounds, exps)]
 
 
@@ -74,7 +82,8 @@ def _top_k_masks(d: int, order_idx: np.ndarray, ks: Sequence[int], keep_top: boo
     return Z
 
 
-def _aopc(model: Any, explanations: Any, fractions: Sequence[float], order: str, keep_top: bool) -> np.ndarray:
+def _aopc(model: Any, explanations: Any, fractions: Sequence[float], order: str, keep_top: bool,
+          output: str) -> np.ndarray:
     exps = _as_list(explanations)
     fr = np.asarray(fractions, dtype=float)
     if fr.ndim != 1 or len(fr) == 0 or (fr <= 0).any() or (fr > 1).any():
@@ -84,23 +93,24 @@ def _aopc(model: Any, explanations: Any, fractions: Sequence[float], order: str,
         d = e.values.shape[1]
         ks = [max(1, int(np.ceil(q * d - 1e-9))) for q in fr]
         designs.append(_top_k_masks(d, _rank(e.values[0], order), ks, keep_top))
-    outs = _evaluate(model, exps, designs)
+    outs = _evaluate(model, exps, designs, output)
     return np.array([v[0] - v[1:].mean() for v in outs])
 
 
 def comprehensiveness(model: Any, explanations: Any, *, fractions: Sequence[float] = DEFAULT_FRACTIONS,
-                      order: str = "value") -> np.ndarray:
-    """AOPC comprehensiveness per text: mean over q of f(x) - f(x without the top ceil(q d) units)."""
-    return _aopc(model, explanations, fractions, order, keep_top=False)
+                      order: str = "value", output: str = "auto") -> np.ndarray:
+    """AOPC comprehensiveness per text: mean over q of f(x) - f(x without the top ceil(q d) units).
+    ``output`` picks a scikit-learn model's scores as in :func:`whybox.explain_text`."""
+    return _aopc(model, explanations, fractions, order, keep_top=False, output=output)
 
 
 def sufficiency(model: Any, explanations: Any, *, fractions: Sequence[float] = DEFAULT_FRACTIONS,
-                order: str = "value") -> np.ndarray:
+                order: str = "value", output: str = "auto") -> np.ndarray:
     """AOPC sufficiency per text: mean over q of f(x) - f(only the top ceil(q d) units)."""
-    return _aopc(model, explanations, fractions, order, keep_top=True)
+    return _aopc(model, explanations, fractions, order, keep_top=True, output=output)
 
 
-def _curves(model: Any, explanations: Any, order: str, insertion: bool) -> tuple[list[np.ndarray], np.ndarray]:
+def _curves(model: Any, explanations: Any, order: str, insertion: bool, output: str) -> tuple[list[np.ndarray], np.ndarray]:
     exps = _as_list(explanations)
     designs = []
     for e in exps:
@@ -109,18 +119,20 @@ def _curves(model: Any, explanations: Any, order: str, insertion: bool) -> tuple
         rank[_rank(e.values[0], order)] = np.arange(d)
         touched = rank[None, :] < np.arange(d + 1)[:, None]          # (d+1, d): first t units
         designs.append(touched if insertion else ~touched)
-    curves = _evaluate(model, exps, designs)
+    curves = _evaluate(model, exps, designs, output)
     trap = getattr(np, "trapezoid", None) or np.trapz
     auc = np.array([trap(c, dx=1.0 / (len(c) - 1)) for c in curves])
     return curves, auc
 
 
-def word_deletion_curve(model: Any, explanations: Any, *, order: str = "value") -> tuple[list[np.ndarray], np.ndarray]:
+def word_deletion_curve(model: Any, explanations: Any, *, order: str = "value",
+                        output: str = "auto") -> tuple[list[np.ndarray], np.ndarray]:
     """Output as units are removed most-important first: (curves, one of length d+1 per text; AUC per
     text over the fraction removed). Lower AUC is better."""
-    return _curves(model, explanations, order, insertion=False)
+    return _curves(model, explanations, order, insertion=False, output=output)
 
 
-def word_insertion_curve(model: Any, explanations: Any, *, order: str = "value") -> tuple[list[np.ndarray], np.ndarray]:
+def word_insertion_curve(model: Any, explanations: Any, *, order: str = "value",
+                         output: str = "auto") -> tuple[list[np.ndarray], np.ndarray]:
     """Output as units are inserted into the fully removed text most-important first. Higher AUC is better."""
-    return _curves(model, explanations, order, insertion=True)
+    return _curves(model, explanations, order, insertion=True, output=output)
