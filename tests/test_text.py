@@ -270,3 +270,41 @@ def test_minilm_integrated_gradients_completeness(minilm):
     assert abs(e.values.sum() - (e.predictions[0] - e.base_values[0])) < 1e-3
     with pytest.raises(InputError, match="baseline must be"):
         whybox.explain_text(clf, dev[10], method="integrated_gradients", baseline="zeros")
+
+
+# ------------------------------------------------------------------------------------------ CLI
+def _cli(*args, ok=True):
+    import os
+    import subprocess
+    import sys
+    p = subprocess.run([sys.executable, "-m", "whybox.cli", *map(str, args)], capture_output=True, text=True,
+                       timeout=300, env={**os.environ, "COLUMNS": "160"})
+    if ok:
+        assert p.returncode == 0, p.stdout + p.stderr
+    return p
+
+
+def test_cli_explain_text(tmp_path, rt):
+    import skops.io as sio
+    from whybox.datasets import tfidf_classifier
+    tr, ytr, dev, _ = rt
+    pipe = tfidf_classifier(tr, np.array(["neg", "pos"])[ytr])
+    model = tmp_path / "tfidf.skops"
+    sio.dump(pipe, model)
+    p = _cli("explain-text", model, "a gorgeous , witty film", "--method", "shapley", "--out", tmp_path / "h.html")
+    assert "gorgeous" in p.stdout and "shapley" in p.stdout
+    assert (tmp_path / "h.html").read_text().count("class='u'") == 4
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(dev[:3]) + "\n\n")
+    _cli("explain-text", model, "--file", texts, "--method", "lime", "--param", "n_samples=200",
+         "--target", "pos", "--out", tmp_path / "e.json")
+    exps = [whybox.Explanation.from_dict(d) for d in json.loads((tmp_path / "e.json").read_text())]
+    assert len(exps) == 3 and all(e.target_names() == ["pos"] for e in exps)
+    assert exps[0].params["text"] == dev[0]
+    bad = _cli("explain-text", model, ok=False)
+    assert bad.returncode == 2 and "exactly one of TEXT or --file" in bad.stderr
+    bad = _cli("explain-text", model, "!!!", ok=False)
+    assert bad.returncode == 2 and "no word units" in bad.stderr
+    bad = _cli("explain-text", model, "fine", "--method", "integrated_gradients", ok=False)
+    assert bad.returncode == 2 and "black box" in bad.stderr
+    assert "--removal" in _cli("explain-text", "--help").stdout

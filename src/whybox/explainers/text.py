@@ -19,6 +19,7 @@ per-unit values on the same units:
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -32,7 +33,7 @@ from whybox.errors import InputError, MethodError
 from whybox.explainers import recipes
 from whybox.explainers.recipes import Result, _positive_int
 from whybox.models.text import TextModel, as_text_model, check_texts
-from whybox.neighbourhoods import continuous, masks
+from whybox.neighbourhoods import continuous
 from whybox.representations.text import TextUnits
 
 MASKING_METHODS = ("lime", "kernelshap", "shapley", "occlusion")
@@ -122,6 +123,10 @@ def _tokens(model: TextModel, doc: TextUnits, baseline: str) -> _Tokens:
             if s < ue and e > us:
                 A[i, t] = 1.0
                 break
+    lost = int((~A.any(axis=1)).sum())
+    if lost and ids.shape[1] >= getattr(model, "max_length", 10 ** 9):
+        warnings.warn(f"the text is longer than the model's max_length ({model.max_length} tokens): "
+                      f"{lost} unit(s) past it are not seen by the model and get 0", stacklevel=4)
     tok = model.tokenizer
     if baseline in ("pad", "auto", None):
         bid = tok.pad_token_id
