@@ -24,11 +24,16 @@ __all__ += ["explain_dataset"]
 from whybox.explainers.text import explain_text  # noqa: E402
 from whybox.models.text import TextModel  # noqa: E402
 
-__all__ += ["explain_text", "TextModel", "TransformerClassifier"]
+from whybox.narrative import narrate, verify_narrative  # noqa: E402
+
+__all__ += ["explain_text", "TextModel", "TransformerClassifier", "narrate", "verify_narrative", "llm_explain"]
 
 
 def __getattr__(name: str):
     if name == "TransformerClassifier":          # imports torch lazily
         from whybox.models.transformer import TransformerClassifier
         return TransformerClassifier
+    if name == "llm_explain":
+        from whybox.llm.explainer import llm_explain
+        return llm_explain
     raise AttributeError(f"module 'whybox' has no attribute {name!r}")
