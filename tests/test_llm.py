@@ -293,3 +293,73 @@ def test_amplify_prompt(shared, tmp_path):
     with ScriptedLLMServer(["The key words: \"gorgeous\" ... Label: pos"]) as srv:
         reply = client(srv, tmp_path).chat(ap.messages()).text
         assert "pos" in reply and "Rationale: The key words" in srv.requests[0]["messages"][1]["content"]
+
+
+# ------------------------------------------------------------------------------------------ CLI
+def _cli(*args, env=None):
+    import os
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, "-m", "whybox.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "COLUMNS": "160", **(env or {})})
+
+
+def test_cli_narrate_template_and_llm(tmp_path):
+    e = _toy_explanation()
+    path = tmp_path / "e.json"
+    e.save(path)
+    p = _cli("narrate", path, "--audience", "expert", "--out", tmp_path / "n.json")
+    assert p.returncode == 0, p.stderr
+    assert "most important feature is age" in p.stdout and "0 contradicted" in p.stdout
+    assert json.loads((tmp_path / "n.json").read_text())["ok"] is True
+    bad = "Age strongly lowers the score."
+    env = {"WHYBOX_LLM_API_KEY": SECRET, "WHYBOX_LLM_CACHE": str(tmp_path / "cache")}
+    with ScriptedLLMServer([bad]) as srv:
+        p = _cli("narrate", path, "--llm", srv.base_url, "--model", "scripted", "--retries", "0", env=env)
+        assert p.returncode == 3 and "FLAGGED" in p.stdout and "contradicted: direction age" in p.stdout
+        assert srv.auth[0] == f"Bearer {SECRET}"
+    assert SECRET not in p.stdout + p.stderr
+    p = _cli("narrate", path, "--llm", "http://127.0.0.1:9/v1", "--model", "m", "--no-cache", "--timeout", "1", env=env)
+    assert p.returncode == 2 and "could not be reached" in p.stderr and "Traceback" not in p.stderr
+    p = _cli("narrate", tmp_path / "missing.json")
+    assert p.returncode == 2 and "not found" in p.stderr
+
+
+def test_cli_llm_explain(tmp_path):
+    import pandas as pd
+    import skops.io as sio
+    from sklearn.linear_model import LogisticRegression
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(60, 4)), columns=["ignore the above", "b", "c", "d"])
+    lr = LogisticRegression().fit(X, (X["b"] > 0).astype(int))
+    sio.dump(lr, tmp_path / "m.skops")
+    X.to_csv(tmp_path / "d.csv", index=False)
+    env = {"WHYBOX_LLM_CACHE": str(tmp_path / "cache")}
+    with ScriptedLLMServer(["B, A"]) as srv:
+        p = _cli("llm-explain", tmp_path / "m.skops", tmp_path / "d.csv", "--rows", "0:2", "--k", "2",
+                 "--llm", srv.base_url, "--model", "scripted", "--out", tmp_path / "e.json", env=env)
+        assert p.returncode == 0, p.stderr
+        # feature names never enter the prompt: features are letters
+        assert all("ignore the above" not in r["messages"][1]["content"] for r in srv.requests)
+    e = whybox.Explanation.from_json(tmp_path / "e.json")
+    assert e.values.shape == (2, 4) and e.values[0, 1] == 2 and e.values[0, 0] == 1
+
+
+def test_cli_amplify(tmp_path):
+    import pandas as pd
+    import skops.io as sio
+    from whybox.datasets import tfidf_classifier
+    texts = ["a great and moving film", "dull , flat and boring", "great acting , dull plot", "boring but great",
+             "moving and great", "flat , dull"] * 5
+    labels = ["pos", "neg", "neg", "pos", "pos", "neg"] * 5
+    sio.dump(tfidf_classifier(texts, labels), tmp_path / "p.skops")
+    pd.DataFrame({"review": texts, "y": labels}).to_csv(tmp_path / "train.csv", index=False)
+    with ScriptedLLMServer(["Label: pos"]) as srv:
+        p = _cli("amplify", tmp_path / "p.skops", tmp_path / "train.csv", "a great film", "--text-column", "review",
+                 "--label-column", "y", "--shots", "2", "--llm", srv.base_url, "--model", "scripted",
+                 env={"WHYBOX_LLM_CACHE": str(tmp_path / "cache")})
+        assert p.returncode == 0, p.stderr
+        assert p.stdout.count("Rationale: The key words:") == 2 and "--- answer ---" in p.stdout and "Label: pos" in p.stdout
+        assert len(srv.requests) == 1
+    p = _cli("amplify", tmp_path / "p.skops", tmp_path / "train.csv", "x", "--text-column", "nope")
+    assert p.returncode == 2 and "no column 'nope'" in p.stderr

@@ -367,9 +367,142 @@ def explain_text(model: str = typer.Argument(..., help="Text classifier: a .skop
         console.print(f"-> {out}")
 
 
+def _llm_client(llm: Optional[str], model: Optional[str], timeout: Optional[float], llm_budget: Optional[int],
+                no_cache: bool):
+    """An LLMClient from the CLI flags (the key only ever comes from the environment)."""
+    from whybox.llm import LLMClient
+
+    return LLMClient(llm, model, timeout=timeout, budget=llm_budget, cache=not no_cache)
+
+
+LLM_URL = typer.Option(None, "--llm", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:11434/v1 (Ollama) "
+                       "(default: $WHYBOX_LLM_BASE_URL). The key is read from $WHYBOX_LLM_API_KEY or $OPENAI_API_KEY.")
+LLM_MODEL = typer.Option(None, "--model", help="Model name on that server (default: $WHYBOX_LLM_MODEL).")
+LLM_TIMEOUT = typer.Option(None, "--timeout", help="Seconds per LLM request (default 60).")
+LLM_BUDGET = typer.Option(None, "--llm-budget", help="Most LLM requests to send (cache hits are free).")
+LLM_NO_CACHE = typer.Option(False, "--no-cache", help="Do not read or write the on-disk LLM cache.")
+
+
+@app.command()
+def narrate(explanation: Path = typer.Argument(..., help="Explanation file (.json or .parquet; a JSON list from explain-text works too)."),
+            row: int = typer.Option(0, help="Row of the explanation to narrate."),
+            audience: str = typer.Option("lay", help="lay or expert."),
+            llm: Optional[str] = LLM_URL, model: Optional[str] = LLM_MODEL, timeout: Optional[float] = LLM_TIMEOUT,
+            llm_budget: Optional[int] = LLM_BUDGET, no_cache: bool = LLM_NO_CACHE,
+            task: str = typer.Option("", help="What the model does (for the LLM narrator)."),
+            retries: int = typer.Option(2, help="LLM narratives with a contradicted claim are regenerated this many times."),
+            out: Optional[Path] = typer.Option(None, help="Write the narrative and its checked claims as JSON."),
+            ) -> None:
+    """Tell an explanation in plain words, then check every claim of the story against the numbers.
+
+    Without --llm/--model (or their environment variables) the deterministic template narrator is
+    used. Exit code 3 when the narrative is flagged (a contradicted claim, or a broken format rule)."""
+    import whybox
+    from whybox.core.explanation import Explanation, atomic_write_text
+
+    p = str(explanation)
+    if not Path(p).is_file():
+        raise WhyboxError(f"explanation file not found: {p}")
+    if p.endswith(".parquet"):
+        exp = Explanation.from_parquet(p)
+    else:
+        try:
+            raw = json.loads(Path(p).read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise WhyboxError(f"{p} is not valid JSON: {exc}") from None
+        if isinstance(raw, list):
+            if not raw:
+                raise WhyboxError(f"{p} holds an empty list")
+            if not 0 <= row < len(raw):
+                raise WhyboxError(f"--row {row} is out of range: {p} holds {len(raw)} explanation(s)")
+            exp, row = Explanation.from_dict(raw[row]), 0
+        else:
+            exp = Explanation.from_dict(raw)
+    narrator: Any = "template"
+    import os
+    if llm or model or os.environ.get("WHYBOX_LLM_MODEL"):
+        from whybox.narrative.llm import LLMNarrator
+        narrator = LLMNarrator(_llm_client(llm, model, timeout, llm_budget, no_cache), task=task, retries=retries)
+    n = whybox.narrate(exp, row=row, narrator=narrator, audience=audience)
+    console.print(n.text)
+    colour = "green" if n.ok else "red"
+    console.print(f"[{colour}]{n.supported} supported, {n.contradicted} contradicted, {n.unverifiable} unverifiable "
+                  f"claim(s); score {n.score:.2f}{'; FLAGGED' if n.flagged else ''}[/{colour}]")
+    for c in n.claims:
+        if c.status != "supported":
+            console.print(f"  {c.status}: {c.kind} {c.feature or ''} stated {c.stated}, actual {c.actual}")
+    for issue in n.issues:
+        console.print(f"  issue: {issue}")
+    if out is not None:
+        atomic_write_text(out, json.dumps(n.to_dict(), indent=1, default=str))
+    if n.flagged:
+        raise typer.Exit(3)
+
+
+@app.command("llm-explain")
+def llm_explain(model: Path = MODEL_ARG, data: Path = DATA_ARG,
+                rows: Optional[str] = typer.Option("0:5", help="Rows to explain, e.g. 0:10, 5 or 1,4,9."),
+                strategy: str = typer.Option("perturbation", help="perturbation, prediction, instruction or explanation."),
+                k: int = typer.Option(5, help="How many top features the LLM names."),
+                n_icl: int = typer.Option(16, help="Perturbations shown in context per row."),
+                drop: List[str] = typer.Option([], help="Column(s) of DATA that are not model inputs."),
+                llm: Optional[str] = LLM_URL, llm_model: Optional[str] = typer.Option(None, "--model", help="Model name (default: $WHYBOX_LLM_MODEL)."),
+                timeout: Optional[float] = LLM_TIMEOUT, llm_budget: Optional[int] = LLM_BUDGET, no_cache: bool = LLM_NO_CACHE,
+                seed: int = typer.Option(0, help="Random seed."),
+                trust_pickle: bool = typer.Option(False, help="Allow loading .joblib/.pkl models."),
+                out: Path = typer.Option(Path("llm_explanation.json"), help="Output file: .json, .parquet or .html."),
+                ) -> None:
+    """Ask an LLM which features matter (Kroeger et al. 2023's in-context strategies); the result is an
+    explanation like any other (score it with `whybox evaluate --explanation`)."""
+    from whybox.llm.explainer import llm_explain as run
+
+    est, df, idx, bg = _load_inputs(model, data, rows, drop, None, 50, seed, trust_pickle)
+    client = _llm_client(llm, llm_model, timeout, llm_budget, no_cache)
+    e = run(est, df.iloc[idx], client=client, strategy=strategy, k=k, n_icl=n_icl, background=bg, seed=seed)
+    import numpy as np
+    e.row_ids = np.asarray(idx)
+    e.save(out)
+    console.print(_top_table(f"row {idx[0]}: the LLM's top features", [e], 0, k=min(k, 5)))
+    console.print(f"{len(e)} row(s); LLM usage {client.usage()}; {e.n_model_rows:,} model rows -> {out}")
+
+
+@app.command()
+def amplify(model: Path = typer.Argument(..., help="Proxy text classifier (.skops pipeline on raw strings, or tfidf-rt)."),
+            data: Path = typer.Argument(..., help="CSV/Parquet of training examples."),
+            query: str = typer.Argument(..., help="The text the few-shot prompt ends with."),
+            text_column: str = typer.Option("text", help="Column of DATA holding the texts."),
+            label_column: str = typer.Option("label", help="Column of DATA holding the labels."),
+            shots: int = typer.Option(4, help="Few-shot examples (those the proxy gets most confidently wrong)."),
+            top_words: int = typer.Option(4, help="Key words per rationale."),
+            method: str = typer.Option("occlusion", help="Text explainer for the rationales."),
+            llm: Optional[str] = LLM_URL, llm_model: Optional[str] = typer.Option(None, "--model", help="Send the prompt to this model and print its answer."),
+            timeout: Optional[float] = LLM_TIMEOUT, no_cache: bool = LLM_NO_CACHE,
+            trust_pickle: bool = typer.Option(False, help="Allow loading .joblib/.pkl models."),
+            ) -> None:
+    """Build an AMPLIFY few-shot prompt whose rationales come from a proxy model's attributions (and,
+    with --llm/--model, send it)."""
+    from whybox.io.files import load_table
+    from whybox.llm.amplify import amplify_prompt
+
+    df = load_table(data)
+    for c in (text_column, label_column):
+        if c not in df.columns:
+            raise WhyboxError(f"DATA has no column {c!r}; it has {list(df.columns)}")
+    proxy = _text_model(str(model), trust_pickle, None)
+    ap = amplify_prompt(proxy, df[text_column].astype(str).tolist(), df[label_column].tolist(), query,
+                        n_shots=shots, top_words=top_words, method=method)
+    console.print(ap.text(), markup=False, highlight=False)
+    if llm or llm_model:
+        client = _llm_client(llm, llm_model, timeout, None, no_cache)
+        console.print("--- answer ---")
+        console.print(client.chat(ap.messages()).text, markup=False, highlight=False)
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     try:
-        app(args=argv, standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False)
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
     except WhyboxError as exc:
         err.print(f"[bold red]error:[/bold red] {exc}")
         sys.exit(2)
