@@ -74,9 +74,13 @@ def run_shap(clf, texts, templates, samples):
     for text, tpl in zip(texts, templates):
         sv = explainer([text], max_evals=samples, batch_size=64, silent=True)
         t = int(tpl.target[0])
-        vals = sv.values[0][:, t]
-        if len(vals) != tpl.values.shape[1]:
-            raise RuntimeError(f"shap split {len(vals)} tokens, whybox {tpl.values.shape[1]}: {text}")
+        # shap's tokens are the pieces between \W+ separators (an empty one when the text starts with a
+        # separator): map them to whybox's \w+ units by start offset
+        starts = {s: i for i, (s, e) in enumerate(masker.tokenizer(text)["offset_mapping"]) if e > s}
+        idx = [starts.get(s) for s, _ in tpl.params["spans"]]
+        if None in idx or len(sv.values[0]) != len(masker.tokenizer(text)["offset_mapping"]):
+            raise RuntimeError(f"shap's tokens do not line up with whybox's units: {text}")
+        vals = sv.values[0][idx, t]
         out.append(with_values(tpl, vals, "shap Partition", float(sv.base_values[0][t])))
     return out, time.perf_counter() - t0, f
 
