@@ -289,6 +289,87 @@ def choose(model: Path = MODEL_ARG, data: Path = DATA_ARG,
     _write_table(rk, table)
 
 
+def _pairs(items: List[str], what: str) -> dict[str, str]:
+    out = {}
+    for it in items or []:
+        if "=" not in it:
+            raise WhyboxError(f"{what} must look like feature=value, got {it!r}")
+        k, v = it.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+@app.command()
+def counterfactual(model: Path = MODEL_ARG, data: Path = DATA_ARG,
+                   row: int = typer.Option(0, help="Row of DATA to change."),
+                   k: int = typer.Option(4, help="How many counterfactuals."),
+                   desired: str = typer.Option("opposite", help="Desired class (label or index), or 'opposite'."),
+                   desired_range: Optional[str] = typer.Option(None, help="For regressors: LOW:HIGH of the output."),
+                   vary: List[str] = typer.Option([], help="Feature that may change (repeatable; default all)."),
+                   immutable: List[str] = typer.Option([], help="Feature that must not change (repeatable)."),
+                   range_: List[str] = typer.Option([], "--range", help="feature=LOW:HIGH (numeric) or feature=a|b|c (categorical)."),
+                   monotone: List[str] = typer.Option([], help="feature=increase or feature=decrease."),
+                   drop: List[str] = typer.Option([], help="Column(s) of DATA that are not model inputs (e.g. the label)."),
+                   seed: int = typer.Option(0, help="Random seed."),
+                   budget: Optional[int] = typer.Option(None, help="Maximum number of model rows to spend."),
+                   trust_pickle: bool = typer.Option(False, help="Allow loading .joblib/.pkl models."),
+                   out: Optional[Path] = typer.Option(None, help="Write the counterfactual set as .json or .csv."),
+                   ) -> None:
+    """What would have to change in one row for a different answer: diverse, sparse, plausible
+    counterfactuals that respect the constraints (DATA gives scales, categories and real donors)."""
+    from whybox.counterfactuals import counterfactuals as run
+    from whybox.io.files import load_model, load_table
+
+    est = load_model(model, trust_pickle=trust_pickle)
+    df = load_table(data)
+    bad = [c for c in drop if c not in df.columns]
+    if bad:
+        raise WhyboxError(f"--drop names unknown column(s) {bad}")
+    df = df.drop(columns=list(drop))
+    if not 0 <= row < len(df):
+        raise WhyboxError(f"--row {row} is out of range: DATA has {len(df)} rows")
+    ranges: dict[str, Any] = {}
+    for f, v in _pairs(range_, "--range").items():
+        if ":" in v:
+            lo, hi = v.split(":", 1)
+            try:
+                ranges[f] = (float(lo), float(hi))
+            except ValueError:
+                raise WhyboxError(f"--range {f}={v}: LOW and HIGH must be numbers") from None
+        else:
+            col = df[f] if f in df.columns else None
+            vals = v.split("|")
+            if col is not None and __import__("pandas").api.types.is_numeric_dtype(col):
+                vals = [float(x) for x in vals]
+            ranges[f] = vals
+    dr = None
+    if desired_range is not None:
+        try:
+            dr = tuple(float(x) for x in desired_range.split(":", 1))
+        except ValueError:
+            raise WhyboxError(f"--desired-range must be LOW:HIGH, got {desired_range!r}") from None
+    want: Any = _target(desired) if desired != "opposite" else "opposite"
+    cs = run(est, df.iloc[[row]], data=df, k=k, desired_class=want, desired_range=dr,
+             features_to_vary=list(vary) or "all", immutable=list(immutable), permitted_range=ranges,
+             monotone=_pairs(monotone, "--monotone"), seed=seed, budget=budget)
+    console.print(f"row {row}: {len(cs)} counterfactual(s) for {cs.desired}")
+    for line in cs.describe():
+        console.print("  " + line, markup=False, highlight=False)
+    if cs.reason:
+        console.print(f"[yellow]{cs.reason}[/yellow]")
+    m = cs.metrics
+    console.print(f"validity {m['validity']:.2f}, mean features changed {m['sparsity']:.2f}, proximity {m['proximity']:.3g}, "
+                  f"diversity {m['diversity']:.3g}, plausibility {m['plausibility']:.3g}; {cs.n_model_rows:,} model rows, {cs.seconds:.2f} s")
+    if out is not None:
+        if str(out).endswith(".json"):
+            cs.to_json(out)
+        elif str(out).endswith(".csv"):
+            from whybox.core.explanation import atomic_write_text
+            atomic_write_text(out, cs.to_frame().to_csv(index=False))
+        else:
+            raise WhyboxError(f"unknown output format {out}: use .json or .csv")
+
+
 BUILTIN_TEXT_MODELS = ("tfidf-rt", "minilm-rt")
 
 
@@ -496,6 +577,55 @@ def amplify(model: Path = typer.Argument(..., help="Proxy text classifier (.skop
         client = _llm_client(llm, llm_model, timeout, None, no_cache)
         console.print("--- answer ---")
         console.print(client.chat(ap.messages()).text, markup=False, highlight=False)
+
+
+@app.command()
+def serve(model: Optional[Path] = typer.Option(None, help="Model file (.skops; .joblib/.pkl with --trust-pickle)."),
+          data: Optional[Path] = typer.Option(None, help="CSV/Parquet of rows to explain (with --model)."),
+          label: Optional[str] = typer.Option(None, help="Column of DATA with the true labels (removed from the inputs)."),
+          demo: str = typer.Option("breast-cancer", help="Built-in demo when no --model: breast-cancer (no files) or "
+                                   "adult (OpenXAI adult + its ANN, from ../shared/data)."),
+          method: str = typer.Option("kernelshap", help="Default explanation method."),
+          host: str = typer.Option("127.0.0.1", help="Address to bind; anything but loopback needs --token."),
+          port: int = typer.Option(8765, help="Port."),
+          token: Optional[str] = typer.Option(None, help="Bearer token required on every request (or set $WHYBOX_TOKEN)."),
+          trust_pickle: bool = typer.Option(False, help="Allow .joblib/.pkl models (from --model and uploads)."),
+          max_upload_mb: float = typer.Option(50.0, help="Largest upload accepted."),
+          ) -> None:
+    """Start the dashboard (overview, one row with what-if and a verified narrative, fairness) on
+    http://HOST:PORT, with its JSON API (/api/...) and OpenAPI docs at /docs."""
+    import os
+
+    from whybox.app.server import serve as run
+    from whybox.app.state import AppState
+
+    token = token or os.environ.get("WHYBOX_TOKEN")
+    if (model is None) != (data is None):
+        raise WhyboxError("give both --model and --data, or neither (the built-in demo)")
+    if model is not None:
+        from whybox.io.files import load_model, load_table
+        est = load_model(model, trust_pickle=trust_pickle)
+        df = load_table(data)
+        y = None
+        if label is not None:
+            if label not in df.columns:
+                raise WhyboxError(f"--label {label!r} is not a column of {data}; columns: {list(df.columns)}")
+            y = df.pop(label).to_numpy()
+        state = AppState(est, df, y, name=Path(model).name, description=f"{Path(model).name} on {Path(data).name}",
+                         method=method)
+    elif demo == "adult":
+        from whybox.datasets import load_openxai, openxai_model
+        d = load_openxai("adult", "test")
+        state = AppState(openxai_model("adult", "ann"), d.X.iloc[:600], d.y[:600], name="demo: OpenXAI adult ANN",
+                         description="OpenXAI adult income (min-max scaled; sex 1 = male), pretrained ANN; class 1 = income > 50K",
+                         method=method)
+    elif demo == "breast-cancer":
+        from whybox.app.server import demo_state
+        state = demo_state()
+    else:
+        raise WhyboxError(f"--demo must be breast-cancer or adult, got {demo!r}")
+    console.print(f"whybox dashboard on http://{host}:{port}/  (API docs: /docs; Ctrl-C stops)")
+    run(state, host=host, port=port, token=token, trust_pickle=trust_pickle, max_upload_mb=max_upload_mb)
 
 
 def main(argv: Optional[list[str]] = None) -> None:

@@ -1,0 +1,236 @@
+"""Server-rendered pages. Every user-controlled string is HTML-escaped; data for the charts goes in
+``<script type="application/json">`` blocks with ``<`` escaped, and the page script writes text with
+``textContent`` only. Plotly's JavaScript is served from the plotly package (no CDN)."""
+from __future__ import annotations
+
+import html
+import json
+from typing import Any
+
+CSS = """
+body{font-family:system-ui,-apple-system,sans-serif;margin:0;color:#1f2933;background:#f7f8fa}
+nav{background:#243b53;padding:.6em 1.2em;display:flex;gap:1.2em;align-items:center}
+nav a{color:#fff;text-decoration:none;font-weight:600}nav .brand{font-size:1.2em;margin-right:1em}
+main{max-width:1100px;margin:1.2em auto;padding:0 1em}
+.card{background:#fff;border:1px solid #d9e2ec;border-radius:8px;padding:1em 1.2em;margin-bottom:1em}
+.grid{display:grid;grid-template-columns:1fr 1fr;gap:1em}@media(max-width:800px){.grid{grid-template-columns:1fr}}
+.big{font-size:2em;font-weight:700}.muted{color:#627d98;font-size:.9em}.ok{color:#2f8132}.bad{color:#c62828}
+table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #e4e7eb;padding:4px 6px;text-align:left;font-size:.92em}
+input,select,button{font:inherit;padding:3px 6px}button{background:#334e68;color:#fff;border:0;border-radius:4px;padding:5px 12px;cursor:pointer}
+.progress{background:#e4e7eb;border-radius:4px;height:14px;overflow:hidden}.progress>div{background:#3e7cb1;height:100%;width:0}
+.error{background:#fde8e8;border:1px solid #f5b5b5;color:#8a1c1c;padding:.6em 1em;border-radius:6px}
+.whatif{max-height:420px;overflow:auto}.whatif td input{width:8em}
+"""
+
+
+def esc(s: Any) -> str:
+    return html.escape(str(s), quote=True)
+
+
+def data_block(name: str, obj: Any) -> str:
+    text = json.dumps(obj, default=str).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return f"<script type='application/json' id='{esc(name)}'>{text}</script>"
+
+
+def page(title: str, body: str, *, info: dict[str, Any], active: str = "", report: str | None = None,
+         scripts: bool = True) -> str:
+    links = [("/", "Overview", "overview"), ("/row/0", "One person", "row"), ("/fairness", "Fairness", "fairness"),
+             ("/docs", "API", "api")]
+    under = " style='text-decoration:underline'"
+    nav = "".join(f"<a href='{h}'{under if a == active else ''}>{esc(t)}</a>" for h, t, a in links)
+    exp = f"<a href='{esc(report)}' id='export' style='margin-left:auto'>Export report</a>" if report else ""
+    js = "<script src='/static/plotly.min.js'></script><script src='/static/app.js'></script>" if scripts else ""
+    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{esc(title)} · whybox</title>"
+            f"<meta name='viewport' content='width=device-width,initial-scale=1'><style>{CSS}</style></head><body>"
+            f"<nav><span class='brand' style='color:#fff'>whybox</span>{nav}{exp}</nav><main>"
+            f"<p class='muted'>Model: {esc(info['name'])} · {info['rows']:,} rows · explaining the score of "
+            f"“{esc(info['focus'])}”</p>{body}</main>{js}</body></html>")
+
+
+def error_page(message: str, info: dict[str, Any] | None, status: int) -> str:
+    body = f"<div class='error' id='error'><b>Sorry:</b> {esc(message)}</div><p><a href='/'>Back to the overview</a></p>"
+    if info is None:
+        return f"<!doctype html><html><body>{body}</body></html>"
+    return page(f"error {status}", body, info=info, scripts=False)
+
+
+def overview(info: dict[str, Any], upload_limit_mb: float) -> str:
+    acc = "unknown (no labels)" if info["accuracy"] is None else f"{100 * info['accuracy']:.1f}%"
+    body = (
+        f"<div class='grid'><div class='card'><h2>The model</h2><p>{esc(info['description'] or info['name'])}</p>"
+        f"<p>Accuracy on these rows: <b id='accuracy'>{esc(acc)}</b></p><p class='muted'>{len(info['features'])} features; "
+        f"outputs {esc(', '.join(map(str, info['outputs'])))}; explanations by {esc(info['method'])}.</p></div>"
+        "<div class='card'><h2>What drives the model overall</h2><p class='muted' id='job-status'>Explaining rows…</p>"
+        "<div class='progress'><div id='job-bar'></div></div></div></div>"
+        "<div class='card'><h3>Average importance (mean |attribution|)</h3><div id='importance' style='height:420px'></div></div>"
+        "<div class='card'><h3>Every explained row (colour: the feature's value, low blue → high red)</h3>"
+        "<div id='beeswarm' style='height:460px'></div></div>"
+        "<div class='card'><h3>Use your own model and data</h3><form id='upload' enctype='multipart/form-data'>"
+        "Model (.skops): <input type='file' name='model' id='up-model'> Data (.csv/.parquet): "
+        "<input type='file' name='data' id='up-data'> Label column (optional): <input name='label' id='up-label' size='10'> "
+        f"<button type='submit'>Load</button></form><p class='muted'>Files up to {upload_limit_mb:g} MB; they stay on this machine.</p>"
+        "<div id='upload-msg'></div></div><script>document.addEventListener('DOMContentLoaded',()=>whybox.overview())</script>")
+    return page("Overview", body, info=info, active="overview", report="/report/overview")
+
+
+def row_page(info: dict[str, Any], row: int, payload: dict[str, Any], rows_table: list[dict[str, Any]]) -> str:
+    opts = "".join(f"<tr data-row='{r['row']}' data-search='{esc(r['search'])}'><td><a href='/row/{r['row']}'>row {r['row']}</a></td>"
+                   f"<td>{r['score']:.3f}</td><td>{esc(r['predicted'])}</td></tr>" for r in rows_table)
+    feats = "".join(f"<tr><td>{esc(f['name'])}</td><td><input data-feature='{esc(f['name'])}' value='{esc(f['value'])}'></td></tr>"
+                    for f in sorted(payload["features"], key=lambda f: info["features"].index(f["name"])))
+    methods = "".join(f"<option{' selected' if m == payload['method'] else ''}>{esc(m)}</option>" for m in info["methods"])
+    cf = ("<div class='card' id='cf-card'><h3>What would need to change</h3><button id='cf-btn'>Find changes</button>"
+          "<div id='counterfactuals'></div></div>" if info["capabilities"].get("counterfactuals") else "")
+    body = (
+        "<div class='grid'><div class='card'><h2>Pick a person / row</h2>"
+        "<input id='search' placeholder='filter rows: number, class…' style='width:90%'>"
+        f"<div style='max-height:260px;overflow:auto'><table id='rows'><tr><th>row</th><th>score</th><th>predicted</th></tr>{opts}</table></div></div>"
+        f"<div class='card'><h2 id='row-title'>Row {row}</h2><p>Score of “{esc(info['focus'])}”: "
+        f"<span class='big' id='prediction'>{payload['prediction']:.3f}</span> <span class='muted'>(average "
+        f"<span id='base'>{payload['base_value']:.3f}</span>)</span></p><p>Predicted class: <b id='predicted'>"
+        f"{esc(payload['predicted_class'])}</b></p><p>Method <select id='method'>{methods}</select> · faithfulness "
+        f"(local R², 1 = perfect): <b id='fidelity'>{payload['fidelity_r2']:.2f}</b></p></div></div>"
+        "<div class='card'><h3>Why: each feature's push on the score</h3><div id='chart' style='height:420px'></div></div>"
+        "<div class='card'><h3>In plain words</h3><p id='narrative'></p><p class='muted' id='verified'></p></div>"
+        f"{cf}<div class='card'><h3>What if?</h3><p class='muted'>Change values and press Update to see the new "
+        f"prediction and explanation.</p><div class='whatif'><table id='whatif'>{feats}</table></div>"
+        "<button id='update'>Update</button> <button id='reset'>Reset</button><div id='whatif-msg'></div></div>"
+        + data_block("payload", payload) + data_block("rowinfo", {"row": row})
+        + "<script>document.addEventListener('DOMContentLoaded',()=>whybox.rowPage())</script>")
+    return page(f"Row {row}", body, info=info, active="row", report=f"/report/row/{row}")
+
+
+def fairness_page(info: dict[str, Any], attributes: list[str], attribute: str | None, report: dict[str, Any] | None) -> str:
+    opts = "".join(f"<option{' selected' if a == attribute else ''}>{esc(a)}</option>" for a in attributes)
+    body = ("<div class='card'><h2>Fairness</h2><form method='get' action='/fairness'>Protected attribute: "
+            f"<select name='attribute' id='attribute'>{opts}</select> <button type='submit' id='show'>Show</button></form>"
+            "<p class='muted'>Columns with few values are used as they are; others are split at the median.</p></div>")
+    if report is not None:
+        body += f"<div class='card'><h3>Summary</h3><p id='fair-summary'>{esc(report['summary'])}</p></div>"
+        cols = ["group", "n", "selection_rate", "true_positive_rate", "accuracy", "faithfulness_pgi"]
+        head = "".join(f"<th>{esc(c.replace('_', ' '))}</th>" for c in cols) + "<th>top features (mean |attribution|)</th>"
+        trs = ""
+        for g in report["groups"]:
+            cells = "".join(f"<td>{_fmt(g.get(c))}</td>" for c in cols)
+            tops = ", ".join(f"{esc(t['feature'])} ({t['mean_abs']:.3g})" for t in g["top_features"][:3])
+            trs += f"<tr>{cells}<td>{tops}</td></tr>"
+        dp, eo = report["demographic_parity_difference"], report.get("equal_opportunity_difference")
+        body += (f"<div class='card'><h3>By group</h3><table id='groups'><tr>{head}</tr>{trs}</table>"
+                 f"<p>Demographic parity difference: <b id='dp'>{dp:.3f}</b> · equal-opportunity difference: "
+                 f"<b id='eo'>{_fmt(eo)}</b></p><div id='fair-chart' style='height:360px'></div></div>"
+                 + data_block("fairness", report)
+                 + "<script>document.addEventListener('DOMContentLoaded',()=>whybox.fairness())</script>")
+    rep = f"/report/fairness?attribute={esc(attribute)}" if attribute else None
+    return page("Fairness", body, info=info, active="fairness", report=rep)
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return esc(v)
+
+
+APP_JS = r"""
+const whybox = (() => {
+  const $ = id => document.getElementById(id);
+  const data = id => JSON.parse($(id).textContent);
+  const post = async (url, body) => {
+    const r = await fetch(url, {method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify(body)});
+    const j = await r.json().catch(() => ({error: 'the server sent an unreadable reply'}));
+    if (!r.ok) throw new Error(j.error || j.detail || ('HTTP ' + r.status));
+    return j;
+  };
+  const show = (el, text, cls) => { el.textContent = text; el.className = cls || ''; };
+  function bars(el, feats) {
+    const f = feats.slice(0, 12).reverse();
+    Plotly.react(el, [{type: 'bar', orientation: 'h', x: f.map(d => d.attribution),
+      y: f.map(d => d.name + ' = ' + d.value), marker: {color: f.map(d => d.attribution > 0 ? '#d62728' : '#1f77b4')},
+      hovertemplate: '%{y}: %{x:.4f}<extra></extra>'}], {margin: {l: 230, r: 20, t: 10, b: 40},
+      xaxis: {title: 'push on the score (red raises, blue lowers)'}}, {displayModeBar: false, responsive: true});
+  }
+  function renderRow(p) {
+    $('prediction').textContent = p.prediction.toFixed(3);
+    $('base').textContent = p.base_value.toFixed(3);
+    $('predicted').textContent = p.predicted_class;
+    $('fidelity').textContent = p.fidelity_r2.toFixed(2);
+    bars($('chart'), p.features);
+    $('narrative').textContent = p.narrative.text;
+    const n = p.narrative;
+    show($('verified'), (n.ok ? '✓ every claim checked against the numbers: ' : '⚠ flagged: ') + n.supported +
+      ' supported, ' + n.contradicted + ' contradicted', n.ok ? 'ok' : 'bad');
+  }
+  function whatIf() {
+    const out = {};
+    document.querySelectorAll('#whatif input').forEach(i => { if (i.value !== i.defaultValue) out[i.dataset.feature] = i.value; });
+    return out;
+  }
+  async function rowPage() {
+    const row = data('rowinfo').row;
+    renderRow(data('payload'));
+    $('search').addEventListener('input', e => {
+      const q = e.target.value.toLowerCase();
+      document.querySelectorAll('#rows tr[data-row]').forEach(tr => { tr.style.display = tr.dataset.search.includes(q) ? '' : 'none'; });
+    });
+    const refresh = async () => {
+      const msg = $('whatif-msg'); show(msg, 'working…', 'muted');
+      try { renderRow(await post('/api/explain', {row: row, features: whatIf(), method: $('method').value})); show(msg, ''); }
+      catch (err) { show(msg, err.message, 'error'); }
+    };
+    $('update').addEventListener('click', refresh);
+    $('method').addEventListener('change', refresh);
+    $('reset').addEventListener('click', () => { document.querySelectorAll('#whatif input').forEach(i => { i.value = i.defaultValue; }); refresh(); });
+    if ($('cf-btn')) $('cf-btn').addEventListener('click', async () => {
+      const box = $('counterfactuals'); show(box, 'searching…', 'muted');
+      try {
+        const r = await post('/api/counterfactuals', {row: row, features: whatIf()});
+        box.textContent = '';
+        r.counterfactuals.forEach(c => { const p = document.createElement('p'); p.textContent = c.text; box.appendChild(p); });
+        if (!r.counterfactuals.length) box.textContent = 'No change found within the limits.';
+      } catch (err) { show(box, err.message, 'error'); }
+    });
+  }
+  async function overview() {
+    $('upload').addEventListener('submit', async e => {
+      e.preventDefault();
+      const msg = $('upload-msg'); show(msg, 'uploading…', 'muted');
+      const r = await fetch('/api/upload', {method: 'POST', body: new FormData(e.target)});
+      const j = await r.json().catch(() => ({error: 'HTTP ' + r.status}));
+      if (!r.ok) { show(msg, j.error || j.detail, 'error'); return; }
+      show(msg, 'loaded ' + j.name + ' (' + j.rows + ' rows)', 'ok'); setTimeout(() => location.reload(), 500);
+    });
+    const job = await post('/api/jobs/overview', {});
+    const poll = async () => {
+      const r = await (await fetch('/api/jobs/' + job.id)).json();
+      $('job-bar').style.width = (100 * r.progress).toFixed(0) + '%';
+      $('job-status').textContent = r.status === 'done' ? 'Explained ' + r.total + ' rows.' :
+        (r.status === 'error' ? 'Failed: ' + r.error : 'Explaining rows… ' + r.done + ' / ' + r.total);
+      if (r.status === 'running') { setTimeout(poll, 400); return; }
+      if (r.status !== 'done') return;
+      const g = await (await fetch('/api/global')).json();
+      const imp = g.importance.slice(0, 15).reverse();
+      Plotly.react($('importance'), [{type: 'bar', orientation: 'h', x: imp.map(d => d.mean_abs), y: imp.map(d => d.feature),
+        marker: {color: '#3e7cb1'}}], {margin: {l: 200, r: 20, t: 10, b: 40}}, {displayModeBar: false, responsive: true});
+      const sw = g.beeswarm.slice().reverse();
+      Plotly.react($('beeswarm'), sw.map((s, i) => ({type: 'scatter', mode: 'markers', name: s.feature,
+        x: s.attributions, y: s.attributions.map((_, k) => i + 0.35 * Math.sin(k * 12.9898) ), showlegend: false,
+        marker: {size: 5, color: s.colour, colorscale: [[0, '#1f77b4'], [1, '#d62728']], cmin: 0, cmax: 1},
+        hovertemplate: s.feature + ': %{x:.4f}<extra></extra>'})),
+        {margin: {l: 200, r: 20, t: 10, b: 40}, yaxis: {tickvals: sw.map((_, i) => i), ticktext: sw.map(s => s.feature)},
+         xaxis: {title: 'attribution'}}, {displayModeBar: false, responsive: true});
+    };
+    poll();
+  }
+  function fairness() {
+    const r = data('fairness');
+    const g = r.groups;
+    Plotly.react($('fair-chart'), [
+      {type: 'bar', name: 'selection rate', x: g.map(d => d.group), y: g.map(d => d.selection_rate)},
+      {type: 'bar', name: 'true-positive rate', x: g.map(d => d.group), y: g.map(d => d.true_positive_rate)},
+      {type: 'bar', name: 'accuracy', x: g.map(d => d.group), y: g.map(d => d.accuracy)}],
+      {barmode: 'group', margin: {t: 10}, yaxis: {range: [0, 1]}}, {displayModeBar: false, responsive: true});
+  }
+  return {overview, rowPage, fairness};
+})();
+"""

@@ -1,0 +1,241 @@
+"""What the dashboard serves: one model and its data, explained on demand (no web code here)."""
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import whybox
+from whybox.core.explanation import Explanation
+from whybox.errors import InputError
+
+DEFAULT_PARAMS = {"kernelshap": {"n_samples": 256}, "lime": {"n_samples": 500}}
+
+
+@dataclass
+class Job:
+    id: str
+    kind: str
+    total: int
+    done: int = 0
+    status: str = "running"          # running | done | error
+    error: str | None = None
+    result: Any = None
+    started: float = field(default_factory=time.time)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "kind": self.kind, "total": self.total, "done": self.done, "status": self.status,
+                "error": self.error, "progress": 1.0 if self.total == 0 else self.done / self.total,
+                "seconds": round(time.time() - self.started, 2)}
+
+
+class AppState:
+    """A model, the rows it is explained on, and the dashboard's explanations and jobs.
+
+    model : anything :func:`whybox.as_model` accepts (fitted on ``X``'s columns).
+    X : DataFrame of model inputs; y : true labels (optional: accuracy and the fairness error rates).
+    focus : the class whose score is explained (default: the last class, e.g. "1"/"benign").
+    """
+
+    def __init__(self, model: Any, X: pd.DataFrame, y: Any = None, *, name: str = "model", description: str = "",
+                 method: str = "kernelshap", focus: Any = None, seed: int = 0, n_background: int = 10):
+        self.lock = threading.Lock()
+        self.jobs: dict[str, Job] = {}
+        self.seed = int(seed)
+        self.n_background = int(n_background)
+        self.load(model, X, y, name=name, description=description, method=method, focus=focus)
+
+    # ----------------------------------------------------------------------- loading
+    def load(self, model: Any, X: pd.DataFrame, y: Any = None, *, name: str = "model", description: str = "",
+             method: str = "kernelshap", focus: Any = None) -> None:
+        if not isinstance(X, pd.DataFrame) or X.empty:
+            raise InputError("the data must be a non-empty table")
+        X = X.reset_index(drop=True)
+        m, arr, spec, _ = whybox.api.prepare(model, X, background=X.iloc[:1])
+        X = X[list(m.columns)] if m.columns is not None else X
+        out = m(arr)
+        if y is not None:
+            y = np.asarray(y)
+            if len(y) != len(X):
+                raise InputError(f"{len(y)} labels for {len(X)} rows")
+        names = m.output_names or [str(i) for i in range(out.shape[1])]
+        if focus is None:
+            fidx = out.shape[1] - 1
+        elif focus in names:
+            fidx = names.index(focus)
+        else:
+            raise InputError(f"focus class {focus!r} is not one of the model's outputs {names}")
+        numeric = all(pd.api.types.is_numeric_dtype(t) for t in X.dtypes)
+        bg = whybox.kmeans(X, min(self.n_background, len(X))) if numeric else whybox.sample(X, min(20, len(X)), seed=self.seed)
+        with self.lock:
+            self.model, self.X, self.y, self.spec = model, X, y, spec
+            self.name, self.description = name, description
+            self.method = whybox.explainers.recipes.get_recipe(method).name
+            self.outputs, self.output_names, self.focus = out, list(names), fidx
+            self.numeric, self.background = numeric, bg
+            self.classes = out.argmax(axis=1)
+            self._cache: dict[tuple, Explanation] = {}
+            self.global_job: str | None = None
+
+    # ----------------------------------------------------------------------- facts
+    @property
+    def n_rows(self) -> int:
+        return len(self.X)
+
+    def y_index(self) -> np.ndarray | None:
+        """True labels as output indices (None when unknown or not matching the outputs)."""
+        if self.y is None:
+            return None
+        names = [str(n) for n in self.output_names]
+        ys = [str(v) for v in self.y]
+        if all(v in names for v in ys):
+            return np.array([names.index(v) for v in ys])
+        try:
+            yi = self.y.astype(int)
+        except (TypeError, ValueError):
+            return None
+        return yi if ((yi >= 0) & (yi < len(names))).all() else None
+
+    def accuracy(self) -> float | None:
+        yi = self.y_index()
+        return None if yi is None else float((self.classes == yi).mean())
+
+    def info(self) -> dict[str, Any]:
+        from whybox.app.server import capabilities
+        return {"name": self.name, "description": self.description, "rows": self.n_rows,
+                "features": list(self.spec.names), "outputs": self.output_names,
+                "focus": self.output_names[self.focus], "accuracy": self.accuracy(), "method": self.method,
+                "methods": sorted(whybox.METHODS), "capabilities": capabilities()}
+
+    def check_row(self, row: Any) -> int:
+        if isinstance(row, bool) or not isinstance(row, (int, np.integer)):
+            try:
+                row = int(row)
+            except (TypeError, ValueError):
+                raise InputError(f"row must be an integer, got {row!r}") from None
+        if not 0 <= row < self.n_rows:
+            raise InputError(f"row {row} is out of range: the data has {self.n_rows} rows (0..{self.n_rows - 1})")
+        return int(row)
+
+    def frame_from(self, row: Any = None, features: dict | None = None) -> pd.DataFrame:
+        """One input row: a data row, optionally with some features changed (what-if)."""
+        base = self.X.iloc[[self.check_row(row if row is not None else 0)]].copy()
+        for k, v in (features or {}).items():
+            if k not in base.columns:
+                raise InputError(f"unknown feature {k!r}; the model's features are {list(base.columns)}")
+            if pd.api.types.is_numeric_dtype(base[k].dtype):
+                try:
+                    v = float(v)
+                except (TypeError, ValueError):
+                    raise InputError(f"feature {k!r} needs a number, got {v!r}") from None
+                if not np.isfinite(v):
+                    raise InputError(f"feature {k!r} must be finite, got {v!r}")
+                base[k] = base[k].astype(float)
+            base.iloc[0, base.columns.get_loc(k)] = v
+        return base
+
+    # ----------------------------------------------------------------------- explanations
+    def explain(self, frame: pd.DataFrame, method: str | None = None, **params: Any) -> Explanation:
+        method = whybox.explainers.recipes.get_recipe(method or self.method).name
+        kw = {**DEFAULT_PARAMS.get(method, {}), **params}
+        if not self.numeric and whybox.METHODS[method].family == "gradient":
+            raise InputError(f"{method} needs numeric features; this data has text/categorical columns")
+        return whybox.explain(self.model, frame, method=method, background=self.background, seed=self.seed,
+                              target=self.focus, **kw)
+
+    def explain_row(self, row: Any = None, features: dict | None = None, method: str | None = None) -> dict[str, Any]:
+        frame = self.frame_from(row, features)
+        key = (int(row) if row is not None else 0, tuple(sorted((features or {}).items())), method or self.method)
+        e = self._cache.get(key)
+        if e is None:
+            e = self.explain(frame, method)
+            self._cache[key] = e
+        from whybox.metrics import local_fidelity
+        fid = float(local_fidelity(self.model, frame, e, background=self.background, metric="r2", n_samples=100,
+                                   seed=self.seed)[0])
+        n = whybox.narrate(e, row=0)
+        order = np.argsort(-np.abs(e.values[0]), kind="stable")
+        feats = [{"name": e.feature_names[j], "value": _plain(frame.iloc[0, j]), "attribution": float(e.values[0, j])}
+                 for j in order]
+        return {"row": None if row is None else int(row), "changed": sorted((features or {})),
+                "prediction": float(e.predictions[0]), "class": self.output_names[self.focus],
+                "predicted_class": str(self.output_names[int(self.m_outputs(frame).argmax())]),
+                "base_value": float(e.base_values[0]), "method": e.method, "fidelity_r2": fid,
+                "features": feats, "narrative": n.to_dict(), "model_rows": e.n_model_rows}
+
+    def m_outputs(self, frame: pd.DataFrame) -> np.ndarray:
+        return whybox.as_model(self.model)(whybox.api.prepare(self.model, frame, background=frame)[1])[0]
+
+    # ----------------------------------------------------------------------- jobs
+    def start_job(self, kind: str, total: int, work) -> Job:
+        job = Job(uuid.uuid4().hex[:12], kind, total)
+        self.jobs[job.id] = job
+
+        def run() -> None:
+            try:
+                job.result = work(job)
+                job.status = "done"
+            except Exception as exc:  # noqa: BLE001 - reported to the page
+                job.status, job.error = "error", f"{type(exc).__name__}: {exc}"
+        threading.Thread(target=run, daemon=True).start()
+        return job
+
+    def explain_many(self, rows: list[int], method: str | None = None, chunk: int = 20) -> Job:
+        rows = [self.check_row(r) for r in rows]
+
+        def work(job: Job) -> Explanation:
+            parts = []
+            for s in range(0, len(rows), chunk):
+                idx = rows[s:s + chunk]
+                e = self.explain(self.X.iloc[idx], method)
+                e.row_ids = np.array(idx)
+                parts.append(e)
+                job.done = min(len(rows), s + chunk)
+            from whybox.batch import concat
+            return concat(parts)
+        return self.start_job("explain", len(rows), work)
+
+    def global_view(self, max_rows: int = 200) -> Job:
+        """The overview's job: explain up to ``max_rows`` rows (evenly spread), once."""
+        if self.global_job in self.jobs and self.jobs[self.global_job].status != "error":
+            return self.jobs[self.global_job]
+        n = min(max_rows, self.n_rows)
+        rows = list(np.unique(np.linspace(0, self.n_rows - 1, n).astype(int)))
+        job = self.explain_many(rows)
+        self.global_job = job.id
+        return job
+
+    def global_summary(self) -> dict[str, Any] | None:
+        job = self.jobs.get(self.global_job or "")
+        if job is None or job.status != "done":
+            return None
+        e: Explanation = job.result
+        imp = e.global_importance()
+        order = list(imp.index)
+        X = self.X.iloc[e.row_ids]
+        swarm = []
+        for f in order[:12]:
+            j = e.feature_names.index(f)
+            col = X.iloc[:, j]
+            if pd.api.types.is_numeric_dtype(col):
+                lo, hi = float(col.min()), float(col.max())
+                colour = ((col - lo) / (hi - lo if hi > lo else 1)).round(3).tolist()
+            else:
+                codes = pd.factorize(col)[0]
+                colour = (codes / max(1, codes.max())).round(3).tolist()
+            swarm.append({"feature": f, "attributions": e.values[:, j].round(5).tolist(), "colour": colour})
+        return {"importance": [{"feature": f, "mean_abs": float(imp[f])} for f in order], "beeswarm": swarm,
+                "rows": int(len(e)), "method": e.method}
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, (np.floating, float)):
+        return float(v)
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    return str(v) if not isinstance(v, (int, str)) else v

@@ -1,0 +1,47 @@
+"""Quality of a CounterfactualSet: validity, proximity, sparsity, diversity, plausibility, cost.
+
+* validity: share of counterfactuals with the desired outcome (re-queried);
+* proximity: mean distance to x (numeric features: |change| / MAD of the data; a changed categorical
+  feature or group counts 1) — lower is closer;
+* sparsity: mean number of features changed — lower is sparser;
+* diversity: mean pairwise distance between the counterfactuals (same distance) — higher is more diverse;
+* plausibility: mean distance from each counterfactual to its nearest data row (same distance),
+  divided by the median nearest-neighbour distance among data rows — about 1 is as typical as real
+  rows, lower is closer to the data;
+* queries: model rows spent.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from whybox.counterfactuals import tabular as T
+
+
+def _pairwise(P: T.Problem, A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    FA = T._per_feature_vectors(P, np.concatenate([A, B]))
+    fa, fb = FA[: len(A)], FA[len(A):]
+    return np.abs(fa[:, None, :] - fb[None, :, :]).sum(axis=2)
+
+
+def quality(cs: Any, P: T.Problem, max_reference: int = 2000) -> dict[str, float]:
+    V = cs.counterfactuals.to_numpy(dtype=P.x.dtype) if len(cs) else np.empty((0, P.x.shape[0]))
+    out = {"n": float(len(V)), "queries": float(cs.n_model_rows)}
+    if len(V) == 0:
+        out.update(validity=0.0, proximity=float("nan"), sparsity=float("nan"), diversity=float("nan"),
+                   plausibility=float("nan"))
+        return out
+    out["validity"] = float(P.is_valid(cs.outputs).mean())
+    out["proximity"] = float(T.feature_distance(P, V).mean())
+    out["sparsity"] = float(T.feature_changes(P, V).sum(axis=1).mean())
+    out["diversity"] = float(_pairwise(P, V, V)[np.triu_indices(len(V), 1)].mean()) if len(V) > 1 else 0.0
+    rng = np.random.default_rng(0)
+    ref = P.data if len(P.data) <= max_reference else P.data[rng.choice(len(P.data), max_reference, replace=False)]
+    near = _pairwise(P, V, ref).min(axis=1)
+    sub = ref[: min(300, len(ref))]
+    dd = _pairwise(P, sub, ref)
+    dd[dd <= 1e-12] = np.inf                       # not the row itself (or an exact duplicate)
+    typical = float(np.median(dd.min(axis=1)[np.isfinite(dd.min(axis=1))])) if np.isfinite(dd).any() else 1.0
+    out["plausibility"] = float(near.mean() / (typical if typical > 0 else 1.0))
+    return out

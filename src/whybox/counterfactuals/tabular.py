@@ -1,0 +1,302 @@
+"""Model-agnostic counterfactuals for tabular models, with constraints.
+
+"What would have to change for a different answer?" For one row x and a desired outcome (a class, or
+a range of a regression output), the search returns up to k counterfactuals that are
+
+* valid: the model gives the desired outcome (checked with real model queries);
+* sparse and close: few features changed, by little (distance per feature scaled by the MAD of the
+  data, or the range; 1 for a changed categorical/one-hot feature);
+* plausible: values come from real rows (donor rows the model already gives the desired outcome,
+  nearest first), continuous changes are then shrunk toward x by bisection;
+* diverse: chosen greedily to be far from each other;
+* constrained: only ``features_to_vary`` change, never ``immutable`` ones, within ``permitted_range``,
+  in the ``monotone`` direction ("increase"/"decrease"), categorical values and one-hot groups stay
+  valid categories (whole blocks are copied), integer features stay integers.
+
+Search (all candidates of a step go to the model in one batched call):
+1. donors: data rows with the desired outcome that satisfy the constraints on the features that may change;
+2. candidates: x with a random subset of mutable features copied from a donor (nearest donors more
+   often; subset sizes grow until enough candidates are valid), plus random values inside permitted
+   ranges for continuous features;
+3. sparsify: greedily revert changed features to x's values while the candidate stays valid;
+4. shrink: bisection of each changed continuous feature toward x's value, keeping validity;
+5. select k by greedy max-min diversity with a proximity penalty.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+MONOTONE = ("increase", "decrease")
+
+
+@dataclass
+class Problem:
+    """Everything the search needs, validated."""
+
+    model: Any                  # whybox Model (batched, counted)
+    x: np.ndarray               # (p,) the row, object or float
+    data: np.ndarray            # (N, p) reference rows
+    spec: Any                   # FeatureSpec (groups = interpretable features)
+    mutable: np.ndarray         # (d,) bool
+    lo: np.ndarray              # (p,) permitted lower bound per continuous column (or -inf)
+    hi: np.ndarray
+    monotone: np.ndarray        # (p,) +1 increase only, -1 decrease only, 0 free
+    integer: np.ndarray         # (p,) bool
+    numeric: np.ndarray         # (p,) bool: continuous numeric column (distance scaled, bisection)
+    scale: np.ndarray           # (p,) distance scale for numeric columns
+    allowed_values: dict[int, list[Any]] = field(default_factory=dict)  # categorical column -> permitted values
+    is_valid: Any = None        # outputs (m, k) -> bool (m,)
+    desired: Any = None
+
+
+def _mad(col: np.ndarray) -> float:
+    med = np.median(col)
+    mad = float(np.median(np.abs(col - med)))
+    if mad > 0:
+        return mad
+    sd = float(np.std(col))
+    return sd if sd > 0 else 1.0
+
+
+def feature_distance(P: Problem, A: np.ndarray) -> np.ndarray:
+    """Distance of each row of A to x: sum over interpretable features of |a - x| / scale for continuous
+    numeric features and 1 for a changed categorical feature or group."""
+    return _per_feature(P, A).sum(axis=1)
+
+
+def _per_feature(P: Problem, A: np.ndarray) -> np.ndarray:
+    """(m, d) per-feature distance to x."""
+    m, d = A.shape[0], P.spec.n_features
+    out = np.zeros((m, d))
+    for f, cols in enumerate(P.spec.groups):
+        if len(cols) == 1 and P.numeric[cols[0]]:
+            c = cols[0]
+            out[:, f] = np.abs(A[:, c].astype(float) - float(P.x[c])) / P.scale[c]
+        else:
+            out[:, f] = (A[:, cols] != P.x[cols]).any(axis=1)
+    return out
+
+
+def feature_changes(P: Problem, A: np.ndarray) -> np.ndarray:
+    """(m, d) bool: which interpretable features differ from x."""
+    m, d = A.shape[0], P.spec.n_features
+    out = np.zeros((m, d), bool)
+    for f, cols in enumerate(P.spec.groups):
+        if len(cols) == 1 and P.numeric[cols[0]]:
+            out[:, f] = ~np.isclose(A[:, cols[0]].astype(float), float(P.x[cols[0]]), rtol=0, atol=1e-12)
+        else:
+            out[:, f] = (A[:, cols] != P.x[cols]).any(axis=1)
+    return out
+
+
+def respects(P: Problem, A: np.ndarray) -> np.ndarray:
+    """(m,) bool: every constraint holds (the feature-level checks the tests also make)."""
+    ch = feature_changes(P, A)
+    ok = ~(ch & ~P.mutable[None, :]).any(axis=1)
+    for c in range(A.shape[1]):
+        if P.numeric[c]:
+            v = A[:, c].astype(float)
+            moved = ~np.isclose(v, float(P.x[c]), rtol=0, atol=1e-12)
+            ok &= ~moved | ((v >= P.lo[c] - 1e-9) & (v <= P.hi[c] + 1e-9))
+            if P.monotone[c] > 0:
+                ok &= v >= float(P.x[c]) - 1e-9
+            elif P.monotone[c] < 0:
+                ok &= v <= float(P.x[c]) + 1e-9
+            if P.integer[c]:
+                ok &= np.isclose(v, np.round(v))
+        elif c in P.allowed_values:
+            vals = P.allowed_values[c]
+            ok &= np.array([(a == P.x[c]) or (a in vals) for a in A[:, c]])
+    return ok
+
+
+def _evaluate(P: Problem, A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    out = P.model(A)
+    return out, P.is_valid(out)
+
+
+def _candidates(P: Problem, donors: np.ndarray, donor_d: np.ndarray, n: int, size_max: int,
+                rng: np.random.Generator) -> np.ndarray:
+    mut = np.flatnonzero(P.mutable)
+    A = np.repeat(P.x[None, :], n, axis=0)
+    # nearest donors more often (rank-based weights)
+    w = 1.0 / (1.0 + np.argsort(np.argsort(donor_d)))
+    w /= w.sum()
+    pick = rng.choice(len(donors), size=n, p=w)
+    sizes = rng.integers(1, max(1, min(size_max, len(mut))) + 1, size=n)
+    for i in range(n):
+        feats = rng.choice(mut, size=sizes[i], replace=False)
+        for f in feats:
+            cols = P.spec.groups[f]
+            A[i, cols] = donors[pick[i], cols]
+    # a share of the candidates also get uniform values inside the permitted range of continuous features
+    cont = [f for f in mut if len(P.spec.groups[f]) == 1 and P.numeric[P.spec.groups[f][0]]]
+    if cont:
+        for i in rng.choice(n, size=n // 4, replace=False):
+            f = rng.choice(cont)
+            c = P.spec.groups[f][0]
+            lo, hi = _range(P, c)
+            if hi > lo:
+                v = rng.uniform(lo, hi)
+                A[i, c] = np.round(v) if P.integer[c] else v
+    return A
+
+
+def _range(P: Problem, c: int) -> tuple[float, float]:
+    col = P.data[:, c].astype(float)
+    lo = max(P.lo[c], float(col.min()))
+    hi = min(P.hi[c], float(col.max()))
+    x = float(P.x[c])
+    if P.monotone[c] > 0:
+        lo = max(lo, x)
+    elif P.monotone[c] < 0:
+        hi = min(hi, x)
+    return lo, hi
+
+
+def _sparsify(P: Problem, A: np.ndarray) -> np.ndarray:
+    """Greedily revert changed features to x while every candidate stays valid (batched)."""
+    A = A.copy()
+    active = np.ones(len(A), bool)
+    while active.any():
+        ch = feature_changes(P, A)
+        rows, feats = np.nonzero(ch & active[:, None])
+        if len(rows) == 0:
+            break
+        B = A[rows].copy()
+        for r, (i, f) in enumerate(zip(rows, feats)):
+            B[r, P.spec.groups[f]] = P.x[P.spec.groups[f]]
+        _, ok = _evaluate(P, B)
+        gain = _per_feature(P, A[rows])[np.arange(len(rows)), feats]
+        best = {}
+        for r in np.flatnonzero(ok):
+            i = rows[r]
+            if i not in best or gain[r] > gain[best[i]]:
+                best[i] = r
+        active[:] = False
+        for i, r in best.items():
+            A[i] = B[r]
+            active[i] = True
+    return A
+
+
+def _shrink(P: Problem, A: np.ndarray, steps: int = 6) -> np.ndarray:
+    """Bisection of each changed continuous feature toward x's value, keeping validity."""
+    A = A.copy()
+    cont = [f for f in range(P.spec.n_features) if P.mutable[f] and len(P.spec.groups[f]) == 1
+            and P.numeric[P.spec.groups[f][0]]]
+    for f in cont:
+        c = P.spec.groups[f][0]
+        x = float(P.x[c])
+        far = A[:, c].astype(float)
+        rows = np.flatnonzero(~np.isclose(far, x, rtol=0, atol=1e-12))
+        if len(rows) == 0:
+            continue
+        lo_t, hi_t = np.zeros(len(rows)), np.ones(len(rows))      # t=1: the current (valid) value
+        target = far[rows]
+        for _ in range(steps):
+            mid = (lo_t + hi_t) / 2
+            v = x + mid * (target - x)
+            if P.integer[c]:
+                v = np.where(target > x, np.ceil(v), np.floor(v))
+            B = A[rows].copy()
+            B[:, c] = v
+            _, ok = _evaluate(P, B)
+            hi_t = np.where(ok, mid, hi_t)
+            lo_t = np.where(ok, lo_t, mid)
+        v = x + hi_t * (target - x)
+        if P.integer[c]:
+            v = np.where(target > x, np.ceil(v), np.floor(v))
+        A[rows, c] = v
+    return A
+
+
+MIN_SEPARATION = 0.1     # two counterfactuals closer than this (in distance units) count as the same
+
+
+def _select(P: Problem, A: np.ndarray, k: int, diversity_weight: float) -> np.ndarray:
+    if len(A) == 0:
+        return np.zeros(0, dtype=np.intp)
+    dist = feature_distance(P, A)
+    F = _per_feature_vectors(P, A)
+    chosen = [int(np.argmin(dist))]
+    while len(chosen) < min(k, len(A)):
+        dmin = np.min(np.stack([np.abs(F - F[c]).sum(axis=1) for c in chosen]), axis=0)
+        score = diversity_weight * dmin - dist
+        score[chosen] = -np.inf
+        score[dmin < MIN_SEPARATION] = -np.inf             # no (near-)duplicates
+        j = int(np.argmax(score))
+        if not np.isfinite(score[j]):
+            break
+        chosen.append(j)
+    return np.array(chosen, dtype=np.intp)
+
+
+def _per_feature_vectors(P: Problem, A: np.ndarray) -> np.ndarray:
+    """Rows mapped to a space where L1 distance = the counterfactual distance between two rows."""
+    parts = []
+    for f, cols in enumerate(P.spec.groups):
+        if len(cols) == 1 and P.numeric[cols[0]]:
+            parts.append((A[:, cols[0]].astype(float) / P.scale[cols[0]])[:, None])
+        else:
+            codes = pd.factorize(pd.Series([tuple(r) for r in A[:, cols]]))[0]
+            onehot = np.zeros((len(A), codes.max() + 1))
+            onehot[np.arange(len(A)), codes] = 0.5
+            parts.append(onehot)
+    return np.hstack(parts)
+
+
+def search(P: Problem, *, k: int, n_candidates: int, rounds: int, diversity_weight: float,
+           rng: np.random.Generator, max_changes: int | None) -> tuple[np.ndarray, dict[str, Any]]:
+    t0 = time.perf_counter()
+    out = P.model(P.data)
+    good = P.is_valid(out)
+    donors = P.data[good]
+    info: dict[str, Any] = {"donors": int(good.sum())}
+    if len(donors):
+        # donors must satisfy the constraints on what they would bring in
+        Dfull = np.repeat(P.x[None, :], len(donors), axis=0)
+        mut_cols = np.concatenate([P.spec.groups[f] for f in np.flatnonzero(P.mutable)])
+        Dfull[:, mut_cols] = donors[:, mut_cols]
+        keep = respects(P, Dfull)
+        donors = Dfull[keep]
+    info["usable_donors"] = int(len(donors))
+    pool = []
+    n_mut = int(P.mutable.sum())
+    size_max = 1
+    limit = n_mut if max_changes is None else min(n_mut, max_changes)
+    for r in range(rounds):
+        if len(donors):
+            dd = feature_distance(P, donors)
+            A = _candidates(P, donors, dd, n_candidates, size_max, rng)
+        else:
+            A = _candidates(P, np.repeat(P.x[None, :], 1, axis=0), np.zeros(1), n_candidates, size_max, rng)
+        A = A[respects(P, A)]
+        if len(A):
+            A = np.unique(A, axis=0) if A.dtype != object else A[~pd.DataFrame(A).duplicated().to_numpy()]
+            _, ok = _evaluate(P, A)
+            pool.append(A[ok])
+        n_valid = sum(len(p) for p in pool)
+        if n_valid >= 4 * k and size_max >= min(2, limit):
+            break
+        size_max = min(limit, size_max * 2 + 1)
+    info["rounds"] = r + 1
+    if not pool or sum(len(p) for p in pool) == 0:
+        info["seconds"] = time.perf_counter() - t0
+        return np.empty((0, P.x.shape[0]), dtype=P.x.dtype), info
+    V = np.concatenate(pool)
+    V = V[np.argsort(feature_distance(P, V), kind="stable")[: max(8 * k, 32)]]
+    V = _sparsify(P, V)
+    V = _shrink(P, V)
+    _, ok = _evaluate(P, V)                       # final check with real queries
+    V = V[ok & respects(P, V)]
+    V = V[~pd.DataFrame(V).duplicated().to_numpy()] if len(V) else V
+    sel = _select(P, V, k, diversity_weight)
+    info["seconds"] = time.perf_counter() - t0
+    return V[sel], info

@@ -1,0 +1,248 @@
+"""The dashboard: the JSON API with httpx against a real server on 127.0.0.1, and the pages in a real
+headless Chromium (Debian's, driven by Playwright with executable_path; never a downloaded browser)."""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("fastapi", reason="the dashboard needs fastapi (pip install 'whybox[app]')")
+httpx = pytest.importorskip("httpx")
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, *args, env=None):
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen([sys.executable, "-m", "whybox.cli", "serve", "--port", str(self.port), *map(str, args)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     env={**os.environ, **(env or {})})
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("server exited: " + self.proc.stdout.read())
+            try:
+                httpx.get(self.url + "/api/info", timeout=2, headers=self.headers())
+                return
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        raise RuntimeError("server did not start")
+
+    def headers(self):
+        return {}
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+@pytest.fixture(scope="module")
+def server():
+    s = Server()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    import skops.io as sio
+    from sklearn.ensemble import RandomForestClassifier
+    d = tmp_path_factory.mktemp("app")
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"age": rng.integers(18, 80, 300).astype(float), "income": rng.normal(50, 15, 300),
+                      "<script>alert(1)</script>": rng.integers(0, 2, 300).astype(float)})
+    y = ((X["income"] > 50) ^ (X["<script>alert(1)</script>"] > 0.5)).astype(int)
+    model = RandomForestClassifier(n_estimators=30, random_state=0).fit(X, y)
+    sio.dump(model, d / "m.skops")
+    df = X.assign(label=y)
+    df.to_csv(d / "data.csv", index=False)
+    df.drop(columns=["income"]).to_csv(d / "missing.csv", index=False)
+    (d / "model.txt").write_text("not a model")
+    return d
+
+
+# ------------------------------------------------------------------------------------------ API
+def test_api(server):
+    c = httpx.Client(base_url=server.url, timeout=60)
+    info = c.get("/api/info").json()
+    assert info["rows"] == 143 and len(info["features"]) == 30 and info["accuracy"] > 0.9
+    r = c.post("/api/explain", json={"row": 5}).json()
+    assert len(r["features"]) == 30 and r["narrative"]["ok"] and 0 <= r["prediction"] <= 1
+    top = r["features"][0]["name"]
+    w = c.post("/api/explain", json={"row": 5, "features": {top: r["features"][0]["value"] * 3}}).json()
+    assert w["prediction"] != r["prediction"] and w["changed"] == [top]
+    n = c.post("/api/narrate", json={"row": 5, "audience": "expert"}).json()
+    assert n["ok"] and "attribution" in n["text"]
+    ev = c.post("/api/evaluate", json={"rows": "0:4", "methods": ["kernelshap", "occlusion"], "metrics": ["pgi"]}).json()
+    assert ev["rows"] == 4 and len(ev["table"]) == 2
+    f = c.post("/api/fairness", json={"attribute": "mean radius", "n_explain": 10}).json()
+    assert len(f["groups"]) == 2 and 0 <= f["demographic_parity_difference"] <= 1 and "percentage points" in f["summary"]
+    job = c.post("/api/jobs/explain", json={"rows": "0:40"}).json()
+    for _ in range(200):
+        s = c.get(f"/api/jobs/{job['id']}").json()
+        if s["status"] != "running":
+            break
+        assert c.get("/api/info").status_code == 200          # responsive while the job runs
+        time.sleep(0.1)
+    assert s["status"] == "done" and s["done"] == 40
+    assert c.get("/docs").status_code == 200 and "/api/explain" in c.get("/openapi.json").text
+    cf = c.post("/api/counterfactuals", json={"row": 1})
+    assert cf.status_code in (200, 501)
+
+
+def test_api_bad_input(server, files):
+    c = httpx.Client(base_url=server.url, timeout=60)
+    r = c.post("/api/explain", json={"row": 10_000})
+    assert r.status_code == 404 and "out of range" in r.json()["error"]
+    r = c.post("/api/explain", json={"row": 1, "features": {"nope": 1}})
+    assert r.status_code == 400 and "unknown feature 'nope'" in r.json()["error"]
+    r = c.post("/api/explain", json={"row": 1, "features": {"mean radius": "abc"}})
+    assert r.status_code == 400 and "needs a number" in r.json()["error"]
+    r = c.post("/api/explain", content=b"{broken", headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "JSON" in r.json()["error"]
+    r = c.post("/api/fairness", json={"attribute": "zzz"})
+    assert r.status_code == 400 and "unknown attribute" in r.json()["error"]
+    up = lambda m, d: c.post("/api/upload", files={"model": m, "data": d})  # noqa: E731
+    r = up(("model.txt", b"not a model"), ("d.csv", (files / "data.csv").read_bytes()))
+    assert r.status_code == 400 and "must be .skops" in r.json()["error"]
+    r = up(("m.skops", (files / "m.skops").read_bytes()), ("d.xlsx", b"x"))
+    assert r.status_code == 400 and "must be .csv or .parquet" in r.json()["error"]
+    r = up(("m.skops", (files / "m.skops").read_bytes()), ("missing.csv", (files / "missing.csv").read_bytes()))
+    assert r.status_code == 400 and "missing column(s) ['income']" in r.json()["error"]
+    r = up(("m.pkl", b"\x80\x04junk"), ("d.csv", (files / "data.csv").read_bytes()))
+    assert r.status_code == 400 and "pickle" in r.json()["error"]
+    r = up(("m.skops", b"0" * (51 * 2**20)), ("d.csv", b"a\n1\n"))
+    assert r.status_code == 413 and "limit" in r.json()["error"]
+    assert c.get("/api/info").json()["rows"] == 143            # still serving the same data
+
+
+def test_token_required_off_loopback(files):
+    p = subprocess.run([sys.executable, "-m", "whybox.cli", "serve", "--host", "0.0.0.0"], capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 2 and "--token" in p.stderr
+
+    class TokenServer(Server):
+        def headers(self):
+            return {"Authorization": "Bearer s3cret"}
+
+    s = TokenServer("--token", "s3cret")
+    try:
+        assert httpx.get(s.url + "/api/info").status_code == 401
+        assert httpx.get(s.url + "/api/info", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert httpx.get(s.url + "/api/info", headers=s.headers()).status_code == 200
+        with httpx.Client(base_url=s.url) as c:                  # ?token= once, then the cookie
+            assert c.get("/?token=s3cret").status_code == 200
+            assert c.get("/api/info").status_code == 200
+    finally:
+        s.stop()
+
+
+# -------------------------------------------------------------------------------------- browser
+@pytest.fixture(scope="module")
+def browser():
+    if CHROMIUM is None:
+        pytest.skip("Debian's chromium is not installed (scripts/test.sh installs it with apt when it can)")
+    pw = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    with pw.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+def _shot(page, name):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    if os.environ.get("WHYBOX_DOC_SCREENSHOTS"):
+        (ROOT / "docs" / "img").mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ROOT / "docs" / "img" / f"{name}.png"), full_page=False)
+
+
+def test_browser_demo_flow(server, browser, tmp_path):
+    ctx = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
+    page = ctx.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server.url + "/")
+    page.wait_for_selector("#importance .main-svg", timeout=90_000)
+    assert "Explained" in page.text_content("#job-status")
+    assert "%" in page.text_content("#accuracy")
+    _shot(page, "overview")
+    # pick a row from the list
+    page.goto(server.url + "/row/0")
+    page.fill("#search", "row 7")
+    page.click("#rows a[href='/row/7']")
+    page.wait_for_selector("#chart .main-svg")
+    assert page.text_content("#row-title") == "Row 7"
+    assert page.text_content("#narrative").startswith("The model's score")
+    assert "every claim checked" in page.text_content("#verified")
+    before = page.text_content("#prediction")
+    _shot(page, "row")
+    # what-if: change the most important feature a lot
+    first = page.locator("#whatif input").first
+    name = first.get_attribute("data-feature")
+    page.fill(f"#whatif input[data-feature='{name}']", "0")
+    page.fill("#whatif input >> nth=20", "0")
+    page.fill("#whatif input >> nth=23", "0")
+    page.click("#update")
+    page.wait_for_function(f"document.getElementById('prediction').textContent !== '{before}'", timeout=60_000)
+    assert page.text_content("#prediction") != before
+    page.fill("#whatif input >> nth=0", "abc")
+    page.click("#update")
+    page.wait_for_selector("#whatif-msg.error")
+    assert "needs a number" in page.text_content("#whatif-msg")
+    # fairness
+    page.goto(server.url + "/fairness")
+    page.select_option("#attribute", "mean radius")
+    page.click("#show")
+    page.wait_for_selector("#fair-chart .main-svg", timeout=60_000)
+    assert "percentage points" in page.text_content("#fair-summary")
+    _shot(page, "fairness")
+    # export a report
+    with page.expect_download() as dl:
+        page.click("#export")
+    path = tmp_path / "report.html"
+    dl.value.save_as(path)
+    html = path.read_text()
+    assert "<script" not in html and "data:image/png;base64" in html and "percentage points" in html
+    # bad input through the pages
+    page.goto(server.url + "/row/100000")
+    assert "out of range" in page.text_content("#error")
+    assert not errors, errors
+    ctx.close()
+
+
+def test_browser_escapes_user_text(browser, files):
+    s = Server("--model", files / "m.skops", "--data", files / "data.csv", "--label", "label")
+    try:
+        page = browser.new_page()
+        dialogs = []
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.goto(s.url + "/row/3")
+        page.wait_for_selector("#chart .main-svg")
+        assert "<script>alert(1)</script>" in page.content().replace("&lt;", "<").replace("&gt;", ">")
+        assert page.locator("input[data-feature='<script>alert(1)</script>']").count() == 1
+        page.goto(s.url + "/fairness?attribute=%3Cscript%3Ealert(1)%3C/script%3E")
+        page.wait_for_selector("#fair-summary")
+        assert dialogs == []                                        # no script ran
+        page.close()
+    finally:
+        s.stop()
