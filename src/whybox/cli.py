@@ -18,6 +18,12 @@ console = Console()
 err = Console(stderr=True)
 
 DEMO_METHODS = "kernelshap,lime,occlusion,integrated_gradients,smoothgrad"
+LLM_URL = typer.Option(None, "--llm", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:11434/v1 (Ollama) "
+                       "(default: $WHYBOX_LLM_BASE_URL). The key is read from $WHYBOX_LLM_API_KEY or $OPENAI_API_KEY.")
+LLM_MODEL = typer.Option(None, "--model", help="Model name on that server (default: $WHYBOX_LLM_MODEL).")
+LLM_TIMEOUT = typer.Option(None, "--timeout", help="Seconds per LLM request (default 60).")
+LLM_BUDGET = typer.Option(None, "--llm-budget", help="Most LLM requests to send (cache hits are free).")
+LLM_NO_CACHE = typer.Option(False, "--no-cache", help="Do not read or write the on-disk LLM cache.")
 
 
 def _parse_params(params: List[str]) -> dict[str, Any]:
@@ -370,6 +376,68 @@ def counterfactual(model: Path = MODEL_ARG, data: Path = DATA_ARG,
             raise WhyboxError(f"unknown output format {out}: use .json or .csv")
 
 
+def _cebab_or_table(ref: str):
+    if ref.startswith("cebab:"):
+        from whybox.counterfactuals.cebab import load_cebab
+        return load_cebab(ref.split(":", 1)[1])
+    from whybox.io.files import load_table
+    return load_table(ref)
+
+
+@app.command("counterfactual-text")
+def counterfactual_text(model: str = typer.Argument(..., help="Text classifier: a .skops pipeline on raw strings (a "
+                                                    "pickle with --trust-pickle), or tfidf-cebab (built-in, 5-class CEBaB)."),
+                        text: str = typer.Argument(..., help="The text whose concept is changed."),
+                        concept: str = typer.Option(..., help="The concept to change, e.g. food."),
+                        value: str = typer.Option(..., help="Its new value, e.g. Negative."),
+                        llm: Optional[str] = LLM_URL, llm_model: Optional[str] = typer.Option(None, "--model", help="LLM that writes the counterfactual."),
+                        timeout: Optional[float] = LLM_TIMEOUT, no_cache: bool = LLM_NO_CACHE,
+                        match: Optional[str] = typer.Option(None, help="Estimate by matching instead: the candidate pool, "
+                                                            "cebab:train_exclusive or a CSV/Parquet with a text column and concept columns."),
+                        train: str = typer.Option("cebab:train_inclusive", help="Rows (with edits) that train the matching space."),
+                        k: int = typer.Option(10, help="Top-K candidates averaged (matching)."),
+                        mode: str = typer.Option("head", help="Matching space: head (trained projection) or none (plain MiniLM)."),
+                        trust_pickle: bool = typer.Option(False, help="Allow loading .joblib/.pkl models."),
+                        ) -> None:
+    """How would the model's prediction change if CONCEPT of TEXT became VALUE, all else equal? By an
+    LLM-written counterfactual (--llm/--model) or by matching similar texts with that value (--match)."""
+    if model == "tfidf-cebab":
+        from whybox.counterfactuals.cebab import load_cebab
+        from whybox.datasets import tfidf_classifier
+        inc = load_cebab("train_inclusive")
+        inc = inc[inc["label"].notna()]
+        clf = tfidf_classifier(inc["text"].tolist(), inc["label"].astype(int).to_numpy())
+    else:
+        from whybox.io.files import load_model
+        clf = load_model(model, trust_pickle=trust_pickle)
+    from whybox.models.text import as_text_model
+    m = as_text_model(clf)
+    names = m.output_names or list(range(m(["x"]).shape[1]))
+    if match is not None:
+        from whybox.counterfactuals.text import ConceptMatcher
+        pool = _cebab_or_table(match)
+        if "text" not in pool.columns or concept not in pool.columns:
+            raise WhyboxError(f"the candidate pool needs columns 'text' and {concept!r}; it has {list(pool.columns)}")
+        mt = ConceptMatcher(concept, k=k, mode=mode)
+        if mode != "none":
+            mt.fit(_cebab_or_table(train))
+        eff = mt.effects(m, [text], value, pool)[0]
+        how = f"matching: mean over the {min(k, int((pool[concept] == value).sum()))} nearest texts with {concept} = {value}"
+        cf_text = None
+    else:
+        from whybox.counterfactuals.text import LLMEditor
+        ed = LLMEditor(_llm_client(llm, llm_model, timeout, None, no_cache))
+        (cf_text,), eff = ed.effects(m, [text], concept, value)
+        eff = eff[0]
+        how = f"LLM edit by {ed.client.model}"
+    fx = m([text])[0]
+    if cf_text is not None:
+        console.print(f"counterfactual: {cf_text}", markup=False, highlight=False)
+    console.print(f"effect of {concept} -> {value} ({how}):")
+    for n, a, e in zip(names, fx, eff):
+        console.print(f"  {str(n):>10}: {a:.3f} -> {a + e:.3f} ({e:+.3f})")
+
+
 BUILTIN_TEXT_MODELS = ("tfidf-rt", "minilm-rt")
 
 
@@ -456,12 +524,6 @@ def _llm_client(llm: Optional[str], model: Optional[str], timeout: Optional[floa
     return LLMClient(llm, model, timeout=timeout, budget=llm_budget, cache=not no_cache)
 
 
-LLM_URL = typer.Option(None, "--llm", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:11434/v1 (Ollama) "
-                       "(default: $WHYBOX_LLM_BASE_URL). The key is read from $WHYBOX_LLM_API_KEY or $OPENAI_API_KEY.")
-LLM_MODEL = typer.Option(None, "--model", help="Model name on that server (default: $WHYBOX_LLM_MODEL).")
-LLM_TIMEOUT = typer.Option(None, "--timeout", help="Seconds per LLM request (default 60).")
-LLM_BUDGET = typer.Option(None, "--llm-budget", help="Most LLM requests to send (cache hits are free).")
-LLM_NO_CACHE = typer.Option(False, "--no-cache", help="Do not read or write the on-disk LLM cache.")
 
 
 @app.command()

