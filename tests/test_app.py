@@ -186,22 +186,25 @@ def test_browser_demo_flow(server, browser, tmp_path):
     assert "Explained" in page.text_content("#job-status")
     assert "%" in page.text_content("#accuracy")
     _shot(page, "overview")
-    # pick a row from the list
+    # pick a row from the list: the one whose score is closest to 0.5 (a what-if can move it)
     page.goto(server.url + "/row/0")
-    page.fill("#search", "row 7")
-    page.click("#rows a[href='/row/7']")
+    row = page.evaluate("""() => { let best = null, gap = 2;
+        document.querySelectorAll('#rows tr[data-row]').forEach(tr => {
+          const s = parseFloat(tr.children[1].textContent);
+          if (Math.abs(s - 0.5) < gap) { gap = Math.abs(s - 0.5); best = tr.dataset.row; } });
+        return best; }""")
+    page.fill("#search", f"row {row}")
+    page.click(f"#rows a[href='/row/{row}']")
     page.wait_for_selector("#chart .main-svg")
-    assert page.text_content("#row-title") == "Row 7"
+    assert page.text_content("#row-title") == f"Row {row}"
     assert page.text_content("#narrative").startswith("The model's score")
     assert "every claim checked" in page.text_content("#verified")
     before = page.text_content("#prediction")
     _shot(page, "row")
-    # what-if: change the most important feature a lot
-    first = page.locator("#whatif input").first
-    name = first.get_attribute("data-feature")
-    page.fill(f"#whatif input[data-feature='{name}']", "0")
-    page.fill("#whatif input >> nth=20", "0")
-    page.fill("#whatif input >> nth=23", "0")
+    # what-if: push the three most important features far
+    payload = page.evaluate("JSON.parse(document.getElementById('payload').textContent)")
+    for f in payload["features"][:3]:
+        page.fill(f"#whatif input[data-feature='{f['name']}']", str(float(f["value"]) * (0.2 if f["attribution"] > 0 else 3)))
     page.click("#update")
     page.wait_for_function(f"document.getElementById('prediction').textContent !== '{before}'", timeout=60_000)
     assert page.text_content("#prediction") != before

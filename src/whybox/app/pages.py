@@ -89,7 +89,7 @@ def row_page(info: dict[str, Any], row: int, payload: dict[str, Any], rows_table
         f"<span class='big' id='prediction'>{payload['prediction']:.3f}</span> <span class='muted'>(average "
         f"<span id='base'>{payload['base_value']:.3f}</span>)</span></p><p>Predicted class: <b id='predicted'>"
         f"{esc(payload['predicted_class'])}</b></p><p>Method <select id='method'>{methods}</select> · faithfulness "
-        f"(local R², 1 = perfect): <b id='fidelity'>{payload['fidelity_r2']:.2f}</b></p></div></div>"
+        f"(local R² when features are hidden: 1 = perfect, ≤ 0 = poor): <b id='fidelity'>{payload['fidelity_r2']:.2f}</b></p></div></div>"
         "<div class='card'><h3>Why: each feature's push on the score</h3><div id='chart' style='height:420px'></div></div>"
         "<div class='card'><h3>In plain words</h3><p id='narrative'></p><p class='muted' id='verified'></p></div>"
         f"{cf}<div class='card'><h3>What if?</h3><p class='muted'>Change values and press Update to see the new "
