@@ -87,6 +87,8 @@ def main() -> None:
                     for w in P["cf_value"].iloc[sel].unique():
                         ss = sel[(P["cf_value"].iloc[sel] == w).to_numpy()]
                         b = P["base"].iloc[ss].to_numpy()
+                        if not (exc[c] == w).any():      # no candidate with that value: estimate "no effect"
+                            continue
                         for k in ks:
                             per_k[k][ss] = mt.effects(None, [], w, exc, k=k, query_emb=qe[b], cand_emb=ce,
                                                       cand_out=out["exc"], query_out=out["dev"][b])

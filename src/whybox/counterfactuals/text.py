@@ -237,7 +237,7 @@ class ConceptMatcher:
         pool = np.flatnonzero((candidates[self.concept] == value).to_numpy())
         if len(pool) == 0:
             raise InputError(f"the candidate pool has no text with {self.concept} = {value!r}")
-        m = as_text_model(model)
+        m = as_text_model(model) if cand_out is None or query_out is None else None
         ce = cand_emb[pool] if cand_emb is not None else self.embed(candidates["text"].iloc[pool].tolist())
         co = cand_out[pool] if cand_out is not None else m(candidates["text"].iloc[pool].tolist())
         qe = query_emb if query_emb is not None else self.embed(list(texts))
