@@ -47,7 +47,16 @@ def main() -> None:
     from whybox.datasets import tfidf_classifier
     from whybox.models.minilm import embed, load_minilm
     enc, tok = load_minilm()
-    emb = {name: embed(enc, tok, df["text"].tolist()) for name, df in (("inc", inc), ("exc", exc), ("dev", dev))}
+    import hashlib
+    cache = Path(".cache/cebab")
+    cache.mkdir(parents=True, exist_ok=True)
+    emb = {}
+    for name, df in (("inc", inc), ("exc", exc), ("dev", dev)):
+        key = hashlib.sha256("\n".join(df["text"]).encode()).hexdigest()[:16]
+        f = cache / f"minilm-{name}-{key}.npy"
+        if not f.exists():
+            np.save(f, embed(enc, tok, df["text"].tolist()))
+        emb[name] = np.load(f)
     print(f"embeddings in {time.perf_counter() - t0:.0f} s", flush=True)
     lab = inc["label"].notna().to_numpy()
     from sklearn.linear_model import LogisticRegression
@@ -62,6 +71,16 @@ def main() -> None:
         acc[name] = float((out["dev"][dl].argmax(1) + 1 == dev["label"][dl].astype(int)).mean())
     print("dev accuracy", acc, flush=True)
     ks = [int(k) for k in a.ks.split(",")]
+    spaces = {}                      # the matching space depends on the concept and seed, not on the model
+    for mode in ("none", "head"):
+        for seed in (range(a.seeds) if mode == "head" else [0]):
+            for c in CONCEPTS:
+                mt = ConceptMatcher(c, mode=mode, seed=seed)
+                mt._encoder = (enc, tok)
+                t1 = time.perf_counter()
+                mt.fit(inc, base=emb["inc"])
+                spaces[mode, seed, c] = (mt, mt.embed([], base=emb["dev"]), mt.embed([], base=emb["exc"]))
+                print(f"space {mode} seed {seed} {c}: {time.perf_counter() - t1:.1f} s", flush=True)
     rows = []
     for name, out in models.items():
         true = out["dev"][P["cf"]] - out["dev"][P["base"]]
@@ -79,11 +98,7 @@ def main() -> None:
                     sel = np.flatnonzero((P["concept"] == c).to_numpy())
                     if not len(sel):
                         continue
-                    mt = ConceptMatcher(c, mode=mode, seed=seed)
-                    mt._encoder = (enc, tok)
-                    mt.fit(inc, base=emb["inc"])
-                    qe = mt.embed([], base=emb["dev"])
-                    ce = mt.embed([], base=emb["exc"])
+                    mt, qe, ce = spaces[mode, seed, c]
                     for w in P["cf_value"].iloc[sel].unique():
                         ss = sel[(P["cf_value"].iloc[sel] == w).to_numpy()]
                         b = P["base"].iloc[ss].to_numpy()

@@ -192,8 +192,7 @@ class ConceptMatcher:
             perm = torch.as_tensor(rng.permutation(len(T)))
             for s in range(0, len(T), 256):
                 b = T[perm[s:s + 256]]
-                z = torch.nn.functional.normalize(E @ W, dim=1)
-                a, p, n = z[b[:, 0]], z[b[:, 1]], z[b[:, 2]]
+                a, p, n = (torch.nn.functional.normalize(E[b[:, j]] @ W, dim=1) for j in range(3))
                 loss = torch.relu((a * n).sum(1) - (a * p).sum(1) + self.margin).mean()
                 opt.zero_grad()
                 loss.backward()
