@@ -177,19 +177,20 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=4)
     ap.add_argument("--methods", default="random,kdtree,genetic", help="DiCE methods")
     ap.add_argument("--genetic-n", type=int, default=10, help="points for DiCE genetic (about 30 s per point here)")
+    ap.add_argument("--datasets", default="adult,german")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default="bench/results/counterfactuals.md")
     a = ap.parse_args()
     if a.quick:
         a.n = 5
     rows = []
-    for name in ("adult", "german"):
+    for name in a.datasets.split(","):
         rows += run(name, a.n, a.k, a.methods.split(","), {"genetic": a.genetic_n})
     df = pd.DataFrame(rows)
     text = "\n".join([
         "# Counterfactuals: whybox vs DiCE", "",
-        f"{stamp()}; {machine()}; dice-ml {version('dice-ml')}. Command: `.venv/bin/python bench/counterfactuals.py"
-        + (" --quick" if a.quick else "") + "`.", "",
+        f"{stamp()}; {machine()}; dice-ml {version('dice-ml')}. Command: `.venv/bin/python bench/counterfactuals.py "
+        f"--n {a.n} --genetic-n {a.genetic_n} --datasets {a.datasets}`.", "",
         f"OpenXAI adult and german, pretrained ANN, first {a.n} test rows (DiCE genetic: the first {a.genetic_n}, it "
         f"takes about 30 s per point), k = {a.k} counterfactuals of the opposite "
         "class; sex/race (adult) and personal-status-sex/foreign-worker (german) immutable. Validity over the "
