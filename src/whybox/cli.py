@@ -102,18 +102,25 @@ MODEL_ARG = typer.Argument(..., help="Model file: .skops (preferred) or .joblib/
 DATA_ARG = typer.Argument(..., help="Data rows: a CSV or Parquet file.")
 
 
-def _load_inputs(model: Path, data: Path, rows: Optional[str], drop: List[str], background: Optional[Path],
-                 n_background: int, seed: int, trust_pickle: bool):
-    """Model, the selected rows (DataFrame), their indices, and a background sample."""
-    import whybox
-    from whybox.io.files import load_model, load_table, parse_rows
+def _model_and_table(model: Path, data: Path, drop: List[str], trust_pickle: bool):
+    """The model file and DATA without the --drop columns (named when unknown)."""
+    from whybox.io.files import load_model, load_table
 
     est = load_model(model, trust_pickle=trust_pickle)
     df = load_table(data)
     missing = [c for c in drop if c not in df.columns]
     if missing:
         raise WhyboxError(f"--drop names unknown column(s) {missing}; DATA has {list(df.columns)}")
-    df = df.drop(columns=list(drop))
+    return est, df.drop(columns=list(drop))
+
+
+def _load_inputs(model: Path, data: Path, rows: Optional[str], drop: List[str], background: Optional[Path],
+                 n_background: int, seed: int, trust_pickle: bool):
+    """Model, the selected rows (DataFrame), their indices, and a background sample."""
+    import whybox
+    from whybox.io.files import load_table, parse_rows
+
+    est, df = _model_and_table(model, data, drop, trust_pickle)
     idx = parse_rows(rows, len(df))
     bg_df = df
     if background is not None:
@@ -324,14 +331,8 @@ def counterfactual(model: Path = MODEL_ARG, data: Path = DATA_ARG,
     """What would have to change in one row for a different answer: diverse, sparse, plausible
     counterfactuals that respect the constraints (DATA gives scales, categories and real donors)."""
     from whybox.counterfactuals import counterfactuals as run
-    from whybox.io.files import load_model, load_table
 
-    est = load_model(model, trust_pickle=trust_pickle)
-    df = load_table(data)
-    bad = [c for c in drop if c not in df.columns]
-    if bad:
-        raise WhyboxError(f"--drop names unknown column(s) {bad}")
-    df = df.drop(columns=list(drop))
+    est, df = _model_and_table(model, data, drop, trust_pickle)
     if not 0 <= row < len(df):
         raise WhyboxError(f"--row {row} is out of range: DATA has {len(df)} rows")
     ranges: dict[str, Any] = {}
