@@ -88,6 +88,44 @@ def test_basic_mixed_and_metrics(mixed):
     pd.testing.assert_frame_equal(cs.counterfactuals, again.counterfactuals)
 
 
+def test_explainer_queries_the_data_once(mixed):
+    """Many rows against one explainer: the donor outputs are queried once and the results equal the
+    one-shot function's; the caller's frame is not modified."""
+    from whybox.counterfactuals import CounterfactualExplainer
+    model, X = mixed
+    calls = []
+
+    class Counted:                          # the pipeline, with every batch size recorded
+        classes_, feature_names_in_ = model.classes_, model.feature_names_in_
+
+        def fit(self):
+            return self
+
+        def predict_proba(self, df):
+            calls.append(len(df))
+            return model.predict_proba(df)
+    f = Counted()
+    ex = CounterfactualExplainer(f, X)
+    cols_before = list(X.columns)
+    first = ex.explain(X.iloc[[3]], k=3, seed=0)
+    assert first.info["data_rows_queried"] == len(X) and len(X) in calls
+    assert first.n_model_rows == sum(calls) and first.metrics["queries"] == sum(calls)
+    n_after_first = len(calls)
+    for row in (3, 7, 11):
+        cs = ex.explain(X.iloc[[row]], k=3, seed=0)
+        assert cs.info["data_rows_queried"] == 0
+        one_shot = counterfactuals(f, X.iloc[[row]], data=X, k=3, seed=0)
+        assert one_shot.n_model_rows == cs.n_model_rows + len(X)
+        pd.testing.assert_frame_equal(cs.counterfactuals, one_shot.counterfactuals)
+        assert cs.metrics["plausibility"] == pytest.approx(one_shot.metrics["plausibility"])
+    assert calls[n_after_first:].count(len(X)) == 3            # only the three one-shot calls re-query it
+    assert list(X.columns) == cols_before
+    with pytest.raises(InputError, match="missing column"):
+        ex.explain(X.iloc[[0]].drop(columns=["debt"]))
+    with pytest.raises(InputError, match="one row"):
+        ex.explain(X.iloc[:2])
+
+
 def test_onehot_groups_and_regression(onehot):
     model, X = onehot
     groups = {"x0": [0], "count": [1], "colour": [2, 3, 4]}

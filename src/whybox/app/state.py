@@ -80,7 +80,18 @@ class AppState:
             self.numeric, self.background = numeric, bg
             self.classes = out.argmax(axis=1)
             self._cache: dict[tuple, Explanation] = {}
+            self._cf: Any = None
             self.global_job: str | None = None
+
+    def counterfactual_explainer(self) -> Any:
+        """One CounterfactualExplainer per loaded model; its donor outputs are the outputs already computed."""
+        from whybox.counterfactuals import CounterfactualExplainer
+
+        with self.lock:
+            if self._cf is None:
+                self._cf = CounterfactualExplainer(self.model, self.X)
+                self._cf.shared["data_out"] = self.outputs      # same model, same rows, same order
+            return self._cf
 
     # ----------------------------------------------------------------------- facts
     @property

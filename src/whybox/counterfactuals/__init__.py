@@ -4,6 +4,6 @@
 * text: causal concept counterfactuals by LLM edits and by matching (:mod:`whybox.counterfactuals.text`),
   evaluated on CEBaB (:mod:`whybox.counterfactuals.cebab`).
 """
-from whybox.counterfactuals.api import CounterfactualSet, counterfactuals
+from whybox.counterfactuals.api import CounterfactualExplainer, CounterfactualSet, counterfactuals
 
-__all__ = ["counterfactuals", "CounterfactualSet"]
+__all__ = ["counterfactuals", "CounterfactualExplainer", "CounterfactualSet"]

@@ -19,10 +19,17 @@ import numpy as np
 from whybox.counterfactuals import tabular as T
 
 
-def _pairwise(P: T.Problem, A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    FA = T._per_feature_vectors(P, np.concatenate([A, B]))
-    fa, fb = FA[: len(A)], FA[len(A):]
-    return np.abs(fa[:, None, :] - fb[None, :, :]).sum(axis=2)
+def _pairwise(P: Any, A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """(len(A), len(B)) counterfactual distances: |a - b| / scale summed over numeric features, plus 1 per
+    categorical feature or group that differs. ``P`` needs ``spec``, ``numeric`` and ``scale``."""
+    D = np.zeros((len(A), len(B)))
+    for cols in P.spec.groups:
+        if len(cols) == 1 and P.numeric[cols[0]]:
+            c = cols[0]
+            D += np.abs(A[:, c].astype(float)[:, None] - B[:, c].astype(float)[None, :]) / P.scale[c]
+        else:
+            D += (A[:, None, cols] != B[None, :, cols]).any(axis=2)
+    return D
 
 
 def quality(cs: Any, P: T.Problem, max_reference: int = 2000) -> dict[str, float]:
@@ -36,12 +43,23 @@ def quality(cs: Any, P: T.Problem, max_reference: int = 2000) -> dict[str, float
     out["proximity"] = float(T.feature_distance(P, V).mean())
     out["sparsity"] = float(T.feature_changes(P, V).sum(axis=1).mean())
     out["diversity"] = float(_pairwise(P, V, V)[np.triu_indices(len(V), 1)].mean()) if len(V) > 1 else 0.0
-    rng = np.random.default_rng(0)
-    ref = P.data if len(P.data) <= max_reference else P.data[rng.choice(len(P.data), max_reference, replace=False)]
+    ref, typical = reference(P, max_reference)
     near = _pairwise(P, V, ref).min(axis=1)
-    sub = ref[: min(300, len(ref))]
-    dd = _pairwise(P, sub, ref)
-    dd[dd <= 1e-12] = np.inf                       # not the row itself (or an exact duplicate)
-    typical = float(np.median(dd.min(axis=1)[np.isfinite(dd.min(axis=1))])) if np.isfinite(dd).any() else 1.0
     out["plausibility"] = float(near.mean() / (typical if typical > 0 else 1.0))
     return out
+
+
+def reference(P: Any, max_reference: int = 2000) -> tuple[np.ndarray, float]:
+    """The data rows plausibility compares with (a seeded sample of at most ``max_reference``) and the
+    median distance from a data row to its nearest other row. Both depend on the data only, so they are
+    computed once per ``P.shared`` (one CounterfactualExplainer)."""
+    key = ("reference", max_reference)
+    if key not in P.shared:
+        rng = np.random.default_rng(0)
+        ref = P.data if len(P.data) <= max_reference else P.data[rng.choice(len(P.data), max_reference, replace=False)]
+        sub = ref[: min(300, len(ref))]
+        dd = _pairwise(P, sub, ref)
+        dd[dd <= 1e-12] = np.inf                       # not the row itself (or an exact duplicate)
+        nn = dd.min(axis=1)
+        P.shared[key] = (ref, float(np.median(nn[np.isfinite(nn)])) if np.isfinite(nn).any() else 1.0)
+    return P.shared[key]

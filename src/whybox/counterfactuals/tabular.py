@@ -53,6 +53,16 @@ class Problem:
     allowed_values: dict[int, list[Any]] = field(default_factory=dict)  # categorical column -> permitted values
     is_valid: Any = None        # outputs (m, k) -> bool (m,)
     desired: Any = None
+    # data-level results that do not depend on x (the model's outputs on data, the typical
+    # nearest-neighbour distance): shared by every Problem of one CounterfactualExplainer
+    shared: dict[str, Any] = field(default_factory=dict)
+
+
+def data_outputs(P: Problem) -> np.ndarray:
+    """The model's outputs on the reference data, queried once per shared cache."""
+    if "data_out" not in P.shared:
+        P.shared["data_out"] = P.model(P.data)
+    return P.shared["data_out"]
 
 
 def _mad(col: np.ndarray) -> float:
@@ -124,34 +134,48 @@ def _evaluate(P: Problem, A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _candidates(P: Problem, donors: np.ndarray, donor_d: np.ndarray, n: int, size_max: int,
                 rng: np.random.Generator) -> np.ndarray:
     mut = np.flatnonzero(P.mutable)
-    A = np.repeat(P.x[None, :], n, axis=0)
     # nearest donors more often (rank-based weights)
     w = 1.0 / (1.0 + np.argsort(np.argsort(donor_d)))
     w /= w.sum()
     pick = rng.choice(len(donors), size=n, p=w)
     sizes = rng.integers(1, max(1, min(size_max, len(mut))) + 1, size=n)
-    for i in range(n):
-        feats = rng.choice(mut, size=sizes[i], replace=False)
-        for f in feats:
-            cols = P.spec.groups[f]
-            A[i, cols] = donors[pick[i], cols]
+    # a random subset of `sizes[i]` mutable features per candidate: the first ones of a random order
+    ranks = np.argsort(np.argsort(rng.random((n, len(mut))), axis=1), axis=1)
+    chosen = ranks < sizes[:, None]                                   # (n, |mut|)
+    member = np.zeros((len(mut), P.x.shape[0]), bool)                 # feature -> its columns
+    for j, f in enumerate(mut):
+        member[j, P.spec.groups[f]] = True
+    take = (chosen.astype(np.int32) @ member.astype(np.int32)) > 0    # (n, p) columns copied from the donor
+    A = np.where(take, donors[pick], P.x[None, :])
     # a share of the candidates also get uniform values inside the permitted range of continuous features
-    cont = [f for f in mut if len(P.spec.groups[f]) == 1 and P.numeric[P.spec.groups[f][0]]]
+    cont = [P.spec.groups[f][0] for f in mut if len(P.spec.groups[f]) == 1 and P.numeric[P.spec.groups[f][0]]]
     if cont:
-        for i in rng.choice(n, size=n // 4, replace=False):
-            f = rng.choice(cont)
-            c = P.spec.groups[f][0]
-            lo, hi = _range(P, c)
-            if hi > lo:
-                v = rng.uniform(lo, hi)
-                A[i, c] = np.round(v) if P.integer[c] else v
+        rows = rng.choice(n, size=n // 4, replace=False)
+        cols = np.asarray(cont)[rng.integers(0, len(cont), size=len(rows))]
+        bounds = np.array([_range(P, c) for c in cont])
+        where = {c: j for j, c in enumerate(cont)}
+        lo, hi = bounds[[where[c] for c in cols]].T
+        u = rng.uniform(size=len(rows))
+        ok = hi > lo
+        v = lo + u * (hi - lo)
+        v = np.where(P.integer[cols], np.round(v), v)
+        A[rows[ok], cols[ok]] = v[ok]
     return A
 
 
+def _data_range(P: Problem, c: int) -> tuple[float, float]:
+    """min and max of data column c (cached: they do not depend on x)."""
+    key = ("range", c)
+    if key not in P.shared:
+        col = P.data[:, c].astype(float)
+        P.shared[key] = (float(col.min()), float(col.max()))
+    return P.shared[key]
+
+
 def _range(P: Problem, c: int) -> tuple[float, float]:
-    col = P.data[:, c].astype(float)
-    lo = max(P.lo[c], float(col.min()))
-    hi = min(P.hi[c], float(col.max()))
+    dmin, dmax = _data_range(P, c)
+    lo = max(P.lo[c], dmin)
+    hi = min(P.hi[c], dmax)
     x = float(P.x[c])
     if P.monotone[c] > 0:
         lo = max(lo, x)
@@ -255,10 +279,11 @@ def _per_feature_vectors(P: Problem, A: np.ndarray) -> np.ndarray:
 def search(P: Problem, *, k: int, n_candidates: int, rounds: int, diversity_weight: float,
            rng: np.random.Generator, max_changes: int | None) -> tuple[np.ndarray, dict[str, Any]]:
     t0 = time.perf_counter()
-    out = P.model(P.data)
+    fresh = "data_out" not in P.shared
+    out = data_outputs(P)
     good = P.is_valid(out)
     donors = P.data[good]
-    info: dict[str, Any] = {"donors": int(good.sum())}
+    info: dict[str, Any] = {"donors": int(good.sum()), "data_rows_queried": len(P.data) if fresh else 0}
     if len(donors):
         # donors must satisfy the constraints on what they would bring in
         Dfull = np.repeat(P.x[None, :], len(donors), axis=0)
