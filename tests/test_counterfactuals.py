@@ -176,6 +176,10 @@ def test_bad_input(mixed):
         counterfactuals(model, x, data=X, features_to_vary=["age"], immutable=["age"])
     with pytest.raises(InputError, match=r"permitted_range\['income'\] = \(50.0, 10.0\) is empty"):
         counterfactuals(model, x, data=X, permitted_range={"income": (50, 10)})
+    with pytest.raises(InputError, match=r"permitted_range\['income'\] must be \(low, high\) numbers"):
+        counterfactuals(model, x, data=X, permitted_range={"income": ("low", 3)})
+    with pytest.raises(InputError, match=r"desired_range = \(5.0, 1.0\) is empty"):
+        counterfactuals(model, x, data=X, desired_range=(5, 1))
     with pytest.raises(InputError, match="unknown feature 'salary'"):
         counterfactuals(model, x, data=X, immutable=["salary"])
     with pytest.raises(InputError, match="never seen in data"):

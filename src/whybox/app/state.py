@@ -180,7 +180,8 @@ class AppState:
                 "features": feats, "narrative": n.to_dict(), "model_rows": e.n_model_rows}
 
     def m_outputs(self, frame: pd.DataFrame) -> np.ndarray:
-        return whybox.as_model(self.model)(whybox.api.prepare(self.model, frame, background=frame)[1])[0]
+        m, arr, _, _ = whybox.api.prepare(self.model, frame, background=frame)   # one adapter, one query
+        return m(arr)[0]
 
     # ----------------------------------------------------------------------- jobs
     def start_job(self, kind: str, total: int, work) -> Job:

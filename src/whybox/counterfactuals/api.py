@@ -236,13 +236,7 @@ class CounterfactualExplainer:
             (f,) = _resolve_features([name], spec, "permitted_range")
             cols = spec.groups[f]
             if len(cols) == 1 and numeric[cols[0]]:
-                try:
-                    a, b = (float(v) for v in rng_)
-                except (TypeError, ValueError):
-                    raise InputError(f"permitted_range[{name!r}] must be (low, high) for a numeric feature, "
-                                     f"got {rng_!r}") from None
-                if a > b:
-                    raise InputError(f"impossible constraints: permitted_range[{name!r}] = ({a}, {b}) is empty")
+                a, b = _interval(rng_, f"permitted_range[{name!r}]", "impossible constraints: ")
                 lo[cols[0]], hi[cols[0]] = a, b
             else:
                 if len(cols) != 1:
@@ -373,15 +367,21 @@ def _can_move(P: T.Problem, f: int, varies: np.ndarray) -> bool:
     return bool(varies[f])
 
 
+def _interval(value: Any, what: str, empty_prefix: str = "") -> tuple[float, float]:
+    """(low, high) as floats, or an InputError naming ``what``."""
+    try:
+        a, b = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise InputError(f"{what} must be (low, high) numbers, got {value!r}") from None
+    if not a <= b:
+        raise InputError(f"{empty_prefix}{what} = ({a}, {b}) is empty")
+    return a, b
+
+
 def _validity(out0: np.ndarray, names: Any, is_classifier: Any, desired_class: Any, desired_range: Any):
     k = len(out0)
     if desired_range is not None:
-        try:
-            a, b = (float(v) for v in desired_range)
-        except (TypeError, ValueError):
-            raise InputError(f"desired_range must be (low, high), got {desired_range!r}") from None
-        if a > b:
-            raise InputError(f"desired_range ({a}, {b}) is empty")
+        a, b = _interval(desired_range, "desired_range")
         if k != 1:
             raise InputError("desired_range is for a single regression output; use desired_class for classifiers")
         return (lambda out: (out[:, 0] >= a) & (out[:, 0] <= b)), f"output in [{a:g}, {b:g}]"
