@@ -126,6 +126,31 @@ def test_explainer_queries_the_data_once(mixed):
         ex.explain(X.iloc[:2])
 
 
+def test_alternatives_when_one_feature_dominates():
+    """When one feature flips the outcome on its own, sparsification sends every candidate to that one
+    change; the alternative passes hold it fixed and still return k distinct, valid counterfactuals."""
+    class Dominant:
+        classes_ = np.array([0, 1])
+
+        def fit(self):
+            return self
+
+        def predict_proba(self, X):
+            X = np.asarray(X, float)
+            p = 1 / (1 + np.exp(-8 * (4 * X[:, 0] + X[:, 1:].sum(axis=1) - 2.2)))
+            return np.column_stack([1 - p, p])
+    X = pd.DataFrame(np.random.default_rng(0).uniform(size=(400, 4)), columns=list("abcd"))
+    x = pd.DataFrame([[0.1] * 4], columns=list("abcd"))
+    for seed in range(3):
+        cs = counterfactuals(Dominant(), x, data=X, k=4, seed=seed)
+        assert len(cs) == 4 and cs.info["alternative_passes"] >= 1
+        assert {"a"} in [set(c) for c in cs.changes]                  # the one-feature change is kept
+        assert sum("a" not in c for c in cs.changes) >= 2             # and alternatives without it
+        assert len({frozenset(c) for c in cs.changes}) >= 3
+        assert cs.metrics["validity"] == 1.0
+        assert (Dominant().predict_proba(cs.counterfactuals)[:, 1] > 0.5).all()     # x itself is class 0
+
+
 def test_onehot_groups_and_regression(onehot):
     model, X = onehot
     groups = {"x0": [0], "count": [1], "colour": [2, 3, 4]}

@@ -20,12 +20,13 @@ Search (all candidates of a step go to the model in one batched call):
    ranges for continuous features;
 3. sparsify: greedily revert changed features to x's values while the candidate stays valid;
 4. shrink: bisection of each changed continuous feature toward x's value, keeping validity;
-5. select k by greedy max-min diversity with a proximity penalty.
+5. select k by greedy max-min diversity with a proximity penalty;
+6. fewer than k distinct? search again with the features most chosen ones change held fixed (<= 2 passes).
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -276,14 +277,49 @@ def _per_feature_vectors(P: Problem, A: np.ndarray) -> np.ndarray:
     return np.hstack(parts)
 
 
+def _dedup(A: np.ndarray) -> np.ndarray:
+    return A[~pd.DataFrame(A).duplicated().to_numpy()] if len(A) else A
+
+
 def search(P: Problem, *, k: int, n_candidates: int, rounds: int, diversity_weight: float,
            rng: np.random.Generator, max_changes: int | None) -> tuple[np.ndarray, dict[str, Any]]:
+    """Up to k valid, sparse, diverse counterfactuals. Sparsification sends many candidates to the same
+    few minimal changes; while fewer than k distinct ones are found, the search runs again with the
+    features that most of the chosen ones change held fixed, so that alternatives use other features
+    (at most 2 extra passes)."""
     t0 = time.perf_counter()
     fresh = "data_out" not in P.shared
+    info: dict[str, Any] = {"data_rows_queried": len(P.data) if fresh else 0}
+    V = _find(P, P.mutable, n_candidates=n_candidates, rounds=rounds, k=k, rng=rng, max_changes=max_changes,
+              info=info)
+    sel = _select(P, V, k, diversity_weight)
+    info["alternative_passes"] = 0
+    mutable = P.mutable.copy()
+    while 0 < len(sel) < k and info["alternative_passes"] < 2:
+        used = feature_changes(P, V[sel]).sum(axis=0)
+        mutable &= used < used.max()              # hold fixed the features most chosen ones change
+        if not mutable.any():
+            break
+        info["alternative_passes"] += 1
+        W = _find(P, mutable, n_candidates=n_candidates, rounds=rounds, k=k - len(sel), rng=rng,
+                  max_changes=max_changes, info={})
+        if not len(W):
+            break
+        V = np.concatenate([V[sel], W])
+        sel = _select(P, V, k, diversity_weight)
+    info["seconds"] = time.perf_counter() - t0
+    return V[sel], info
+
+
+def _find(P: Problem, mutable: np.ndarray, *, n_candidates: int, rounds: int, k: int, rng: np.random.Generator,
+          max_changes: int | None, info: dict[str, Any]) -> np.ndarray:
+    """Valid, sparsified and shrunk candidates that change only ``mutable`` features (distinct rows)."""
+    if mutable is not P.mutable:
+        P = replace(P, mutable=mutable)
     out = data_outputs(P)
     good = P.is_valid(out)
     donors = P.data[good]
-    info: dict[str, Any] = {"donors": int(good.sum()), "data_rows_queried": len(P.data) if fresh else 0}
+    info.setdefault("donors", int(good.sum()))
     if len(donors):
         # donors must satisfy the constraints on what they would bring in
         Dfull = np.repeat(P.x[None, :], len(donors), axis=0)
@@ -291,7 +327,7 @@ def search(P: Problem, *, k: int, n_candidates: int, rounds: int, diversity_weig
         Dfull[:, mut_cols] = donors[:, mut_cols]
         keep = respects(P, Dfull)
         donors = Dfull[keep]
-    info["usable_donors"] = int(len(donors))
+    info.setdefault("usable_donors", int(len(donors)))
     pool = []
     n_mut = int(P.mutable.sum())
     size_max = 1
@@ -304,24 +340,19 @@ def search(P: Problem, *, k: int, n_candidates: int, rounds: int, diversity_weig
             A = _candidates(P, np.repeat(P.x[None, :], 1, axis=0), np.zeros(1), n_candidates, size_max, rng)
         A = A[respects(P, A)]
         if len(A):
-            A = np.unique(A, axis=0) if A.dtype != object else A[~pd.DataFrame(A).duplicated().to_numpy()]
+            A = np.unique(A, axis=0) if A.dtype != object else _dedup(A)
             _, ok = _evaluate(P, A)
             pool.append(A[ok])
         n_valid = sum(len(p) for p in pool)
         if n_valid >= 4 * k and size_max >= min(2, limit):
             break
         size_max = min(limit, size_max * 2 + 1)
-    info["rounds"] = r + 1
+    info.setdefault("rounds", r + 1)
     if not pool or sum(len(p) for p in pool) == 0:
-        info["seconds"] = time.perf_counter() - t0
-        return np.empty((0, P.x.shape[0]), dtype=P.x.dtype), info
+        return np.empty((0, P.x.shape[0]), dtype=P.x.dtype)
     V = np.concatenate(pool)
     V = V[np.argsort(feature_distance(P, V), kind="stable")[: max(8 * k, 32)]]
-    V = _sparsify(P, V)
+    V = _dedup(_sparsify(P, V))
     V = _shrink(P, V)
     _, ok = _evaluate(P, V)                       # final check with real queries
-    V = V[ok & respects(P, V)]
-    V = V[~pd.DataFrame(V).duplicated().to_numpy()] if len(V) else V
-    sel = _select(P, V, k, diversity_weight)
-    info["seconds"] = time.perf_counter() - t0
-    return V[sel], info
+    return _dedup(V[ok & respects(P, V)])
