@@ -72,11 +72,12 @@ def test_llm_editor(tmp_path):
     from whybox.llm.testing import ScriptedLLMServer
     model = lambda xs: np.array([[0.8, 0.2] if "bland" in x else [0.3, 0.7] for x in xs])  # noqa: E731
     text = "The pasta was delicious and the waiter was kind."
-    with ScriptedLLMServer(["", text, '"The pasta was bland and the waiter was kind."']) as srv:
+    # a failing server reply, an empty reply, an unchanged text, then a good edit (quoted)
+    with ScriptedLLMServer([{"status": 500}, "", text, '"The pasta was bland and the waiter was kind."']) as srv:
         ed = LLMEditor(LLMClient(srv.base_url, "m", cache=tmp_path / "c", backoff=0.01))
         edits, eff = ed.effects(model, [text], "food", "Negative")
         assert edits == ["The pasta was bland and the waiter was kind."]
-        assert np.allclose(eff, [[0.5, -0.5]]) and len(srv.requests) == 3
+        assert np.allclose(eff, [[0.5, -0.5]]) and len(srv.requests) == 4
         user = srv.requests[0]["messages"][1]["content"]
         assert '"Negative"' in user and "the quality of the service" in user and '"The pasta was delicious' in user
     with ScriptedLLMServer(["ok"]) as srv:
