@@ -19,32 +19,23 @@ import numpy as np
 from whybox.counterfactuals import tabular as T
 
 
-def _pairwise(P: Any, A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """(len(A), len(B)) counterfactual distances: |a - b| / scale summed over numeric features, plus 1 per
-    categorical feature or group that differs. ``P`` needs ``spec``, ``numeric`` and ``scale``."""
-    D = np.zeros((len(A), len(B)))
-    for cols in P.spec.groups:
-        if len(cols) == 1 and P.numeric[cols[0]]:
-            c = cols[0]
-            D += np.abs(A[:, c].astype(float)[:, None] - B[:, c].astype(float)[None, :]) / P.scale[c]
-        else:
-            D += (A[:, None, cols] != B[None, :, cols]).any(axis=2)
-    return D
-
-
 def quality(cs: Any, P: T.Problem, max_reference: int = 2000) -> dict[str, float]:
     V = cs.counterfactuals.to_numpy(dtype=P.x.dtype) if len(cs) else np.empty((0, P.x.shape[0]))
-    out = {"n": float(len(V)), "queries": float(cs.n_model_rows)}
+    return {"n": float(len(V)), "queries": float(cs.n_model_rows), **scores(P, V, cs.outputs, max_reference)}
+
+
+def scores(P: T.Problem, V: np.ndarray, outputs: np.ndarray, max_reference: int = 2000) -> dict[str, float]:
+    """Validity, proximity, sparsity, diversity and plausibility of counterfactual rows ``V`` of ``P.x``
+    (``outputs``: the model's outputs on them), whichever method found them."""
     if len(V) == 0:
-        out.update(validity=0.0, proximity=float("nan"), sparsity=float("nan"), diversity=float("nan"),
-                   plausibility=float("nan"))
-        return out
-    out["validity"] = float(P.is_valid(cs.outputs).mean())
-    out["proximity"] = float(T.feature_distance(P, V).mean())
-    out["sparsity"] = float(T.feature_changes(P, V).sum(axis=1).mean())
-    out["diversity"] = float(_pairwise(P, V, V)[np.triu_indices(len(V), 1)].mean()) if len(V) > 1 else 0.0
+        return {"validity": 0.0, "proximity": float("nan"), "sparsity": float("nan"), "diversity": float("nan"),
+                "plausibility": float("nan")}
+    out = {"validity": float(P.is_valid(outputs).mean()),
+           "proximity": float(T.feature_distance(P, V).mean()),
+           "sparsity": float(T.feature_changes(P, V).sum(axis=1).mean())}
+    out["diversity"] = float(T.pairwise_distance(P, V, V)[np.triu_indices(len(V), 1)].mean()) if len(V) > 1 else 0.0
     ref, typical = reference(P, max_reference)
-    near = _pairwise(P, V, ref).min(axis=1)
+    near = T.pairwise_distance(P, V, ref).min(axis=1)
     out["plausibility"] = float(near.mean() / (typical if typical > 0 else 1.0))
     return out
 
@@ -58,7 +49,7 @@ def reference(P: Any, max_reference: int = 2000) -> tuple[np.ndarray, float]:
         rng = np.random.default_rng(0)
         ref = P.data if len(P.data) <= max_reference else P.data[rng.choice(len(P.data), max_reference, replace=False)]
         sub = ref[: min(300, len(ref))]
-        dd = _pairwise(P, sub, ref)
+        dd = T.pairwise_distance(P, sub, ref)
         dd[dd <= 1e-12] = np.inf                       # not the row itself (or an exact duplicate)
         nn = dd.min(axis=1)
         P.shared[key] = (ref, float(np.median(nn[np.isfinite(nn)])) if np.isfinite(nn).any() else 1.0)

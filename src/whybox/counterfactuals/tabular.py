@@ -59,8 +59,9 @@ class Problem:
     shared: dict[str, Any] = field(default_factory=dict)
 
 
-def data_outputs(P: Problem) -> np.ndarray:
-    """The model's outputs on the reference data, queried once per shared cache."""
+def data_outputs(P: Any) -> np.ndarray:
+    """The model's outputs on the reference data, queried once per shared cache (``P``: a Problem or a
+    CounterfactualExplainer: anything with ``model``, ``data`` and ``shared``)."""
     if "data_out" not in P.shared:
         P.shared["data_out"] = P.model(P.data)
     return P.shared["data_out"]
@@ -92,6 +93,19 @@ def _per_feature(P: Problem, A: np.ndarray) -> np.ndarray:
         else:
             out[:, f] = (A[:, cols] != P.x[cols]).any(axis=1)
     return out
+
+
+def pairwise_distance(P: Any, A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """(len(A), len(B)) counterfactual distances: |a - b| / scale summed over numeric features, plus 1 per
+    categorical feature or group that differs. ``P`` needs ``spec``, ``numeric`` and ``scale``."""
+    D = np.zeros((len(A), len(B)))
+    for cols in P.spec.groups:
+        if len(cols) == 1 and P.numeric[cols[0]]:
+            c = cols[0]
+            D += np.abs((A[:, c].astype(float) / P.scale[c])[:, None] - (B[:, c].astype(float) / P.scale[c])[None, :])
+        else:
+            D += (A[:, None, cols] != B[None, :, cols]).any(axis=2)
+    return D
 
 
 def feature_changes(P: Problem, A: np.ndarray) -> np.ndarray:
@@ -249,10 +263,9 @@ def _select(P: Problem, A: np.ndarray, k: int, diversity_weight: float) -> np.nd
     if len(A) == 0:
         return np.zeros(0, dtype=np.intp)
     dist = feature_distance(P, A)
-    F = _per_feature_vectors(P, A)
     chosen = [int(np.argmin(dist))]
+    dmin = pairwise_distance(P, A, A[chosen])[:, 0]          # distance to the nearest chosen one
     while len(chosen) < min(k, len(A)):
-        dmin = np.min(np.stack([np.abs(F - F[c]).sum(axis=1) for c in chosen]), axis=0)
         score = diversity_weight * dmin - dist
         score[chosen] = -np.inf
         score[dmin < MIN_SEPARATION] = -np.inf             # no (near-)duplicates
@@ -260,21 +273,8 @@ def _select(P: Problem, A: np.ndarray, k: int, diversity_weight: float) -> np.nd
         if not np.isfinite(score[j]):
             break
         chosen.append(j)
+        dmin = np.minimum(dmin, pairwise_distance(P, A, A[[j]])[:, 0])
     return np.array(chosen, dtype=np.intp)
-
-
-def _per_feature_vectors(P: Problem, A: np.ndarray) -> np.ndarray:
-    """Rows mapped to a space where L1 distance = the counterfactual distance between two rows."""
-    parts = []
-    for f, cols in enumerate(P.spec.groups):
-        if len(cols) == 1 and P.numeric[cols[0]]:
-            parts.append((A[:, cols[0]].astype(float) / P.scale[cols[0]])[:, None])
-        else:
-            codes = pd.factorize(pd.Series([tuple(r) for r in A[:, cols]]))[0]
-            onehot = np.zeros((len(A), codes.max() + 1))
-            onehot[np.arange(len(A)), codes] = 0.5
-            parts.append(onehot)
-    return np.hstack(parts)
 
 
 def _dedup(A: np.ndarray) -> np.ndarray:
@@ -332,9 +332,9 @@ def _find(P: Problem, mutable: np.ndarray, *, n_candidates: int, rounds: int, k:
     n_mut = int(P.mutable.sum())
     size_max = 1
     limit = n_mut if max_changes is None else min(n_mut, max_changes)
+    dd = feature_distance(P, donors) if len(donors) else None
     for r in range(rounds):
         if len(donors):
-            dd = feature_distance(P, donors)
             A = _candidates(P, donors, dd, n_candidates, size_max, rng)
         else:
             A = _candidates(P, np.repeat(P.x[None, :], 1, axis=0), np.zeros(1), n_candidates, size_max, rng)
