@@ -126,6 +126,18 @@ def test_explainer_queries_the_data_once(mixed):
         ex.explain(X.iloc[:2])
 
 
+def test_precompute_with_known_outputs(mixed):
+    """Outputs the caller already has replace the donor query; a wrong shape is refused by name."""
+    from whybox.counterfactuals import CounterfactualExplainer
+    model, X = mixed
+    ex = CounterfactualExplainer(model, X).precompute(model.predict_proba(X))
+    cs = ex.explain(X.iloc[[3]], k=3, seed=0)
+    assert cs.info["data_rows_queried"] == 0 and ex.model.n_rows == cs.n_model_rows
+    pd.testing.assert_frame_equal(cs.counterfactuals, counterfactuals(model, X.iloc[[3]], data=X, k=3, seed=0).counterfactuals)
+    with pytest.raises(InputError, match=r"outputs must be \(n_rows of data = 600, n_outputs\), got shape \(599, 2\)"):
+        CounterfactualExplainer(model, X).precompute(model.predict_proba(X)[1:])
+
+
 def test_alternatives_when_one_feature_dominates():
     """When one feature flips the outcome on its own, sparsification sends every candidate to that one
     change; the alternative passes hold it fixed and still return k distinct, valid counterfactuals."""

@@ -89,8 +89,7 @@ class AppState:
 
         with self.lock:
             if self._cf is None:
-                self._cf = CounterfactualExplainer(self.model, self.X)
-                self._cf.shared["data_out"] = self.outputs      # same model, same rows, same order
+                self._cf = CounterfactualExplainer(self.model, self.X).precompute(self.outputs)   # same rows, order
             return self._cf
 
     # ----------------------------------------------------------------------- facts

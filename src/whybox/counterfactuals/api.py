@@ -161,13 +161,19 @@ class CounterfactualExplainer:
         self._varies = np.array([len(np.unique(D[:, cols].astype(str), axis=0)) > 1 for cols in spec.groups])
         self.shared: dict[str, Any] = {}
 
-    def precompute(self) -> "CounterfactualExplainer":
+    def precompute(self, outputs: Any = None) -> "CounterfactualExplainer":
         """Query the model on the data now (otherwise the first :meth:`explain` does, and counts it), and
-        compute the data-only reference of the plausibility metric."""
+        compute the data-only reference of the plausibility metric. ``outputs``: the model's outputs on
+        ``data`` (same rows, same order), when the caller already has them: then the model is not queried."""
         from whybox.counterfactuals.metrics import reference
 
-        if "data_out" not in self.shared:
-            self.shared["data_out"] = self.model(self.data)
+        if outputs is not None:
+            outputs = np.asarray(outputs, dtype=float)
+            if outputs.ndim != 2 or outputs.shape[0] != len(self.data):
+                raise InputError(f"outputs must be (n_rows of data = {len(self.data)}, n_outputs), "
+                                 f"got shape {outputs.shape}")
+            self.shared["data_out"] = outputs
+        T.data_outputs(self)
         reference(self)
         return self
 
