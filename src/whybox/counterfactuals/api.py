@@ -273,13 +273,12 @@ class CounterfactualExplainer:
         if len(dead) == int(mutable.sum()):
             raise InputError(f"impossible constraints: feature(s) {dead} have no permitted value other than x's "
                              "(check permitted_range and monotone)")
-        V, info = T.search(P, k=int(k), n_candidates=int(n_candidates), rounds=int(rounds),
+        V, outs, info = T.search(P, k=int(k), n_candidates=int(n_candidates), rounds=int(rounds),
                            diversity_weight=float(diversity_weight), rng=check_random_state(seed),
                            max_changes=max_changes)
         cols = self.columns
         orig = _frame(xa, cols, self._dtypes)
         cf = _frame(V, cols, self._dtypes) if len(V) else pd.DataFrame(columns=cols)
-        outs = m(V) if len(V) else np.empty((0, len(out0)))
         ch = T.feature_changes(P, V) if len(V) else np.zeros((0, spec.n_features), bool)
         changes = []
         for i in range(len(V)):

@@ -277,21 +277,26 @@ def _select(P: Problem, A: np.ndarray, k: int, diversity_weight: float) -> np.nd
     return np.array(chosen, dtype=np.intp)
 
 
+def _distinct(A: np.ndarray) -> np.ndarray:
+    """(len(A),) bool: the first occurrence of each distinct row."""
+    return ~pd.DataFrame(A).duplicated().to_numpy() if len(A) else np.ones(0, bool)
+
+
 def _dedup(A: np.ndarray) -> np.ndarray:
-    return A[~pd.DataFrame(A).duplicated().to_numpy()] if len(A) else A
+    return A[_distinct(A)]
 
 
 def search(P: Problem, *, k: int, n_candidates: int, rounds: int, diversity_weight: float,
-           rng: np.random.Generator, max_changes: int | None) -> tuple[np.ndarray, dict[str, Any]]:
-    """Up to k valid, sparse, diverse counterfactuals. Sparsification sends many candidates to the same
+           rng: np.random.Generator, max_changes: int | None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Up to k valid, sparse, diverse counterfactuals and the model's outputs on them. Sparsification sends many candidates to the same
     few minimal changes; while fewer than k distinct ones are found, the search runs again with the
     features that most of the chosen ones change held fixed, so that alternatives use other features
     (at most 2 extra passes)."""
     t0 = time.perf_counter()
     fresh = "data_out" not in P.shared
     info: dict[str, Any] = {"data_rows_queried": len(P.data) if fresh else 0}
-    V = _find(P, P.mutable, n_candidates=n_candidates, rounds=rounds, k=k, rng=rng, max_changes=max_changes,
-              info=info)
+    V, O = _find(P, P.mutable, n_candidates=n_candidates, rounds=rounds, k=k, rng=rng, max_changes=max_changes,
+                 info=info)
     sel = _select(P, V, k, diversity_weight)
     info["alternative_passes"] = 0
     mutable = P.mutable.copy()
@@ -301,23 +306,24 @@ def search(P: Problem, *, k: int, n_candidates: int, rounds: int, diversity_weig
         if not mutable.any():
             break
         info["alternative_passes"] += 1
-        W = _find(P, mutable, n_candidates=n_candidates, rounds=rounds, k=k - len(sel), rng=rng,
-                  max_changes=max_changes, info={})
+        W, WO = _find(P, mutable, n_candidates=n_candidates, rounds=rounds, k=k - len(sel), rng=rng,
+                      max_changes=max_changes, info={})
         if not len(W):
             break
-        V = np.concatenate([V[sel], W])
+        V, O = np.concatenate([V[sel], W]), np.concatenate([O[sel], WO])
         sel = _select(P, V, k, diversity_weight)
     info["seconds"] = time.perf_counter() - t0
-    return V[sel], info
+    return V[sel], O[sel], info
 
 
 def _find(P: Problem, mutable: np.ndarray, *, n_candidates: int, rounds: int, k: int, rng: np.random.Generator,
-          max_changes: int | None, info: dict[str, Any]) -> np.ndarray:
-    """Valid, sparsified and shrunk candidates that change only ``mutable`` features (distinct rows)."""
+          max_changes: int | None, info: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Valid, sparsified and shrunk candidates that change only ``mutable`` features (distinct rows), and
+    the model's outputs on them (from the final check)."""
     if mutable is not P.mutable:
         P = replace(P, mutable=mutable)
-    out = data_outputs(P)
-    good = P.is_valid(out)
+    data_out = data_outputs(P)
+    good = P.is_valid(data_out)
     donors = P.data[good]
     info.setdefault("donors", int(good.sum()))
     if len(donors):
@@ -332,12 +338,11 @@ def _find(P: Problem, mutable: np.ndarray, *, n_candidates: int, rounds: int, k:
     n_mut = int(P.mutable.sum())
     size_max = 1
     limit = n_mut if max_changes is None else min(n_mut, max_changes)
-    dd = feature_distance(P, donors) if len(donors) else None
+    # no donor: candidates come from x itself (only the uniform values inside permitted ranges move)
+    source = donors if len(donors) else P.x[None, :]
+    dd = feature_distance(P, source)
     for r in range(rounds):
-        if len(donors):
-            A = _candidates(P, donors, dd, n_candidates, size_max, rng)
-        else:
-            A = _candidates(P, np.repeat(P.x[None, :], 1, axis=0), np.zeros(1), n_candidates, size_max, rng)
+        A = _candidates(P, source, dd, n_candidates, size_max, rng)
         A = A[respects(P, A)]
         if len(A):
             A = np.unique(A, axis=0) if A.dtype != object else _dedup(A)
@@ -349,10 +354,13 @@ def _find(P: Problem, mutable: np.ndarray, *, n_candidates: int, rounds: int, k:
         size_max = min(limit, size_max * 2 + 1)
     info.setdefault("rounds", r + 1)
     if not pool or sum(len(p) for p in pool) == 0:
-        return np.empty((0, P.x.shape[0]), dtype=P.x.dtype)
+        return np.empty((0, P.x.shape[0]), dtype=P.x.dtype), np.empty((0, data_out.shape[1]))
     V = np.concatenate(pool)
     V = V[np.argsort(feature_distance(P, V), kind="stable")[: max(8 * k, 32)]]
     V = _dedup(_sparsify(P, V))
     V = _shrink(P, V)
-    _, ok = _evaluate(P, V)                       # final check with real queries
-    return _dedup(V[ok & respects(P, V)])
+    out, ok = _evaluate(P, V)                     # final check with real queries
+    keep = ok & respects(P, V)
+    V, out = V[keep], out[keep]
+    first = _distinct(V)
+    return V[first], out[first]
