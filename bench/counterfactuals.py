@@ -4,7 +4,7 @@
     .venv/bin/python bench/counterfactuals.py --quick    # 5 points
     .venv/bin/python bench/counterfactuals.py --jobs 2   # adult and german in two processes
 
-DiCE kdtree and genetic take 30 s to 3 min per point here, so they run on the first --kdtree-n /
+DiCE kdtree and genetic take 30 s to 4 min per point here, so they run on the first --kdtree-n /
 --genetic-n points of each dataset only (one number, or one per dataset).
 
 OpenXAI adult and german (../shared/data/openxai; features min-max scaled as OpenXAI's models expect)
@@ -190,9 +190,9 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=4)
     ap.add_argument("--methods", default="random,kdtree,genetic", help="DiCE methods")
     ap.add_argument("--genetic-n", default="5,2", help="points for DiCE genetic, one number or one per dataset "
-                    "(30 s to 3 min per point here)")
+                    "(30 s to 4 min per point here)")
     ap.add_argument("--kdtree-n", default="10,3", help="points for DiCE kdtree, one number or one per dataset "
-                    "(about 35 s per point on adult, 100 s on german)")
+                    "(about 40 s per point on adult, 65 s on german)")
     ap.add_argument("--datasets", default="adult,german")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default="bench/results/counterfactuals.md")
