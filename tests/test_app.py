@@ -1,10 +1,12 @@
 """The dashboard: the JSON API with httpx against a real server on 127.0.0.1, and the pages in a real
 headless Chromium (Debian's, driven by Playwright with executable_path; never a downloaded browser)."""
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -27,25 +29,41 @@ def _free_port():
 
 
 class Server:
+    """``whybox serve`` in a subprocess; the token is read from the URL it prints at start."""
+
     def __init__(self, *args, env=None):
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen([sys.executable, "-m", "whybox.cli", "serve", "--port", str(self.port), *map(str, args)],
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     env={**os.environ, **(env or {})})
+                                     env={**os.environ, "COLUMNS": "300", **(env or {})})
+        self.lines = []
+        threading.Thread(target=lambda: [self.lines.append(ln) for ln in self.proc.stdout], daemon=True).start()
+        self.token = None
         deadline = time.time() + 90
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError("server exited: " + self.proc.stdout.read())
-            try:
-                httpx.get(self.url + "/api/info", timeout=2, headers=self.headers())
-                return
-            except httpx.HTTPError:
-                time.sleep(0.3)
-        raise RuntimeError("server did not start")
+                time.sleep(0.2)
+                raise RuntimeError("server exited: " + "".join(self.lines))
+            found = [m.group(1) for ln in self.lines for m in [re.search(r"/\?token=(\S+)", ln)] if m]
+            if found:
+                self.token = found[0]
+                try:
+                    httpx.get(self.url + "/api/info", timeout=2, headers=self.headers())
+                    return
+                except httpx.HTTPError:
+                    pass
+            time.sleep(0.3)
+        raise RuntimeError("server did not start: " + "".join(self.lines))
 
     def headers(self):
-        return {}
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def client(self, **kw):
+        return httpx.Client(base_url=self.url, timeout=kw.pop("timeout", 60), headers=self.headers(), **kw)
+
+    def page_url(self, path="/"):
+        return f"{self.url}{path}{'&' if '?' in path else '?'}token={self.token}"
 
     def stop(self):
         self.proc.terminate()
@@ -82,7 +100,7 @@ def files(tmp_path_factory):
 
 # ------------------------------------------------------------------------------------------ API
 def test_api(server):
-    c = httpx.Client(base_url=server.url, timeout=60)
+    c = server.client()
     info = c.get("/api/info").json()
     assert info["rows"] == 143 and len(info["features"]) == 30 and info["accuracy"] > 0.9
     r = c.post("/api/explain", json={"row": 5}).json()
@@ -110,7 +128,7 @@ def test_api(server):
 
 
 def test_api_bad_input(server, files):
-    c = httpx.Client(base_url=server.url, timeout=60)
+    c = server.client()
     r = c.post("/api/explain", json={"row": 10_000})
     assert r.status_code == 404 and "out of range" in r.json()["error"]
     r = c.post("/api/explain", json={"row": 1, "features": {"nope": 1}})
@@ -118,12 +136,14 @@ def test_api_bad_input(server, files):
     r = c.post("/api/explain", json={"row": 1, "features": {"mean radius": "abc"}})
     assert r.status_code == 400 and "needs a number" in r.json()["error"]
     r = c.post("/api/explain", content=b"{broken", headers={"content-type": "application/json"})
-    assert r.status_code == 400 and "JSON" in r.json()["error"]
+    assert r.status_code == 422 and "JSON" in r.json()["error"]
     r = c.post("/api/fairness", json={"attribute": "zzz"})
     assert r.status_code == 400 and "unknown attribute" in r.json()["error"]
     up = lambda m, d: c.post("/api/upload", files={"model": m, "data": d})  # noqa: E731
     r = up(("model.txt", b"not a model"), ("d.csv", (files / "data.csv").read_bytes()))
     assert r.status_code == 400 and "must be .skops" in r.json()["error"]
+    r = up(("m.skops", b"PK not a zip"), ("d.csv", (files / "data.csv").read_bytes()))
+    assert r.status_code == 400 and "not a readable skops file" in r.json()["error"]
     r = up(("m.skops", (files / "m.skops").read_bytes()), ("d.xlsx", b"x"))
     assert r.status_code == 400 and "must be .csv or .parquet" in r.json()["error"]
     r = up(("m.skops", (files / "m.skops").read_bytes()), ("missing.csv", (files / "missing.csv").read_bytes()))
@@ -146,12 +166,16 @@ def test_token_required_off_loopback(files):
 
     s = TokenServer("--token", "s3cret")
     try:
+        assert s.token == "s3cret"                               # the printed URL carries the given token
         assert httpx.get(s.url + "/api/info").status_code == 401
         assert httpx.get(s.url + "/api/info", headers={"Authorization": "Bearer wrong"}).status_code == 401
         assert httpx.get(s.url + "/api/info", headers=s.headers()).status_code == 200
         with httpx.Client(base_url=s.url) as c:                  # ?token= once, then the cookie
-            assert c.get("/?token=s3cret").status_code == 200
-            assert c.get("/api/info").status_code == 200
+            r = c.get("/?token=s3cret")
+            assert r.status_code == 303 and r.headers["location"] == "/"     # the token leaves the address bar
+            cookie = r.headers["set-cookie"]
+            assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+            assert c.get("/").status_code == 200 and c.get("/api/info").status_code == 200
     finally:
         s.stop()
 
@@ -181,7 +205,7 @@ def test_browser_demo_flow(server, browser, tmp_path):
     page = ctx.new_page()
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(server.url + "/")
+    page.goto(server.page_url("/"))
     page.wait_for_selector("#importance .main-svg", timeout=90_000)
     assert "Explained" in page.text_content("#job-status")
     assert "%" in page.text_content("#accuracy")
@@ -244,7 +268,7 @@ def test_browser_escapes_user_text(browser, files):
         page = browser.new_page()
         dialogs = []
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-        page.goto(s.url + "/row/3")
+        page.goto(s.page_url("/row/3"))
         page.wait_for_selector("#chart .main-svg")
         assert "<script>alert(1)</script>" in page.content().replace("&lt;", "<").replace("&gt;", ">")
         assert page.locator("input[data-feature='<script>alert(1)</script>']").count() == 1

@@ -73,23 +73,30 @@ def test_kill_minus_9_then_resume_loses_and_repeats_nothing(job, tmp_path):
     parts = tmp_path / "run.parquet.parts"
     proc = subprocess.Popen(_cli(*args, "--out", out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 300
-    while time.time() < deadline and len(list(parts.glob("part-*.parquet"))) < 3:
+    while time.time() < deadline and len(list(parts.glob("part-*.parquet"))) < 4:
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     before = {p.name: p.stat().st_mtime_ns for p in parts.glob("part-*.parquet")}
-    assert 3 <= len(before) < 30, "the run should have been killed part-way"
+    assert 4 <= len(before) < 30, "the run should have been killed part-way"
     assert not out.exists()
     # no half-written part: every part file is a complete parquet
     for p in parts.glob("part-*.parquet"):
         Explanation.from_parquet(p)
+    # damage three parts: truncated, empty, and one copied over another (same size, wrong rows)
+    names = sorted(before)
+    raw = (parts / names[0]).read_bytes()
+    (parts / names[0]).write_bytes(raw[: len(raw) // 3])
+    (parts / names[2]).write_bytes((parts / names[1]).read_bytes())
+    (parts / names[1]).write_bytes(b"")
     r = subprocess.run(_cli(*args, "--out", out, "--resume"), capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
-    assert f"resumed: {len(before)} chunk(s) were already done" in r.stdout
+    assert "Traceback" not in r.stderr and all(n in r.stderr for n in names[:3]), r.stderr
+    assert f"resumed: {len(before) - 3} chunk(s) were already done" in r.stdout
     got, ref = Explanation.from_parquet(out), Explanation.from_parquet(tmp_path / "ref.parquet")
     np.testing.assert_array_equal(got.values, ref.values)
     np.testing.assert_array_equal(got.row_ids, ref.row_ids)
-    assert got.params["resumed_chunks"] == len(before)
+    assert got.params["resumed_chunks"] == len(before) - 3
     # the resumed run explained only the missing chunks: its model rows are the rest of the total
     assert got.n_model_rows == ref.n_model_rows
 

@@ -169,7 +169,7 @@ def explain_dataset(model: Any, X: Any, out: str | os.PathLike, *, resume: bool 
         if old != manifest:
             raise InputError(f"{parts_dir} belongs to a different job (data, background, method, parameters, seed "
                              "or chunk size differ); delete it to start again")
-        done = {int(p.stem.split("-")[1]) for p in parts_dir.glob("part-*.parquet")}
+        done = _verified_parts(parts_dir, chunks, manifest)
     else:
         parts_dir.mkdir(parents=True)
         atomic_write_text(mpath, json.dumps(manifest, indent=1))
@@ -187,7 +187,13 @@ def explain_dataset(model: Any, X: Any, out: str | os.PathLike, *, resume: bool 
     finally:
         if bar:
             bar.close()
-    parts = [Explanation.from_parquet(parts_dir / f"part-{i:05d}.parquet") for i in range(len(chunks))]
+    parts = []
+    for i, (a, b) in enumerate(chunks):
+        p = parts_dir / f"part-{i:05d}.parquet"
+        e, why = _read_part(p, a, b)
+        if e is None:       # removed or damaged while this run was going on: name it, keep the rest
+            raise InputError(f"{p} {why}; run again with --resume to redo it")
+        parts.append(e)
     full = concat(parts)
     full.params = {**full.params, "chunk_size": chunk_size, "resumed_chunks": len(done),
                    "run_seconds": time.perf_counter() - t0}
@@ -196,6 +202,41 @@ def explain_dataset(model: Any, X: Any, out: str | os.PathLike, *, resume: bool 
     full.to_parquet(out)
     shutil.rmtree(parts_dir, ignore_errors=True)
     return full
+
+
+def _read_part(path: Path, a: int, b: int) -> tuple[Explanation | None, str]:
+    """The part for rows a..b-1, or (None, why) when it is unreadable or holds other rows."""
+    try:
+        e = Explanation.from_parquet(path)
+    except Exception as exc:  # noqa: BLE001 - truncated, empty or foreign files raise anything
+        return None, f"is unreadable ({type(exc).__name__})"
+    ids = None if e.row_ids is None else np.asarray(e.row_ids)
+    if ids is None or len(e) != b - a or not np.array_equal(ids, np.arange(a, b)):
+        got = "no row ids" if ids is None or not len(ids) else f"rows {int(ids.min())}..{int(ids.max())} ({len(ids)})"
+        return None, f"holds {got}, not its chunk's rows {a}..{b - 1}"
+    return e, ""
+
+
+def _verified_parts(parts_dir: Path, chunks: list[tuple[int, int]], manifest: dict[str, Any]) -> set[int]:
+    """Chunks whose part file on disk is readable and holds exactly that chunk's rows. Damaged or
+    misplaced parts are removed (they will be redone), each named in a warning."""
+    import re
+    import warnings
+
+    done: set[int] = set()
+    for p in sorted(parts_dir.glob("part-*.parquet")):
+        m = re.fullmatch(r"part-(\d{5})", p.stem)
+        i = int(m.group(1)) if m else -1
+        if not 0 <= i < len(chunks):
+            warnings.warn(f"ignoring {p}: not a part of this job", stacklevel=3)
+            continue
+        e, why = _read_part(p, *chunks[i])
+        if e is None:
+            warnings.warn(f"redoing {p}: it {why}", stacklevel=3)
+            p.unlink()
+            continue
+        done.add(i)
+    return done
 
 
 class _Bar:

@@ -100,13 +100,15 @@ def demo(out: Path = typer.Option(Path("whybox-report"), help="Folder for the re
 
 MODEL_ARG = typer.Argument(..., help="Model file: .skops (preferred) or .joblib/.pkl with --trust-pickle.")
 DATA_ARG = typer.Argument(..., help="Data rows: a CSV or Parquet file.")
+TRUSTED_OPT = typer.Option(None, "--trusted", help="A type or function a .skops file may use beyond the scikit-learn "
+                           "classes whybox trusts (repeatable; e.g. numpy.log1p). Only for files you trust.")
 
 
-def _model_and_table(model: Path, data: Path, drop: List[str], trust_pickle: bool):
+def _model_and_table(model: Path, data: Path, drop: List[str], trust_pickle: bool, trusted: List[str]):
     """The model file and DATA without the --drop columns (named when unknown)."""
     from whybox.io.files import load_model, load_table
 
-    est = load_model(model, trust_pickle=trust_pickle)
+    est = load_model(model, trust_pickle=trust_pickle, trusted=list(trusted or ()))
     df = load_table(data)
     missing = [c for c in drop if c not in df.columns]
     if missing:
@@ -115,12 +117,13 @@ def _model_and_table(model: Path, data: Path, drop: List[str], trust_pickle: boo
 
 
 def _load_inputs(model: Path, data: Path, rows: Optional[str], drop: List[str], background: Optional[Path],
-                 n_background: int, seed: int, trust_pickle: bool):
+                 n_background: int, seed: int, trust_pickle: bool,
+                 trusted: List[str]):
     """Model, the selected rows (DataFrame), their indices, and a background sample."""
     import whybox
     from whybox.io.files import load_table, parse_rows
 
-    est, df = _model_and_table(model, data, drop, trust_pickle)
+    est, df = _model_and_table(model, data, drop, trust_pickle, trusted)
     idx = parse_rows(rows, len(df))
     bg_df = df
     if background is not None:
@@ -187,6 +190,7 @@ def explain(model: Path = MODEL_ARG, data: Path = DATA_ARG,
             budget: Optional[int] = typer.Option(None, help="Maximum number of model rows to spend."),
             param: List[str] = typer.Option([], help="Method parameter name=value (repeatable), e.g. n_samples=512."),
             trust_pickle: bool = typer.Option(False, help="Allow loading .joblib/.pkl models (runs code from the file)."),
+            trusted: List[str] = TRUSTED_OPT,
             chunk_size: int = typer.Option(256, help="Rows per chunk for .parquet output (each chunk is saved as it finishes)."),
             resume: bool = typer.Option(False, help="Continue an interrupted .parquet run (same settings), skipping finished chunks."),
             executor: str = typer.Option("local", help="local, or dask (chunks run on a dask.distributed cluster)."),
@@ -203,7 +207,7 @@ def explain(model: Path = MODEL_ARG, data: Path = DATA_ARG,
     import numpy as np
     import whybox
 
-    est, df, idx, bg = _load_inputs(model, data, rows, drop, background, n_background, seed, trust_pickle)
+    est, df, idx, bg = _load_inputs(model, data, rows, drop, background, n_background, seed, trust_pickle, trusted)
     kwargs = dict(method=method, background=bg, seed=seed, budget=budget, target=_target(target), **_parse_params(param))
     if str(out).endswith(".parquet"):
         model_id = hashlib.sha256(Path(model).read_bytes()).hexdigest()[:16]
@@ -237,6 +241,7 @@ def evaluate(model: Path = MODEL_ARG, data: Path = DATA_ARG,
              seed: int = typer.Option(0, help="Random seed."),
              out: Optional[Path] = typer.Option(None, help="Write the table to .csv or .json."),
              trust_pickle: bool = typer.Option(False, help="Allow loading .joblib/.pkl models."),
+             trusted: List[str] = TRUSTED_OPT,
              ) -> None:
     """Score explanations (files, or methods run here) with faithfulness/stability/agreement metrics."""
     import whybox
@@ -244,7 +249,7 @@ def evaluate(model: Path = MODEL_ARG, data: Path = DATA_ARG,
 
     if not explanation and not methods:
         raise WhyboxError("give explanation file(s) with --explanation or methods with --methods")
-    est, df, idx, bg = _load_inputs(model, data, rows, drop, background, n_background, seed, trust_pickle)
+    est, df, idx, bg = _load_inputs(model, data, rows, drop, background, n_background, seed, trust_pickle, trusted)
     metric_list = [m.strip() for m in metrics.split(",") if m.strip()]
     tables = []
     if explanation:
@@ -283,12 +288,13 @@ def choose(model: Path = MODEL_ARG, data: Path = DATA_ARG,
            out: Optional[Path] = typer.Option(None, help="Write the winner's explanation (.json, .parquet, .html)."),
            table: Optional[Path] = typer.Option(None, help="Write the ranking to .csv or .json."),
            trust_pickle: bool = typer.Option(False, help="Allow loading .joblib/.pkl models."),
+           trusted: List[str] = TRUSTED_OPT,
            ) -> None:
     """Rank explanation methods by faithfulness in your neighbourhood and keep the winner."""
     import numpy as np
     import whybox
 
-    est, df, idx, bg = _load_inputs(model, data, rows, drop, background, n_background, seed, trust_pickle)
+    est, df, idx, bg = _load_inputs(model, data, rows, drop, background, n_background, seed, trust_pickle, trusted)
     cands = [c.strip() for c in candidates.split(",")] if candidates else None
     res = whybox.choose(est, df.iloc[idx], neighbourhood=neighbourhood, candidates=cands, metric=metric,
                         budget=budget, seed=seed, background=bg)
@@ -326,13 +332,14 @@ def counterfactual(model: Path = MODEL_ARG, data: Path = DATA_ARG,
                    seed: int = typer.Option(0, help="Random seed."),
                    budget: Optional[int] = typer.Option(None, help="Maximum number of model rows to spend."),
                    trust_pickle: bool = typer.Option(False, help="Allow loading .joblib/.pkl models."),
+                   trusted: List[str] = TRUSTED_OPT,
                    out: Optional[Path] = typer.Option(None, help="Write the counterfactual set as .json or .csv."),
                    ) -> None:
     """What would have to change in one row for a different answer: diverse, sparse, plausible
     counterfactuals that respect the constraints (DATA gives scales, categories and real donors)."""
     from whybox.counterfactuals import counterfactuals as run
 
-    est, df = _model_and_table(model, data, drop, trust_pickle)
+    est, df = _model_and_table(model, data, drop, trust_pickle, trusted)
     if not 0 <= row < len(df):
         raise WhyboxError(f"--row {row} is out of range: DATA has {len(df)} rows")
     ranges: dict[str, Any] = {}
@@ -399,6 +406,7 @@ def counterfactual_text(model: str = typer.Argument(..., help="Text classifier: 
                         k: int = typer.Option(10, help="Top-K candidates averaged (matching)."),
                         mode: str = typer.Option("head", help="Matching space: head (trained projection) or none (plain MiniLM)."),
                         trust_pickle: bool = typer.Option(False, help="Allow loading .joblib/.pkl models."),
+                        trusted: List[str] = TRUSTED_OPT,
                         ) -> None:
     """How would the model's prediction change if CONCEPT of TEXT became VALUE, all else equal? By an
     LLM-written counterfactual (--llm/--model) or by matching similar texts with that value (--match)."""
@@ -410,7 +418,7 @@ def counterfactual_text(model: str = typer.Argument(..., help="Text classifier: 
         clf = tfidf_classifier(inc["text"].tolist(), inc["label"].astype(int).to_numpy())
     else:
         from whybox.io.files import load_model
-        clf = load_model(model, trust_pickle=trust_pickle)
+        clf = load_model(model, trust_pickle=trust_pickle, trusted=list(trusted or ()))
     from whybox.models.text import as_text_model
     m = as_text_model(clf)
     names = m.output_names or list(range(m(["x"]).shape[1]))
@@ -442,7 +450,7 @@ def counterfactual_text(model: str = typer.Argument(..., help="Text classifier: 
 BUILTIN_TEXT_MODELS = ("tfidf-rt", "minilm-rt")
 
 
-def _text_model(model: str, trust_pickle: bool, n_train: Optional[int]):
+def _text_model(model: str, trust_pickle: bool, n_train: Optional[int], trusted: List[str] = ()):
     """A model file (.skops, or a pickle with --trust-pickle), or a built-in trained on rt-polarity."""
     if model in BUILTIN_TEXT_MODELS:
         import numpy as np
@@ -458,7 +466,7 @@ def _text_model(model: str, trust_pickle: bool, n_train: Optional[int]):
         from whybox.models.minilm import train_minilm_classifier
         return train_minilm_classifier(texts, y, output_names=names)
     from whybox.io.files import load_model
-    return load_model(model, trust_pickle=trust_pickle)
+    return load_model(model, trust_pickle=trust_pickle, trusted=list(trusted or ()))
 
 
 @app.command("explain-text")
@@ -479,6 +487,7 @@ def explain_text(model: str = typer.Argument(..., help="Text classifier: a .skop
                  budget: Optional[int] = typer.Option(None, help="Maximum number of model rows to spend."),
                  param: List[str] = typer.Option([], help="Method parameter name=value (repeatable), e.g. n_samples=500."),
                  trust_pickle: bool = typer.Option(False, help="Allow loading .joblib/.pkl models (runs code from the file)."),
+                 trusted: List[str] = TRUSTED_OPT,
                  n_train: Optional[int] = typer.Option(None, help="Training sentences for the built-in models "
                                                        "(default: all 7,511 for tfidf-rt, 2,000 for minilm-rt)."),
                  ) -> None:
@@ -497,7 +506,7 @@ def explain_text(model: str = typer.Argument(..., help="Text classifier: a .skop
             raise WhyboxError(f"--file {file} has no non-empty lines")
     else:
         texts = [text]
-    clf = _text_model(model, trust_pickle, n_train)
+    clf = _text_model(model, trust_pickle, n_train, trusted)
     exps = whybox.explain_text(clf, texts, method=method, units=units, removal=removal, mask_token=mask_token,
                                replacement=replacement, target=_target(target), seed=seed, budget=budget,
                                **_parse_params(param))
@@ -594,13 +603,14 @@ def llm_explain(model: Path = MODEL_ARG, data: Path = DATA_ARG,
                 timeout: Optional[float] = LLM_TIMEOUT, llm_budget: Optional[int] = LLM_BUDGET, no_cache: bool = LLM_NO_CACHE,
                 seed: int = typer.Option(0, help="Random seed."),
                 trust_pickle: bool = typer.Option(False, help="Allow loading .joblib/.pkl models."),
+                trusted: List[str] = TRUSTED_OPT,
                 out: Path = typer.Option(Path("llm_explanation.json"), help="Output file: .json, .parquet or .html."),
                 ) -> None:
     """Ask an LLM which features matter (Kroeger et al. 2023's in-context strategies); the result is an
     explanation like any other (score it with `whybox evaluate --explanation`)."""
     from whybox.llm.explainer import llm_explain as run
 
-    est, df, idx, bg = _load_inputs(model, data, rows, drop, None, 50, seed, trust_pickle)
+    est, df, idx, bg = _load_inputs(model, data, rows, drop, None, 50, seed, trust_pickle, trusted)
     client = _llm_client(llm, llm_model, timeout, llm_budget, no_cache)
     e = run(est, df.iloc[idx], client=client, strategy=strategy, k=k, n_icl=n_icl, background=bg, seed=seed)
     import numpy as np
@@ -622,6 +632,7 @@ def amplify(model: Path = typer.Argument(..., help="Proxy text classifier (.skop
             llm: Optional[str] = LLM_URL, llm_model: Optional[str] = typer.Option(None, "--model", help="Send the prompt to this model and print its answer."),
             timeout: Optional[float] = LLM_TIMEOUT, no_cache: bool = LLM_NO_CACHE,
             trust_pickle: bool = typer.Option(False, help="Allow loading .joblib/.pkl models."),
+            trusted: List[str] = TRUSTED_OPT,
             ) -> None:
     """Build an AMPLIFY few-shot prompt whose rationales come from a proxy model's attributions (and,
     with --llm/--model, send it)."""
@@ -632,7 +643,7 @@ def amplify(model: Path = typer.Argument(..., help="Proxy text classifier (.skop
     for c in (text_column, label_column):
         if c not in df.columns:
             raise WhyboxError(f"DATA has no column {c!r}; it has {list(df.columns)}")
-    proxy = _text_model(str(model), trust_pickle, None)
+    proxy = _text_model(str(model), trust_pickle, None, trusted)
     ap = amplify_prompt(proxy, df[text_column].astype(str).tolist(), df[label_column].tolist(), query,
                         n_shots=shots, top_words=top_words, method=method)
     console.print(ap.text(), markup=False, highlight=False)
@@ -651,12 +662,19 @@ def serve(model: Optional[Path] = typer.Option(None, help="Model file (.skops; .
           method: str = typer.Option("kernelshap", help="Default explanation method."),
           host: str = typer.Option("127.0.0.1", help="Address to bind; anything but loopback needs --token."),
           port: int = typer.Option(8765, help="Port."),
-          token: Optional[str] = typer.Option(None, help="Bearer token required on every request (or set $WHYBOX_TOKEN)."),
-          trust_pickle: bool = typer.Option(False, help="Allow .joblib/.pkl models (from --model and uploads)."),
-          max_upload_mb: float = typer.Option(50.0, help="Largest upload accepted."),
+          token: Optional[str] = typer.Option(None, help="Token required on every request (or set $WHYBOX_TOKEN); "
+                                              "default: a random one, printed in the URL at start."),
+          trust_pickle: bool = typer.Option(False, help="Allow a .joblib/.pkl --model (uploads never load pickles)."),
+          trusted: List[str] = TRUSTED_OPT,
+          max_upload_mb: float = typer.Option(50.0, help="Largest upload accepted (counted as it arrives)."),
+          allowed_host: List[str] = typer.Option(None, "--allowed-host", help="Another Host name the dashboard "
+                                                 "answers to, e.g. behind a proxy (repeatable)."),
+          allowed_origin: List[str] = typer.Option(None, "--allowed-origin", help="Another web origin allowed to "
+                                                   "send changes, e.g. https://team.example (repeatable)."),
           ) -> None:
     """Start the dashboard (overview, one row with what-if and a verified narrative, fairness) on
-    http://HOST:PORT, with its JSON API (/api/...) and OpenAPI docs at /docs."""
+    http://HOST:PORT, with its JSON API (/api/...) and API docs at /docs. Every request needs the
+    token in the printed URL; see docs/security.md."""
     import os
 
     from whybox.app.server import serve as run
@@ -667,7 +685,7 @@ def serve(model: Optional[Path] = typer.Option(None, help="Model file (.skops; .
         raise WhyboxError("give both --model and --data, or neither (the built-in demo)")
     if model is not None:
         from whybox.io.files import load_model, load_table
-        est = load_model(model, trust_pickle=trust_pickle)
+        est = load_model(model, trust_pickle=trust_pickle, trusted=list(trusted or ()))
         df = load_table(data)
         y = None
         if label is not None:
@@ -687,32 +705,65 @@ def serve(model: Optional[Path] = typer.Option(None, help="Model file (.skops; .
         state = demo_state()
     else:
         raise WhyboxError(f"--demo must be breast-cancer or adult, got {demo!r}")
-    console.print(f"whybox dashboard on http://{host}:{port}/  (API docs: /docs; Ctrl-C stops)")
-    run(state, host=host, port=port, token=token, trust_pickle=trust_pickle, max_upload_mb=max_upload_mb)
+    run(state, host=host, port=port, token=token, trust_pickle=trust_pickle, max_upload_mb=max_upload_mb,
+        allowed_host=tuple(allowed_host or ()), allowed_origin=tuple(allowed_origin or ()),
+        echo=lambda msg, flush=True: (console.print(f"{msg}  (API docs: /docs; Ctrl-C stops)", markup=False,
+                                                    highlight=False, soft_wrap=True), sys.stdout.flush()))
+
+
+def _click_exceptions(name: str) -> tuple[type, ...]:
+    """Click's exception class ``name`` as typer raises it: recent typer bundles its own copy of click
+    (``typer._click``), so the installed ``click`` package's classes alone do not match."""
+    found: list[type] = []
+    for mod in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            cls = getattr(__import__(mod, fromlist=[name]), name, None)
+        except ImportError:
+            continue
+        if isinstance(cls, type):
+            found.append(cls)
+    return tuple(found)
+
+
+def _fail(message: str) -> None:
+    """Every CLI failure: one line on stderr, exit 2."""
+    err.print(f"[bold red]error:[/bold red] {' '.join(str(message).split())}", markup=True, highlight=False,
+              soft_wrap=True)
+    sys.exit(2)
 
 
 def main(argv: Optional[list[str]] = None) -> None:
+    """Entry point. Errors print one line (``error: ...``) and exit 2; ``WHYBOX_DEBUG=1`` shows the
+    traceback of an unexpected one."""
+    import os
+
+    usage, abort = _click_exceptions("ClickException"), _click_exceptions("Abort")
     try:
         rc = app(args=argv, standalone_mode=False)
         if isinstance(rc, int) and rc:
             sys.exit(rc)
-    except WhyboxError as exc:
-        err.print(f"[bold red]error:[/bold red] {exc}")
-        sys.exit(2)
-    except FileNotFoundError as exc:
-        err.print(f"[bold red]error:[/bold red] {exc}")
-        sys.exit(2)
     except (typer.Exit, SystemExit) as exc:
         code = getattr(exc, "exit_code", getattr(exc, "code", 0))
         sys.exit(code or 0)
-    except Exception as exc:  # click usage errors
-        import click
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(1)
-        raise
+    except WhyboxError as exc:
+        _fail(str(exc))
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        _fail(f"{exc.strerror or type(exc).__name__}: {exc.filename}")
+    except KeyboardInterrupt:
+        _fail("interrupted")
+    except Exception as exc:  # noqa: BLE001 - usage errors, then anything unexpected: one line, no traceback
+        if abort and isinstance(exc, abort):           # Ctrl-C at a prompt
+            _fail("aborted")
+        if usage and isinstance(exc, usage):
+            ctx = getattr(exc, "ctx", None)
+            if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:   # bare 'whybox': the help
+                print(ctx.get_help())
+                sys.exit(0)
+            hint = f" (see '{ctx.command_path} --help')" if ctx is not None else " (see 'whybox --help')"
+            _fail(f"{exc.format_message()}{hint}")
+        if os.environ.get("WHYBOX_DEBUG"):
+            raise
+        _fail(f"unexpected {type(exc).__name__}: {exc} (set WHYBOX_DEBUG=1 for the traceback)")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -28,7 +28,7 @@ def fairness_report(state: Any, attribute: str, *, n_explain: int = 30, k: int =
     """Group metrics of the model (selection rate, true-positive rate, accuracy; demographic parity
     and equal-opportunity differences) and of its explanations (faithfulness (PGI, top-k) and the top
     features per group), with a plain-language summary of the largest gap."""
-    from whybox.metrics import pgi
+    from whybox.metrics import local_fidelity, pgi
 
     if attribute not in state.X.columns:
         raise InputError(f"unknown attribute {attribute!r}; choose one of {list(state.X.columns)}")
@@ -51,8 +51,12 @@ def fairness_report(state: Any, attribute: str, *, n_explain: int = 30, k: int =
         pick = np.sort(rng.choice(members, size=min(n_explain, len(members)), replace=False))
         e = state.explain(state.X.iloc[pick])
         kk = min(k, e.values.shape[1])
-        r["faithfulness_pgi"] = float(np.mean(pgi(state.model, state.X.iloc[pick], e, k=kk, background=state.background,
-                                                  n_perturb=30, seed=state.seed)))
+        if state.numeric:       # OpenXAI's PGI needs numeric inputs (noise and flips)
+            fa = pgi(state.model, state.X.iloc[pick], e, k=kk, background=state.background, n_perturb=30, seed=state.seed)
+        else:                   # categorical columns: fidelity where features are removed (background values)
+            fa = local_fidelity(state.model, state.X.iloc[pick], e, background=state.background, metric="r2",
+                                n_samples=100, seed=state.seed)
+        r["faithfulness"] = float(np.mean(fa))
         imp = pd.Series(np.abs(e.values).mean(axis=0), index=e.feature_names)
         signed = pd.Series(e.values.mean(axis=0), index=e.feature_names)
         imps[lab] = signed
@@ -64,6 +68,7 @@ def fairness_report(state: Any, attribute: str, *, n_explain: int = 30, k: int =
         raise InputError(f"{attribute!r} splits the data into fewer than two groups")
     sr = [r["selection_rate"] for r in rows]
     out: dict[str, Any] = {"attribute": attribute, "class": state.output_names[pos], "groups": rows,
+                           "faithfulness_metric": "PGI (top-k)" if state.numeric else "local R² (features removed)",
                            "demographic_parity_difference": float(max(sr) - min(sr))}
     tprs = [r.get("true_positive_rate") for r in rows if r.get("true_positive_rate") is not None]
     out["equal_opportunity_difference"] = float(max(tprs) - min(tprs)) if len(tprs) >= 2 else None

@@ -107,7 +107,7 @@ def fairness_page(info: dict[str, Any], attributes: list[str], attribute: str | 
             "<p class='muted'>Columns with few values are used as they are; others are split at the median.</p></div>")
     if report is not None:
         body += f"<div class='card'><h3>Summary</h3><p id='fair-summary'>{esc(report['summary'])}</p></div>"
-        cols = ["group", "n", "selection_rate", "true_positive_rate", "accuracy", "faithfulness_pgi"]
+        cols = ["group", "n", "selection_rate", "true_positive_rate", "accuracy", "faithfulness"]
         head = "".join(f"<th>{esc(c.replace('_', ' '))}</th>" for c in cols) + "<th>top features (mean |attribution|)</th>"
         trs = ""
         for g in report["groups"]:

@@ -80,7 +80,7 @@ def fairness_report_html(st: AppState, attribute: str) -> str:
         ax.bar(x + (i - 1) * 0.27, [d.get(key) or 0 for d in g], 0.27, label=lab)
     ax.set_xticks(x, [d["group"] for d in g])
     ax.legend()
-    cols = ["group", "n", "selection_rate", "true_positive_rate", "accuracy", "faithfulness_pgi"]
+    cols = ["group", "n", "selection_rate", "true_positive_rate", "accuracy", "faithfulness"]
     head = "".join(f"<th>{c.replace('_', ' ')}</th>" for c in cols)
     trs = "".join("<tr>" + "".join(f"<td>{html.escape(_f(d.get(c)))}</td>" for c in cols) + "</tr>" for d in g)
     body = (f"<p>{html.escape(r['summary'])}</p>{_png(fig)}<table><tr>{head}</tr>{trs}</table>"

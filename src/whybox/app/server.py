@@ -1,24 +1,31 @@
 """The dashboard's HTTP service (FastAPI): a JSON API and the pages on top of it.
 
-    whybox serve                               # the built-in demo on http://127.0.0.1:8765
+    whybox serve                               # the built-in demo on http://127.0.0.1:8765/?token=...
     whybox serve --model m.skops --data d.csv --label y
-    whybox serve --host 0.0.0.0 --token SECRET # any non-loopback address needs a token
+    whybox serve --host 0.0.0.0 --token SECRET # any non-loopback address needs a token you choose
 
-With a token every request must carry it: ``Authorization: Bearer SECRET``, or ``?token=SECRET`` once
-(the page then keeps it in an HttpOnly cookie).
+Every request needs the server's token (a random one is made and printed when none is given); the
+door checks (Host, token, Origin, body size) are in :mod:`whybox.app.security`. CPU work runs in a
+bounded pool of worker threads (one per core): when it and its queue are full, the API answers 429
+with ``Retry-After`` instead of blocking the event loop.
 """
 
+import asyncio
+import functools
+import html
 import importlib.util
+import io
 import os
-import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Optional, Union
 
 from whybox.app import pages
-from whybox.app.state import AppState
+from whybox.app.security import LOOPBACK_HOSTS, Guard, allowed_hosts, new_token
+from whybox.app.state import AppState, Busy
 from whybox.errors import InputError, WhyboxError
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
+LOOPBACK = LOOPBACK_HOSTS
 
 
 def capabilities() -> dict[str, bool]:
@@ -41,67 +48,128 @@ def demo_state() -> AppState:
     return AppState(d.model, d.X_test, d.y_test, name="demo: breast-cancer MLP", description=d.description)
 
 
+class WorkerPool:
+    """A bounded pool of worker threads for CPU work, with a bounded queue in front of it.
+
+    ``run`` is awaited on the event loop; when ``workers + queue`` calls are already in flight it
+    raises :class:`Busy` at once (the API answers 429 with Retry-After)."""
+
+    def __init__(self, workers: int | None = None, queue: int | None = None):
+        self.workers = int(workers or os.cpu_count() or 1)
+        self.capacity = self.workers + int(self.workers * 4 if queue is None else queue)
+        self.executor = ThreadPoolExecutor(self.workers, thread_name_prefix="whybox-worker")
+        self.in_flight = 0
+
+    async def run(self, fn: Any, *args: Any, **kw: Any) -> Any:
+        if self.in_flight >= self.capacity:
+            raise Busy(f"the server is busy ({self.in_flight} requests in progress); try again shortly")
+        self.in_flight += 1                      # only ever touched on the event loop's thread
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.executor, functools.partial(fn, *args, **kw))
+        finally:
+            self.in_flight -= 1
+
+
+def _bodies():
+    """The API's request bodies as pydantic models: wrong types and unknown fields give 422 naming the field."""
+    from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
+
+    Value = Union[StrictInt, StrictFloat, StrictStr]
+
+    class Body(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+    class Explain(Body):
+        row: StrictInt = Field(0, ge=0, description="the data row to explain")
+        features: dict[StrictStr, Value] = Field(default_factory=dict, description="what-if: feature -> new value")
+        method: Optional[StrictStr] = Field(None, description="explanation method (default: the server's)")
+
+    class Narrate(Explain):
+        audience: Literal["lay", "expert"] = "lay"
+
+    class Evaluate(Body):
+        rows: Union[StrictStr, list[StrictInt]] = Field("0:10", description="'a:b', 'i,j,k' or a list (at most 50)")
+        methods: Optional[list[StrictStr]] = Field(None, min_length=1, max_length=12)
+        metrics: Optional[list[StrictStr]] = Field(None, min_length=1, max_length=12)
+
+    class Counterfactuals(Body):
+        row: StrictInt = Field(0, ge=0)
+        features: dict[StrictStr, Value] = Field(default_factory=dict)
+        k: StrictInt = Field(3, ge=1, le=10, description="how many counterfactuals")
+        desired_class: Optional[Union[StrictInt, StrictStr]] = None
+        immutable: list[StrictStr] = Field(default_factory=list)
+
+    class Fairness(Body):
+        attribute: StrictStr
+        n_explain: StrictInt = Field(30, ge=2, le=500, description="rows explained per group")
+
+    class Job(Body):
+        rows: Optional[StrictStr] = Field(None, description="'a:b' or 'i,j,k' (default: the first 100)")
+        method: Optional[StrictStr] = None
+
+    class Empty(Body):
+        pass
+
+    return Explain, Narrate, Evaluate, Counterfactuals, Fairness, Job, Empty
+
+
 def create_app(state: AppState | None = None, *, token: str | None = None, trust_pickle: bool = False,
-               max_upload_mb: float = 50.0):
-    """The FastAPI application serving ``state`` (default: the built-in demo)."""
+               max_upload_mb: float = 50.0, host: str = "127.0.0.1", allowed_host: tuple[str, ...] = (),
+               allowed_origin: tuple[str, ...] = (), workers: int | None = None, queue: int | None = None):
+    """The dashboard as an ASGI application serving ``state`` (default: the built-in demo).
+
+    ``token`` None makes a random one (``app.state.token``). ``trust_pickle`` is accepted for
+    the command line's sake but never applies to uploads: an uploaded model must be .skops."""
     try:
         from fastapi import FastAPI, Request
+        from fastapi.exceptions import RequestValidationError
         from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
     except ImportError:
         raise InputError("the dashboard needs fastapi and uvicorn (pip install 'whybox[app]')") from None
 
     st = state or demo_state()
+    token = token or new_token()
     limit = int(max_upload_mb * 1024 * 1024)
+    pool = WorkerPool(workers, queue)
+    Explain, Narrate, Evaluate, Counterfactuals, Fairness, JobBody, Empty = _bodies()
     app = FastAPI(title="whybox", description="Explain a model, check the explanations, look for unfair gaps.",
-                  version=__import__("whybox").__version__)
-    app.state.whybox = st
+                  version=__import__("whybox").__version__, docs_url=None, redoc_url=None)
+    app.state.whybox, app.state.token, app.state.pool = st, token, pool
 
-    def wants_html(request: Request) -> bool:
-        return not request.url.path.startswith("/api") and "text/html" in request.headers.get("accept", "text/html")
+    def is_api(path: str) -> bool:
+        return path.startswith("/api") or path == "/openapi.json"
 
-    def fail(request: Request, status: int, message: str):
-        if wants_html(request):
-            return HTMLResponse(pages.error_page(message, _safe_info(st), status), status_code=status)
-        return JSONResponse({"error": message}, status_code=status)
+    def fail(request: Request, status: int, message: str, headers: dict | None = None):
+        if not is_api(request.url.path) and "text/html" in request.headers.get("accept", "text/html"):
+            return HTMLResponse(pages.error_page(message, _safe_info(st), status), status_code=status, headers=headers)
+        return JSONResponse({"error": message}, status_code=status, headers=headers)
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next):
-        if token:
-            auth = request.headers.get("authorization", "")
-            given = auth[7:] if auth.lower().startswith("bearer ") else None
-            given = given or request.cookies.get("whybox_token") or request.query_params.get("token")
-            if given != token:
-                return fail(request, 401, "this server needs a token: send 'Authorization: Bearer <token>' "
-                                          "or open the page with ?token=<token>")
-        if request.method == "POST":
-            size = request.headers.get("content-length")
-            if size is not None and size.isdigit() and int(size) > limit:
-                return fail(request, 413, f"the upload is {int(size) / 2**20:.1f} MB; the limit is {max_upload_mb:g} MB")
-        try:
-            resp = await call_next(request)
-        except WhyboxError as exc:
-            return fail(request, 400, str(exc))
-        if token and request.query_params.get("token") == token:
-            resp.set_cookie("whybox_token", token, httponly=True, samesite="strict")
-        return resp
+    def render_error(scope: dict, status: int, message: str):
+        return fail(Request(scope), status, message)
+
+    @app.exception_handler(Busy)
+    async def busy(request: Request, exc: Busy):
+        return fail(request, 429, str(exc), headers={"Retry-After": "1"})
 
     @app.exception_handler(WhyboxError)
     async def whybox_error(request: Request, exc: WhyboxError):
         status = 404 if "out of range" in str(exc) else 400
         return fail(request, status, str(exc))
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        errs = exc.errors()
+        where = lambda e: ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"  # noqa: E731
+        msg = "; ".join(f"{where(e)}: {e.get('msg', 'invalid')}" for e in errs[:5]) or "invalid request"
+        return JSONResponse({"error": msg, "fields": [where(e) for e in errs]}, status_code=422)
+
     @app.exception_handler(404)
     async def not_found(request: Request, exc: Exception):
         return fail(request, 404, f"nothing at {request.url.path}")
 
-    async def body(request: Request) -> dict[str, Any]:
-        try:
-            b = await request.json()
-        except ValueError:
-            raise InputError("the request body must be JSON") from None
-        if not isinstance(b, dict):
-            raise InputError("the request body must be a JSON object")
-        return b
+    @app.exception_handler(405)
+    async def not_allowed(request: Request, exc: Exception):
+        return fail(request, 405, f"{request.method} is not allowed on {request.url.path}")
 
     # ------------------------------------------------------------------ static
     @app.get("/static/plotly.min.js", include_in_schema=False)
@@ -112,64 +180,71 @@ def create_app(state: AppState | None = None, *, token: str | None = None, trust
     def app_js():
         return Response(pages.APP_JS, media_type="application/javascript")
 
+    @app.get("/docs", include_in_schema=False)
+    def docs():
+        return HTMLResponse(_docs_page(app.openapi()))
+
     # ------------------------------------------------------------------ API
     @app.get("/api/info")
     def info():
-        return st.info()
+        """The model, its data and this server's worker pool."""
+        return {**st.info(), "workers": pool.workers}
 
     @app.post("/api/explain")
-    async def api_explain(request: Request):
+    async def api_explain(b: Explain):
         """Explain a row (``row``), optionally with changed ``features`` (what-if), by ``method``."""
-        b = await body(request)
-        return st.explain_row(b.get("row", 0), b.get("features") or {}, b.get("method"))
+        return await pool.run(st.explain_row, b.row, b.features, b.method)
 
     @app.post("/api/narrate")
-    async def api_narrate(request: Request):
-        b = await body(request)
-        import whybox
-        e = st.explain(st.frame_from(b.get("row", 0), b.get("features") or {}), b.get("method"))
-        return whybox.narrate(e, audience=b.get("audience", "lay")).to_dict()
+    async def api_narrate(b: Narrate):
+        """A verified plain-language narrative of one row's explanation."""
+        def work():
+            import whybox
+            e = st.explain(st.frame_from(b.row, b.features), b.method)
+            return whybox.narrate(e, audience=b.audience).to_dict()
+        return await pool.run(work)
 
     @app.post("/api/evaluate")
-    async def api_evaluate(request: Request):
+    async def api_evaluate(b: Evaluate):
         """Score methods on rows (``rows``: list or "a:b", at most 50) with ``metrics``."""
-        b = await body(request)
-        import whybox
         from whybox.io.files import parse_rows
-        rows = b.get("rows", "0:10")
-        idx = parse_rows(rows, st.n_rows) if isinstance(rows, str) else [st.check_row(r) for r in rows]
+        idx = parse_rows(b.rows, st.n_rows) if isinstance(b.rows, str) else [st.check_row(r) for r in b.rows]
         if len(idx) > 50:
             raise InputError(f"at most 50 rows per evaluation request, got {len(idx)}")
-        methods = b.get("methods") or [st.method, "lime"]
-        metrics = b.get("metrics") or ["pgi", "pgu", "fidelity"]
-        table = whybox.evaluate(st.model, st.X.iloc[idx], methods, metrics=metrics, background=st.background,
-                                seed=st.seed, target=st.focus)
-        return {"rows": len(idx), "table": table.reset_index().to_dict(orient="records")}
+
+        def work():
+            import whybox
+            methods = b.methods or [st.method, "lime"]
+            metrics = b.metrics or ["pgi", "pgu", "fidelity"]
+            table = whybox.evaluate(st.model, st.X.iloc[idx], methods, metrics=metrics, background=st.background,
+                                    seed=st.seed, target=st.focus)
+            return {"rows": len(idx), "table": table.reset_index().to_dict(orient="records")}
+        return await pool.run(work)
 
     @app.post("/api/counterfactuals")
-    async def api_counterfactuals(request: Request):
+    async def api_counterfactuals(b: Counterfactuals):
+        """Changes to a row that would change the model's decision."""
         if not capabilities()["counterfactuals"]:
             return JSONResponse({"error": "counterfactuals are not available in this version of whybox"}, status_code=501)
-        b = await body(request)
         from whybox.app.cf import counterfactual_payload
-        return counterfactual_payload(st, b)
+        return await pool.run(counterfactual_payload, st, b.model_dump())
 
     @app.post("/api/fairness")
-    async def api_fairness(request: Request):
-        b = await body(request)
+    async def api_fairness(b: Fairness):
+        """Group gaps of the model's decisions and of its explanations, by ``attribute``."""
         from whybox.app.fairness import fairness_report
-        return fairness_report(st, str(b.get("attribute", "")), n_explain=int(b.get("n_explain", 30)))
+        return await pool.run(fairness_report, st, b.attribute, n_explain=b.n_explain)
 
     @app.post("/api/jobs/explain")
-    async def api_job(request: Request):
+    async def api_job(b: JobBody):
         """Explain many rows in the background; poll /api/jobs/{id}."""
-        b = await body(request)
         from whybox.io.files import parse_rows
-        rows = parse_rows(str(b.get("rows", f"0:{min(st.n_rows, 100)}")), st.n_rows)
-        return st.explain_many(list(rows), b.get("method")).to_dict()
+        rows = parse_rows(b.rows or f"0:{min(st.n_rows, 100)}", st.n_rows)
+        return st.explain_many(list(rows), b.method).to_dict()
 
     @app.post("/api/jobs/overview")
-    def api_overview_job():
+    def api_overview_job(b: Optional[Empty] = None):
+        """Start (once) the overview's job: explanations of up to 200 rows."""
         return st.global_view().to_dict()
 
     @app.get("/api/jobs/{job_id}")
@@ -188,13 +263,16 @@ def create_app(state: AppState | None = None, *, token: str | None = None, trust
 
     @app.post("/api/upload")
     async def api_upload(request: Request):
-        """Replace the model and data (multipart: ``model`` .skops/.joblib, ``data`` .csv/.parquet, ``label``)."""
-        form = await request.form()
+        """Replace the model and data (multipart: ``model`` .skops, ``data`` .csv/.parquet, ``label``).
+        Uploaded models are never unpickled, whatever the server was started with."""
+        form = await request.form(max_part_size=limit)
         mf, df = form.get("model"), form.get("data")
         if mf is None or df is None or not getattr(mf, "filename", "") or not getattr(df, "filename", ""):
             raise InputError("upload both a model file and a data file")
-        new = await _load_upload(mf, df, str(form.get("label") or "").strip() or None, trust_pickle, limit)
-        st.load(*new["args"], name=new["name"], description=new["description"])
+        files = (os.path.basename(mf.filename), await mf.read()), (os.path.basename(df.filename), await df.read())
+        label = str(form.get("label") or "").strip() or None
+        new = await pool.run(_load_upload, files, label)
+        await pool.run(st.load, *new["args"], name=new["name"], description=new["description"])
         return {"name": st.name, "rows": st.n_rows, "features": list(st.spec.names)}
 
     # ------------------------------------------------------------------ pages
@@ -203,41 +281,65 @@ def create_app(state: AppState | None = None, *, token: str | None = None, trust
         return pages.overview(st.info(), max_upload_mb)
 
     @app.get("/row/{row}", response_class=HTMLResponse, include_in_schema=False)
-    def page_row(row: str, method: str | None = None):
+    async def page_row(row: str, method: str | None = None):
         r = st.check_row(row)
-        payload = st.explain_row(r, {}, method)
+        payload = await pool.run(st.explain_row, r, {}, method)
         scores = st.outputs[:, st.focus]
         table = [{"row": i, "score": float(scores[i]), "predicted": str(st.output_names[st.classes[i]]),
                   "search": f"row {i} {st.output_names[st.classes[i]]} {scores[i]:.3f}".lower()} for i in range(st.n_rows)]
         return pages.row_page(st.info(), r, payload, table)
 
     @app.get("/fairness", response_class=HTMLResponse, include_in_schema=False)
-    def page_fairness(attribute: str | None = None):
+    async def page_fairness(attribute: str | None = None):
         from whybox.app.fairness import fairness_report
-        rep = fairness_report(st, attribute) if attribute else None
+        rep = await pool.run(fairness_report, st, attribute) if attribute else None
         return pages.fairness_page(st.info(), list(st.X.columns), attribute, rep)
 
     # ------------------------------------------------------------------ reports
     @app.get("/report/{which}", include_in_schema=False)
-    def report(which: str, attribute: str | None = None):
+    async def report(which: str, attribute: str | None = None):
         from whybox.app.reports import fairness_report_html, overview_report_html
         if which == "overview":
-            html = overview_report_html(st)
+            page = await pool.run(overview_report_html, st)
         elif which == "fairness":
             if not attribute:
                 raise InputError("pick an attribute first (/report/fairness?attribute=...)")
-            html = fairness_report_html(st, attribute)
+            page = await pool.run(fairness_report_html, st, attribute)
         else:
             raise InputError(f"no report {which!r}")
-        return HTMLResponse(html, headers={"Content-Disposition": f"attachment; filename=whybox-{which}.html"})
+        return HTMLResponse(page, headers={"Content-Disposition": f"attachment; filename=whybox-{which}.html"})
 
     @app.get("/report/row/{row}", include_in_schema=False)
-    def report_row(row: str):
+    async def report_row(row: str):
         from whybox.app.reports import row_report_html
         r = st.check_row(row)
-        return HTMLResponse(row_report_html(st, r), headers={"Content-Disposition": f"attachment; filename=whybox-row-{r}.html"})
+        page = await pool.run(row_report_html, st, r)
+        return HTMLResponse(page, headers={"Content-Disposition": f"attachment; filename=whybox-row-{r}.html"})
 
-    return app
+    return Guard(app, token=token, hosts=allowed_hosts(host, allowed_host), origins=allowed_origin,
+                 upload_limit=limit, render_error=render_error)
+
+
+def _docs_page(spec: dict[str, Any]) -> str:
+    """The API reference from the OpenAPI schema, with no external script or stylesheet."""
+    e = html.escape
+    rows = []
+    for path, ops in spec.get("paths", {}).items():
+        for verb, op in ops.items():
+            body = op.get("requestBody", {}).get("content", {})
+            ref = next(iter(body.values()), {}).get("schema", {}).get("$ref", "") if body else ""
+            fields = ""
+            if ref:
+                schema = spec.get("components", {}).get("schemas", {}).get(ref.split("/")[-1], {})
+                fields = ", ".join(f"<code>{e(k)}</code>" for k in schema.get("properties", {}))
+            rows.append(f"<tr><td><b>{e(verb.upper())}</b></td><td><code>{e(path)}</code></td>"
+                        f"<td>{e(op.get('description') or op.get('summary') or '')}</td><td>{fields}</td></tr>")
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>whybox API</title>"
+            "<style>body{font-family:sans-serif;margin:2em}td{padding:4px 8px;border-bottom:1px solid #ddd;"
+            "vertical-align:top}</style></head><body><h1>whybox API</h1><p>Machine-readable: "
+            "<a href='/openapi.json'>/openapi.json</a>. Every request needs the server's token.</p>"
+            "<table><tr><th>verb</th><th>path</th><th>what</th><th>body fields</th></tr>"
+            + "".join(rows) + "</table></body></html>")
 
 
 def _safe_info(st: AppState) -> dict[str, Any] | None:
@@ -247,25 +349,28 @@ def _safe_info(st: AppState) -> dict[str, Any] | None:
         return None
 
 
-async def _load_upload(mf: Any, df: Any, label: str | None, trust_pickle: bool, limit: int) -> dict[str, Any]:
+def _load_upload(files: tuple[tuple[str, bytes], tuple[str, bytes]], label: str | None) -> dict[str, Any]:
+    """Model and data from uploaded bytes. The model must be .skops (never a pickle, whatever the
+    server was started with); it is checked for untrusted types before anything is built."""
+    import tempfile
+
     from whybox.io.files import PICKLE_EXT, load_model, load_table
 
-    mname, dname = os.path.basename(mf.filename), os.path.basename(df.filename)
-    if not mname.endswith((".skops",) + PICKLE_EXT):
-        raise InputError(f"the model file {mname!r} must be .skops (or .joblib/.pkl when the server trusts pickles)")
+    (mname, mbytes), (dname, dbytes) = files
+    if mname.endswith(PICKLE_EXT):
+        raise InputError(f"the model file {mname!r} is a pickle: uploads never load pickles (they run code from "
+                         "the file); save the model with skops (.skops)")
+    if not mname.endswith(".skops"):
+        raise InputError(f"the model file {mname!r} must be .skops")
     if not dname.endswith((".csv", ".parquet")):
         raise InputError(f"the data file {dname!r} must be .csv or .parquet")
     with tempfile.TemporaryDirectory() as tmp:
-        paths = []
-        for f, name in ((mf, mname), (df, dname)):
-            raw = await f.read(limit + 1)
-            if len(raw) > limit:
-                raise InputError(f"{name} is larger than the upload limit of {limit / 2**20:g} MB")
-            p = Path(tmp) / name
-            p.write_bytes(raw)
-            paths.append(p)
-        model = load_model(paths[0], trust_pickle=trust_pickle)
-        table = load_table(paths[1])
+        mp = Path(tmp) / "model.skops"
+        mp.write_bytes(mbytes)
+        dp = Path(tmp) / ("data" + Path(dname).suffix)
+        dp.write_bytes(dbytes)
+        model = load_model(mp, trust_pickle=False)
+        table = load_table(dp)
     y = None
     if label:
         if label not in table.columns:
@@ -281,13 +386,19 @@ async def _load_upload(mf: Any, df: Any, label: str | None, trust_pickle: bool, 
 
 
 def serve(state: AppState | None = None, *, host: str = "127.0.0.1", port: int = 8765, token: str | None = None,
-          trust_pickle: bool = False, max_upload_mb: float = 50.0) -> None:
-    """Run the dashboard with uvicorn (blocking)."""
-    if host not in LOOPBACK and not token:
+          trust_pickle: bool = False, max_upload_mb: float = 50.0, allowed_host: tuple[str, ...] = (),
+          allowed_origin: tuple[str, ...] = (), echo: Any = print) -> None:
+    """Run the dashboard with uvicorn (blocking). Without ``token`` a random one is made; the URL to
+    open (with the token) is printed first."""
+    from whybox.app.security import split_host
+
+    if split_host(host) not in LOOPBACK and not token:
         raise InputError(f"binding to {host} exposes the dashboard beyond this machine: pass --token")
     import uvicorn
 
-    uvicorn.run(create_app(state, token=token, trust_pickle=trust_pickle, max_upload_mb=max_upload_mb),
-                host=host, port=port, log_level="warning")
-
-
+    token = token or new_token()
+    app = create_app(state, token=token, trust_pickle=trust_pickle, max_upload_mb=max_upload_mb, host=host,
+                     allowed_host=allowed_host, allowed_origin=allowed_origin)
+    shown = f"[{host}]" if ":" in host else host
+    echo(f"whybox dashboard: http://{shown}:{port}/?token={token}", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -4,6 +4,8 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,9 +14,13 @@ import pandas as pd
 
 import whybox
 from whybox.core.explanation import Explanation
-from whybox.errors import InputError
+from whybox.errors import InputError, WhyboxError
 
 DEFAULT_PARAMS = {"kernelshap": {"n_samples": 256}, "lime": {"n_samples": 500}}
+
+
+class Busy(WhyboxError):
+    """The dashboard has as much work queued as it accepts; the client should retry later (HTTP 429)."""
 
 
 @dataclass
@@ -42,10 +48,16 @@ class AppState:
     focus : the class whose score is explained (default: the last class, e.g. "1"/"benign").
     """
 
+    MAX_CACHE = 256          # explanations kept (least recently used dropped first)
+    MAX_JOBS = 64            # job records kept (oldest finished dropped first)
+    MAX_PENDING_JOBS = 4     # jobs running or waiting; more is refused with Busy
+
     def __init__(self, model: Any, X: pd.DataFrame, y: Any = None, *, name: str = "model", description: str = "",
-                 method: str = "kernelshap", focus: Any = None, seed: int = 0, n_background: int = 10):
-        self.lock = threading.Lock()
+                 method: str = "kernelshap", focus: Any = None, seed: int = 0, n_background: int = 10,
+                 job_workers: int = 1):
+        self.lock = threading.RLock()
         self.jobs: dict[str, Job] = {}
+        self._job_pool = ThreadPoolExecutor(max(1, int(job_workers)), thread_name_prefix="whybox-job")
         self.seed = int(seed)
         self.n_background = int(n_background)
         self.load(model, X, y, name=name, description=description, method=method, focus=focus)
@@ -79,7 +91,7 @@ class AppState:
             self.outputs, self.output_names, self.focus = out, list(names), fidx
             self.numeric, self.background = numeric, bg
             self.classes = out.argmax(axis=1)
-            self._cache: dict[tuple, Explanation] = {}
+            self._cache: OrderedDict[tuple, Explanation] = OrderedDict()
             self._cf: Any = None
             self.global_job: str | None = None
 
@@ -161,10 +173,16 @@ class AppState:
     def explain_row(self, row: Any = None, features: dict | None = None, method: str | None = None) -> dict[str, Any]:
         frame = self.frame_from(row, features)
         key = (int(row) if row is not None else 0, tuple(sorted((features or {}).items())), method or self.method)
-        e = self._cache.get(key)
+        with self.lock:
+            e = self._cache.get(key)
+            if e is not None:
+                self._cache.move_to_end(key)
         if e is None:
             e = self.explain(frame, method)
-            self._cache[key] = e
+            with self.lock:
+                self._cache[key] = e
+                while len(self._cache) > self.MAX_CACHE:
+                    self._cache.popitem(last=False)
         from whybox.metrics import local_fidelity
         fid = float(local_fidelity(self.model, frame, e, background=self.background, metric="r2", n_samples=100,
                                    seed=self.seed)[0])
@@ -184,16 +202,25 @@ class AppState:
 
     # ----------------------------------------------------------------------- jobs
     def start_job(self, kind: str, total: int, work) -> Job:
-        job = Job(uuid.uuid4().hex[:12], kind, total)
-        self.jobs[job.id] = job
+        """Run ``work(job)`` on the job pool (bounded: at most MAX_PENDING_JOBS running or waiting,
+        else :class:`Busy`); at most MAX_JOBS records are kept."""
+        with self.lock:
+            pending = sum(j.status == "running" for j in self.jobs.values())
+            if pending >= self.MAX_PENDING_JOBS:
+                raise Busy(f"{pending} jobs are already running or waiting; try again when one has finished")
+            job = Job(uuid.uuid4().hex[:12], kind, total)
+            self.jobs[job.id] = job
+            finished = [k for k, j in self.jobs.items() if j.status != "running" and k != self.global_job]
+            for k in finished[:max(0, len(self.jobs) - self.MAX_JOBS)]:
+                del self.jobs[k]
 
         def run() -> None:
             try:
                 job.result = work(job)
                 job.status = "done"
             except Exception as exc:  # noqa: BLE001 - reported to the page
-                job.status, job.error = "error", f"{type(exc).__name__}: {exc}"
-        threading.Thread(target=run, daemon=True).start()
+                job.status, job.error = "error", str(exc) if isinstance(exc, WhyboxError) else type(exc).__name__
+        self._job_pool.submit(run)
         return job
 
     def explain_many(self, rows: list[int], method: str | None = None, chunk: int = 20) -> Job:
@@ -213,13 +240,14 @@ class AppState:
 
     def global_view(self, max_rows: int = 200) -> Job:
         """The overview's job: explain up to ``max_rows`` rows (evenly spread), once."""
-        if self.global_job in self.jobs and self.jobs[self.global_job].status != "error":
-            return self.jobs[self.global_job]
-        n = min(max_rows, self.n_rows)
-        rows = list(np.unique(np.linspace(0, self.n_rows - 1, n).astype(int)))
-        job = self.explain_many(rows)
-        self.global_job = job.id
-        return job
+        with self.lock:
+            if self.global_job in self.jobs and self.jobs[self.global_job].status != "error":
+                return self.jobs[self.global_job]
+            n = min(max_rows, self.n_rows)
+            rows = list(np.unique(np.linspace(0, self.n_rows - 1, n).astype(int)))
+            job = self.explain_many(rows)
+            self.global_job = job.id
+            return job
 
     def global_summary(self) -> dict[str, Any] | None:
         job = self.jobs.get(self.global_job or "")

@@ -4,18 +4,27 @@ Ollama, llama.cpp server, ...) through the ``openai`` SDK.
 * configuration by arguments, else environment variables: ``WHYBOX_LLM_BASE_URL``,
   ``WHYBOX_LLM_MODEL``, the key from ``WHYBOX_LLM_API_KEY`` or ``OPENAI_API_KEY`` (local servers
   need none: a placeholder is sent), ``WHYBOX_LLM_CACHE`` (cache folder), ``WHYBOX_LLM_TIMEOUT``;
-* temperature 0 by default; a timeout per request; retries with exponential backoff on 429, 5xx,
-  timeouts and dropped connections (``max_retries``), never on other 4xx;
-* a persistent on-disk cache keyed by (model, messages, parameters): a rerun costs nothing; each
-  entry is one JSON file written atomically;
+* temperature 0 by default; ``timeout`` is a *total* deadline per attempt (connecting, sending and
+  every byte of the reply: a server trickling bytes cannot hold a request longer); replies larger
+  than ``max_reply_bytes`` are cut off with an error; retries with exponential backoff on 429, 5xx,
+  timeouts and dropped connections (``max_retries``), never on other 4xx; a server's
+  ``Retry-After`` is honoured when it is a finite number of seconds, clamped to [0, 30];
+* a persistent on-disk cache keyed by (server, model, messages, parameters): a rerun costs nothing;
+  each entry is one JSON file written atomically, readable by its owner only (0600 in 0700 folders,
+  since prompts hold data rows); an entry that is not what whybox wrote counts as a miss;
 * accounting: requests sent, cache hits, prompt and completion tokens; a request ``budget``;
-* the API key is never logged, never part of a cache key or file, never in an error message or repr.
+* the API key is never logged, never part of a cache key or file, never in an error message or repr
+  (nor is a password in ``base_url``; a server echoing the key in its error body is redacted).
 """
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
+import math
 import os
+import re
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,8 +68,10 @@ class LLMClient:
         ``$WHYBOX_LLM_BASE_URL``, else OpenAI's default.
     model : model name on that server (``$WHYBOX_LLM_MODEL``).
     api_key : the key; None reads ``$WHYBOX_LLM_API_KEY`` then ``$OPENAI_API_KEY``.
-    timeout : seconds per request; max_retries : extra attempts on 429/5xx/timeouts; backoff : first
-        wait in seconds (doubled each retry; a server's Retry-After is honoured up to 30 s).
+    timeout : total seconds per attempt (a deadline, not a per-read timeout); max_retries : extra
+        attempts on 429/5xx/timeouts; backoff : first wait in seconds (doubled each retry; a server's
+        Retry-After is honoured up to 30 s).
+    max_reply_bytes : largest reply accepted (default 4 MiB); a larger one is an error.
     temperature, max_tokens : defaults of every request.
     cache : True (``$WHYBOX_LLM_CACHE`` or ~/.cache/whybox/llm), a folder, or False.
     budget : most requests this client may send (cache hits are free).
@@ -68,15 +79,23 @@ class LLMClient:
 
     def __init__(self, base_url: str | None = None, model: str | None = None, *, api_key: str | None = None,
                  timeout: float | None = None, max_retries: int = 3, backoff: float = 0.5, temperature: float = 0.0,
-                 max_tokens: int = 512, cache: bool | str | os.PathLike = True, budget: int | None = None):
+                 max_tokens: int = 512, cache: bool | str | os.PathLike = True, budget: int | None = None,
+                 max_reply_bytes: int = 4 << 20):
         self.base_url = base_url or os.environ.get("WHYBOX_LLM_BASE_URL") or None
         self.model = model or os.environ.get("WHYBOX_LLM_MODEL")
         if not self.model:
             raise LLMError("no LLM model given: pass model=... (CLI --model) or set WHYBOX_LLM_MODEL")
         self._key = api_key or os.environ.get("WHYBOX_LLM_API_KEY") or os.environ.get("OPENAI_API_KEY") or "not-needed"
-        self.timeout = float(timeout if timeout is not None else os.environ.get("WHYBOX_LLM_TIMEOUT", 60))
-        if self.timeout <= 0:
-            raise LLMError(f"timeout must be positive, got {self.timeout}")
+        try:
+            self.timeout = float(timeout if timeout is not None else os.environ.get("WHYBOX_LLM_TIMEOUT", 60))
+        except (TypeError, ValueError):
+            raise LLMError(f"timeout must be a number of seconds, got {timeout!r}") from None
+        if not (math.isfinite(self.timeout) and self.timeout > 0):
+            raise LLMError(f"timeout must be a positive number of seconds, got {self.timeout}")
+        self.max_reply_bytes = int(max_reply_bytes)
+        if self.max_reply_bytes < 1024:
+            raise LLMError(f"max_reply_bytes must be at least 1024, got {max_reply_bytes}")
+        self._guard = _RequestGuard()
         self.max_retries, self.backoff = int(max_retries), float(backoff)
         self.temperature, self.max_tokens = float(temperature), int(max_tokens)
         self.cache_dir = None if cache is False else (_default_cache() if cache is True else Path(cache))
@@ -86,12 +105,21 @@ class LLMClient:
         self._sdk = None
 
     def __repr__(self) -> str:   # never shows the key
-        return (f"LLMClient(base_url={self.base_url!r}, model={self.model!r}, requests={self.n_requests}, "
+        return (f"LLMClient(base_url={self.where!r}, model={self.model!r}, requests={self.n_requests}, "
                 f"cached={self.n_cached})")
 
     @property
     def where(self) -> str:
-        return self.base_url or "the OpenAI API"
+        """The server, for messages: ``base_url`` without any user name or password in it."""
+        return _strip_userinfo(self.base_url) if self.base_url else "the OpenAI API"
+
+    def _redact(self, text: str) -> str:
+        """``text`` without the API key or URL credentials (a server may echo them in its error)."""
+        out = re.sub(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]*@", r"\1***@", str(text))
+        for secret in {self._key, *_userinfo_secrets(self.base_url)}:
+            if secret and secret != "not-needed" and len(secret) >= 4:
+                out = out.replace(secret, "***")
+        return out
 
     def usage(self) -> dict[str, int]:
         return {"requests": self.n_requests, "cache_hits": self.n_cached, "retries": self.n_retries,
@@ -109,33 +137,39 @@ class LLMClient:
                 from openai import OpenAI
             except ImportError:
                 raise LLMError("LLM features need the openai SDK: pip install 'whybox[llm]'") from None
-            self._sdk = OpenAI(base_url=self.base_url, api_key=self._key, timeout=self.timeout, max_retries=0)
+            self._sdk = OpenAI(base_url=self.base_url, api_key=self._key, timeout=self.timeout, max_retries=0,
+                               http_client=_guarded_http_client(self._guard, self.timeout))
         return self._sdk
 
     def _key_of(self, payload: dict[str, Any]) -> str:
-        return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+        keyed = {"server": self.where, **payload}      # server B never gets server A's answer
+        return hashlib.sha256(json.dumps(keyed, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
     def _cache_get(self, key: str) -> LLMReply | None:
         if self.cache_dir is None:
             return None
         p = self.cache_dir / key[:2] / f"{key}.json"
         try:
+            if p.stat().st_size > self.max_reply_bytes * 4:
+                return None
             d = json.loads(p.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        return LLMReply(d["text"], d.get("logprobs"), d.get("choices", [d["text"]]), d.get("prompt_tokens", 0),
-                        d.get("completion_tokens", 0), cached=True)
+        return _cached_reply(d)
 
     def _cache_put(self, key: str, payload: dict[str, Any], reply: LLMReply) -> None:
         if self.cache_dir is None:
             return
-        from whybox.core.explanation import atomic_write_text
-
         p = self.cache_dir / key[:2] / f"{key}.json"
-        p.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(p, json.dumps({"request": payload, "text": reply.text, "logprobs": reply.logprobs,
-                                         "choices": reply.choices, "prompt_tokens": reply.prompt_tokens,
-                                         "completion_tokens": reply.completion_tokens}, ensure_ascii=False))
+        try:
+            _private_dirs(self.cache_dir, p.parent)
+            _private_write(p, json.dumps({"server": self.where, "request": payload, "text": reply.text,
+                                          "logprobs": reply.logprobs, "choices": reply.choices,
+                                          "prompt_tokens": reply.prompt_tokens,
+                                          "completion_tokens": reply.completion_tokens}, ensure_ascii=False))
+        except OSError as exc:       # a cache that cannot be written costs a rerun, not the answer
+            import warnings
+            warnings.warn(f"could not write the LLM cache in {self.cache_dir}: {exc.strerror}", stacklevel=3)
 
     def _retryable(self, exc: Exception) -> tuple[bool, str, float | None]:
         import openai
@@ -146,12 +180,8 @@ class LLMClient:
             return True, "could not be reached", None
         if isinstance(exc, openai.APIStatusError):
             code = exc.status_code
-            retry_after = None
-            try:
-                retry_after = float(exc.response.headers.get("retry-after"))
-            except (TypeError, ValueError, AttributeError):
-                pass
-            msg = _short(getattr(exc, "message", "") or "")
+            retry_after = _retry_after(getattr(getattr(exc, "response", None), "headers", None))
+            msg = _short(self._redact(getattr(exc, "message", "") or ""))
             return code == 429 or code >= 500, f"answered HTTP {code}" + (f" ({msg})" if msg else ""), retry_after
         return False, f"failed ({type(exc).__name__})", None
 
@@ -183,17 +213,25 @@ class LLMClient:
         wait = self.backoff
         for attempt in range(self.max_retries + 1):
             self.n_requests += 1
+            self._guard.start(self.timeout, self.max_reply_bytes)
             try:
                 resp = sdk.chat.completions.create(**payload)
                 break
             except Exception as exc:  # noqa: BLE001 - classified below
+                if self._guard.too_large:
+                    raise LLMError(f"LLM endpoint {self.where} (model {self.model!r}) sent a reply larger than "
+                                   f"{self.max_reply_bytes / 2**20:g} MiB (max_reply_bytes)") from None
                 retry, why, after = self._retryable(exc)
+                if self._guard.expired:
+                    retry, why = True, f"did not answer within the {self.timeout:g} s deadline"
                 if not retry or attempt == self.max_retries:
                     tries = f" after {attempt + 1} attempt(s)" if attempt else ""
                     raise LLMError(f"LLM endpoint {self.where} (model {self.model!r}) {why}{tries}") from None
                 self.n_retries += 1
-                time.sleep(min(30.0, after if after is not None else wait))
+                time.sleep(after if after is not None else min(30.0, wait))
                 wait *= 2
+            finally:
+                self._guard.stop()
         reply = _reply(resp, self.where)
         self.prompt_tokens += reply.prompt_tokens
         self.completion_tokens += reply.completion_tokens
@@ -207,6 +245,185 @@ class LLMClient:
         return self.chat(msgs, **kw).text
 
 
+def _strip_userinfo(url: str) -> str:
+    return re.sub(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@]*@", r"\1", url)
+
+
+def _userinfo_secrets(url: str | None) -> list[str]:
+    m = re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://([^/@]*)@", url or "")
+    if not m:
+        return []
+    user, _, pw = m.group(1).partition(":")
+    return [x for x in (pw, m.group(1)) if x]
+
+
+def _retry_after(headers: Any) -> float | None:
+    """A server's Retry-After in seconds, clamped to [0, 30]; None when absent or not a finite number."""
+    try:
+        v = float(headers.get("retry-after"))
+    except (TypeError, ValueError, AttributeError):
+        return None
+    return min(30.0, max(0.0, v)) if math.isfinite(v) else None
+
+
+def _private_dirs(root: Path, leaf: Path) -> None:
+    """Create ``root`` and ``leaf`` (below it) as owner-only folders where whybox makes them."""
+    for d in (root, leaf):
+        if not d.exists():
+            d.mkdir(parents=True, mode=0o700, exist_ok=True)
+            os.chmod(d, 0o700)
+
+
+def _private_write(path: Path, text: str) -> None:
+    """Write atomically (temporary file + rename) with mode 0600."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        if tmp.exists():
+            tmp.unlink()
+        raise
+
+
+def _is_count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _cached_reply(d: Any) -> LLMReply | None:
+    """A cache entry as whybox wrote it, or None (a miss) when it is anything else."""
+    if not isinstance(d, dict) or not isinstance(d.get("text"), str):
+        return None
+    choices = d.get("choices", [d["text"]])
+    if not isinstance(choices, list) or not choices or not all(isinstance(c, str) for c in choices):
+        return None
+    lp = _valid_logprobs(d.get("logprobs"))
+    if d.get("logprobs") is not None and lp is None:
+        return None
+    pt, ct = d.get("prompt_tokens", 0), d.get("completion_tokens", 0)
+    if not (_is_count(pt) and _is_count(ct)):
+        return None
+    return LLMReply(d["text"], lp, choices, pt, ct, cached=True)
+
+
+def _valid_logprobs(lp: Any) -> list[dict[str, float]] | None:
+    if not isinstance(lp, list):
+        return None
+    out = []
+    for tok in lp:
+        if not isinstance(tok, dict) or not tok:
+            return None
+        d = {}
+        for k, v in tok.items():
+            if not isinstance(k, str) or isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v > 0:
+                return None
+            d[k] = float(v)
+        out.append(d)
+    return out
+
+
+class _RequestGuard:
+    """Per-thread deadline and byte budget of the request in flight (read by the network layer)."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def start(self, seconds: float, max_bytes: int) -> None:
+        loc = self._local
+        loc.deadline, loc.max_bytes, loc.read = time.monotonic() + seconds, max_bytes, 0
+        loc.expired = loc.too_large = False
+
+    def stop(self) -> None:
+        self._local.deadline = None
+
+    @property
+    def expired(self) -> bool:
+        return getattr(self._local, "expired", False)
+
+    @property
+    def too_large(self) -> bool:
+        return getattr(self._local, "too_large", False)
+
+    def clamp(self, timeout: float | None, core: Any) -> float | None:
+        """The timeout for one network operation: at most the time left; past the deadline, raise."""
+        deadline = getattr(self._local, "deadline", None)
+        if deadline is None:
+            return timeout
+        left = deadline - time.monotonic()
+        if left <= 0:
+            self._local.expired = True
+            raise core.ReadTimeout("the request's total deadline passed")
+        return left if timeout is None else min(timeout, left)
+
+    def count(self, n: int, core: Any) -> None:
+        if getattr(self._local, "deadline", None) is None:
+            return
+        self._local.read += n
+        if self._local.read > self._local.max_bytes:
+            self._local.too_large = True
+            raise core.ReadError("the reply is larger than max_reply_bytes")
+
+
+class _GuardedStream:
+    def __init__(self, stream: Any, guard: _RequestGuard, core: Any):
+        self._s, self._g, self._core = stream, guard, core
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        data = self._s.read(max_bytes, self._g.clamp(timeout, self._core))
+        self._g.count(len(data), self._core)
+        return data
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._s.write(buffer, self._g.clamp(timeout, self._core))
+
+    def close(self) -> None:
+        self._s.close()
+
+    def start_tls(self, *a: Any, **kw: Any) -> "_GuardedStream":
+        return _GuardedStream(self._s.start_tls(*a, **kw), self._g, self._core)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._s.get_extra_info(info)
+
+
+class _GuardedBackend:
+    """httpcore's network backend with every read and write bounded by the request's deadline."""
+
+    def __init__(self, backend: Any, guard: _RequestGuard, core: Any):
+        self._b, self._g, self._core = backend, guard, core
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, **kw: Any) -> _GuardedStream:
+        return _GuardedStream(self._b.connect_tcp(host, port, self._g.clamp(timeout, self._core), **kw), self._g,
+                              self._core)
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None, **kw: Any) -> _GuardedStream:
+        return _GuardedStream(self._b.connect_unix_socket(path, self._g.clamp(timeout, self._core), **kw), self._g,
+                              self._core)
+
+    def sleep(self, seconds: float) -> None:
+        self._b.sleep(seconds)
+
+
+def _guarded_http_client(guard: _RequestGuard, timeout: float) -> Any:
+    """The HTTP client the openai SDK uses (httpx, or httpx2 for newer SDKs), with the deadline and
+    reply-size guard in its connection pool. None (the SDK's default) if that pool cannot be reached."""
+    try:
+        base = importlib.import_module("openai._base_client")
+        hx = getattr(base, "httpx2", None) or getattr(base, "httpx")
+        core = importlib.import_module("httpcore2" if hx.__name__ == "httpx2" else "httpcore")
+        transport = hx.HTTPTransport()
+        pool = getattr(transport, "_pool", None)
+        if not isinstance(pool, core.ConnectionPool) or not hasattr(pool, "_network_backend"):
+            return None
+        pool._network_backend = _GuardedBackend(pool._network_backend, guard, core)
+        return hx.Client(transport=transport, timeout=timeout, follow_redirects=True)
+    except (ImportError, AttributeError, TypeError):
+        return None
+
+
 def _short(s: str, n: int = 160) -> str:
     s = " ".join(str(s).split())
     return s if len(s) <= n else s[:n] + "..."
@@ -214,22 +431,39 @@ def _short(s: str, n: int = 160) -> str:
 
 def _reply(resp: Any, where: str) -> LLMReply:
     choices = getattr(resp, "choices", None)
-    if not choices:
+    if not choices or not isinstance(choices, (list, tuple)):
         raise LLMError(f"LLM endpoint {where} returned no choices")
     texts = []
     for c in choices:
         msg = getattr(c, "message", None)
-        texts.append((getattr(msg, "content", None) or "") if msg is not None else "")
-    lp = None
-    raw = getattr(choices[0], "logprobs", None)
+        content = getattr(msg, "content", None) if msg is not None else None
+        texts.append(content if isinstance(content, str) else "")
+    return LLMReply(texts[0], _sdk_logprobs(getattr(choices[0], "logprobs", None)), texts,
+                    *_usage(getattr(resp, "usage", None)))
+
+
+def _usage(usage: Any) -> tuple[int, int]:
+    """(prompt, completion) token counts; a missing or malformed count is 0."""
+    out = []
+    for name in ("prompt_tokens", "completion_tokens"):
+        v = getattr(usage, name, None) if usage is not None else None
+        if isinstance(usage, dict):
+            v = usage.get(name)
+        out.append(int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0 else 0)
+    return out[0], out[1]
+
+
+def _sdk_logprobs(raw: Any) -> list[dict[str, float]] | None:
+    """Per generated token {token: logprob} of the top tokens; None when the server sent none or sent
+    something malformed (callers then treat the reply as having no log-probabilities)."""
     content = getattr(raw, "content", None) if raw is not None else None
-    if content:
-        lp = []
-        for tok in content:
-            tops = getattr(tok, "top_logprobs", None) or []
-            d = {t.token: float(t.logprob) for t in tops}
-            d.setdefault(tok.token, float(tok.logprob))
-            lp.append(d)
-    usage = getattr(resp, "usage", None)
-    return LLMReply(texts[0], lp, texts, int(getattr(usage, "prompt_tokens", 0) or 0),
-                    int(getattr(usage, "completion_tokens", 0) or 0))
+    if not content or not isinstance(content, (list, tuple)):
+        return None
+    out = []
+    for tok in content:
+        d: dict[str, Any] = {}
+        for t in (getattr(tok, "top_logprobs", None) or []):
+            d[getattr(t, "token", None)] = getattr(t, "logprob", None)
+        d.setdefault(getattr(tok, "token", None), getattr(tok, "logprob", None))
+        out.append(d)
+    return _valid_logprobs(out)

@@ -10,7 +10,9 @@ or the value of ``script(request_json)`` when the script is a callable. An entry
 * a dict with any of ``content`` (str), ``status`` (HTTP code; non-200 sends an error body),
   ``delay`` (seconds to wait before answering), ``raw`` (a raw body, e.g. malformed JSON),
   ``logprobs`` (a list, one ``{token: logprob}`` dict of top tokens per generated token),
-  ``choices`` (list of contents, for n > 1), ``headers``.
+  ``choices`` (list of contents, for n > 1), ``headers``, ``trickle`` (seconds between the reply's
+  bytes, sent one at a time: a slow-loris server), ``pad`` (bytes of whitespace before the reply
+  JSON, for an oversized reply).
 
 ``requests`` holds every JSON body received; ``auth`` every Authorization header.
 """
@@ -54,7 +56,9 @@ class ScriptedLLMServer:
             def log_message(self, *a: Any) -> None:  # quiet
                 pass
 
-            def _send(self, code: int, body: bytes, headers: dict | None = None) -> None:
+            def _send(self, code: int, body: bytes, headers: dict | None = None, trickle: float = 0.0,
+                      pad: int = 0) -> None:
+                body = b" " * int(pad) + body
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -62,7 +66,13 @@ class ScriptedLLMServer:
                     self.send_header(k, str(v))
                 self.end_headers()
                 try:
-                    self.wfile.write(body)
+                    if trickle:
+                        for i in range(len(body)):
+                            self.wfile.write(body[i:i + 1])
+                            self.wfile.flush()
+                            time.sleep(trickle)
+                    else:
+                        self.wfile.write(body)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
@@ -89,7 +99,8 @@ class ScriptedLLMServer:
                     err = {"error": {"message": entry.get("content", f"scripted error {status}"), "type": "scripted"}}
                     self._send(status, json.dumps(err).encode(), entry.get("headers"))
                     return
-                self._send(200, json.dumps(outer._completion(body, entry)).encode(), entry.get("headers"))
+                self._send(200, json.dumps(outer._completion(body, entry)).encode(), entry.get("headers"),
+                           float(entry.get("trickle", 0.0)), int(entry.get("pad", 0)))
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
