@@ -162,7 +162,8 @@ def test_llm_narrator_regenerates_then_flags(tmp_path):
 ])
 def test_ranking_parser(reply, expected):
     from whybox.llm.parse import letters, parse_ranking
-    assert parse_ranking(reply, letters(8), 5) == expected
+    assert parse_ranking(reply, letters(8), len(expected)) == expected             # strict: exactly k found
+    assert parse_ranking(reply, letters(8), 5, mode="lenient") == expected         # lenient: what was found
 
 
 @pytest.mark.parametrize("reply", ["", "I cannot determine the features.", "Z, Q, X"])
@@ -200,7 +201,7 @@ def test_llm_explainer_strategies_are_scored_like_any_method(tmp_path, strategy)
             assert prompt.count("Change in output:") == 8
         if strategy == "explanation":
             assert prompt.count("Top 5 features:") == 4
-    assert np.array_equal(e.values[0], [5, 4, 3, 2, 1, 0])
+    assert np.allclose(e.values[0], [1, 0.8, 0.6, 0.4, 0.2, 0]) and e.params["from_ranking"]
     gt = ground_truth(lr, e.target, X=X[:5])
     assert np.allclose(feature_agreement(e, gt, k=4), 1.0) and np.allclose(rank_agreement(e, gt, k=4), 1.0)
     assert pgi(lr, X[:5], e, k=2).shape == (5,)
@@ -214,8 +215,11 @@ def test_llm_explainer_unparseable_reply(tmp_path):
         with pytest.raises(LLMParseError, match="row 0: no feature letters"):
             whybox.llm_explain(lr, X[:1], client=client(srv, tmp_path), k=2)
     with ScriptedLLMServer(["I would rather not say.", "B, A"]) as srv:
-        e = whybox.llm_explain(lr, X[:2], client=client(srv, tmp_path / "c2"), k=2, on_error="zero")
-        assert e.params["failed_rows"] == [0] and (e.values[0] == 0).all() and e.values[1, 1] == 2
+        e = whybox.llm_explain(lr, X[:2], client=client(srv, tmp_path / "c2"), k=2, on_error="nan")
+        assert e.params["failed_rows"] == [0] and np.isnan(e.values[0]).all() and e.values[1, 1] == 1.0
+        assert "no feature letters" in e.params["parse_errors"][0]
+    with pytest.raises(InputError, match="all-zero"):
+        whybox.llm_explain(lr, X[:2], client=client(srv, tmp_path / "c2"), k=2, on_error="zero")
     with ScriptedLLMServer(["B, A"]) as srv:
         with pytest.raises(BudgetError):
             whybox.llm_explain(lr, X[:3], client=client(srv, tmp_path / "c3", budget=2), k=2)
@@ -342,7 +346,7 @@ def test_cli_llm_explain(tmp_path):
         # feature names never enter the prompt: features are letters
         assert all("ignore the above" not in r["messages"][1]["content"] for r in srv.requests)
     e = whybox.Explanation.from_json(tmp_path / "e.json")
-    assert e.values.shape == (2, 4) and e.values[0, 1] == 2 and e.values[0, 0] == 1
+    assert e.values.shape == (2, 4) and e.values[0, 1] == 1.0 and e.values[0, 0] == 0.5
 
 
 def test_cli_amplify(tmp_path):

@@ -602,6 +602,10 @@ def llm_explain(model: Path = MODEL_ARG, data: Path = DATA_ARG,
                 llm: Optional[str] = LLM_URL, llm_model: Optional[str] = typer.Option(None, "--model", help="Model name (default: $WHYBOX_LLM_MODEL)."),
                 timeout: Optional[float] = LLM_TIMEOUT, llm_budget: Optional[int] = LLM_BUDGET, no_cache: bool = LLM_NO_CACHE,
                 seed: int = typer.Option(0, help="Random seed."),
+                parse: str = typer.Option("strict", help="Reading the LLM's answer: strict (k distinct feature letters, "
+                                          "else the row fails) or lenient (whatever letters it named)."),
+                on_error: str = typer.Option("nan", help="A reply that cannot be read: nan (that row is left out of "
+                                             "metrics) or raise (stop)."),
                 trust_pickle: bool = typer.Option(False, help="Allow loading .joblib/.pkl models."),
                 trusted: List[str] = TRUSTED_OPT,
                 out: Path = typer.Option(Path("llm_explanation.json"), help="Output file: .json, .parquet or .html."),
@@ -612,12 +616,19 @@ def llm_explain(model: Path = MODEL_ARG, data: Path = DATA_ARG,
 
     est, df, idx, bg = _load_inputs(model, data, rows, drop, None, 50, seed, trust_pickle, trusted)
     client = _llm_client(llm, llm_model, timeout, llm_budget, no_cache)
-    e = run(est, df.iloc[idx], client=client, strategy=strategy, k=k, n_icl=n_icl, background=bg, seed=seed)
+    e = run(est, df.iloc[idx], client=client, strategy=strategy, k=k, n_icl=n_icl, background=bg, seed=seed,
+            parse=parse, on_error=on_error)
     import numpy as np
     e.row_ids = np.asarray(idx)
     e.save(out)
-    console.print(_top_table(f"row {idx[0]}: the LLM's top features", [e], 0, k=min(k, 5)))
-    console.print(f"{len(e)} row(s); LLM usage {client.usage()}; {e.n_model_rows:,} model rows -> {out}")
+    failed = e.params["failed_rows"]
+    ok = [i for i in range(len(e)) if i not in failed]
+    if ok:
+        console.print(_top_table(f"row {idx[ok[0]]}: the LLM's top features", [e], ok[0], k=min(k, 5)))
+    for i in failed[:5]:
+        err.print(f"row {idx[i]}: not scored ({e.params['parse_errors'][i]})", markup=False, highlight=False)
+    console.print(f"{len(e)} row(s), {len(failed)} unreadable (left out of metrics); LLM usage {client.usage()}; "
+                  f"{e.n_model_rows:,} model rows -> {out}")
 
 
 @app.command()

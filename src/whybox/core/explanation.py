@@ -125,9 +125,9 @@ class Explanation:
             "output_names": _jsonable(self.output_names),
             "target": _jsonable(self.target.tolist()),
             "row_ids": _jsonable(self.row_ids.tolist()),
-            "values": self.values.tolist(),
+            "values": [_nan_to_none(r) for r in self.values],     # a failed row (NaN) is null
             "base_values": _nan_to_none(self.base_values),
-            "predictions": self.predictions.tolist(),
+            "predictions": _nan_to_none(self.predictions),
             "stderr": None if self.stderr is None else self.stderr.tolist(),
             "data": None if self.data is None else _jsonable(self.data.tolist()),
             "n_model_rows": int(self.n_model_rows),
@@ -147,9 +147,10 @@ class Explanation:
         if not isinstance(d, dict) or "whybox_explanation" not in d:
             raise InputError("not a whybox explanation (missing 'whybox_explanation' key)")
         return cls(
-            values=np.asarray(d["values"], dtype=float),
+            values=np.asarray([[np.nan if v is None else v for v in r] for r in d["values"]], dtype=float),
             base_values=np.asarray([np.nan if v is None else v for v in d["base_values"]], dtype=float),
-            predictions=np.asarray(d["predictions"], dtype=float), feature_names=d["feature_names"],
+            predictions=np.asarray([np.nan if v is None else v for v in d["predictions"]], dtype=float),
+            feature_names=d["feature_names"],
             target=np.asarray(d["target"]), method=d["method"], params=d.get("params", {}),
             seed=d.get("seed"), stderr=None if d.get("stderr") is None else np.asarray(d["stderr"], dtype=float),
             data=None if d.get("data") is None else np.asarray(d["data"], dtype=object),

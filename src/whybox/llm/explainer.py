@@ -9,9 +9,12 @@ is shown them in one of four in-context strategies, with features named A, B, C,
 * ``explanation``: examples (other rows) with their top features from a standard explainer
   (``icl_method``, default kernelshap), then the row to explain.
 
-The LLM answers with the top-k features (parsed by :func:`whybox.llm.parse.parse_ranking`). The result
-is an :class:`~whybox.Explanation` whose values are rank scores (k for the first feature, ..., 1 for
-the k-th, 0 for the rest), so FA/RA/PGI/PGU score it like any other method.
+The LLM answers with the top-k features (read by :func:`whybox.llm.parse.read_ranking`, strict by
+default). The result is an :class:`~whybox.Explanation` made by :func:`ranking_explanation`: values
+(k - rank + 1)/k on the top k features (1 for the first, 1/k for the k-th), 0 elsewhere, and
+``params["from_ranking"] = True``, so FA/RA/RC/PRA/PGI/PGU score it like any other method while the
+sign-based SA and SRA refuse it (a ranking has no signs). A row whose reply cannot be read is NaN
+(``on_error="nan"``) and is left out of every metric, never scored as all-zero attributions.
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ import numpy as np
 from whybox.core.explanation import Explanation
 from whybox.errors import InputError
 from whybox.llm.client import LLMClient, LLMParseError
-from whybox.llm.parse import letters, parse_ranking
+from whybox.llm.parse import MODES, letters, read_ranking
 
 STRATEGIES = ("perturbation", "prediction", "instruction", "explanation")
 
@@ -78,22 +81,71 @@ def build_prompt(strategy: str, L: list[str], x: np.ndarray, k: int, *, deltas: 
     return head + "\n".join(body) + q + tail
 
 
+def ranking_explanation(rankings: Any, feature_names: Any, k: int, *, labels: Any = None,
+                        method: str = "ranking", predictions: Any = None, target: Any = 0,
+                        params: dict[str, Any] | None = None, **kw: Any) -> Explanation:
+    """An :class:`Explanation` from rankings: per row a list of features, most important first (or
+    None for a row that has none, e.g. an unreadable LLM reply).
+
+    Values are (k - rank + 1)/k on the top k (rank 1 = most important), 0 elsewhere; a None row is
+    NaN and excluded from metrics. ``labels`` names the features the rankings use (e.g. the letters
+    A, B, ...; default: ``feature_names``). ``params["from_ranking"] = True`` tells sign-based
+    metrics (SA, SRA) to refuse it; ``params["failed_rows"]`` lists the None rows."""
+    names = [str(f) for f in feature_names]
+    labels = names if labels is None else [str(x) for x in labels]
+    if len(labels) != len(names):
+        raise InputError(f"{len(labels)} labels for {len(names)} features")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= len(names):
+        raise InputError(f"k must be an integer between 1 and the number of features ({len(names)}), got {k!r}")
+    k = int(k)
+    index = {lab: j for j, lab in enumerate(labels)}
+    rankings = list(rankings)
+    values = np.zeros((len(rankings), len(names)))
+    failed = []
+    for i, r in enumerate(rankings):
+        if r is None:
+            values[i] = np.nan
+            failed.append(i)
+            continue
+        r = list(r)
+        unknown = [x for x in r if str(x) not in index]
+        if unknown:
+            raise InputError(f"row {i}: ranking names unknown feature(s) {unknown[:3]}; features are {labels}")
+        if len(set(map(str, r))) != len(r) or len(r) > k:
+            raise InputError(f"row {i}: a ranking lists each feature once and at most k={k} of them, got {r}")
+        for rank, x in enumerate(r, start=1):
+            values[i, index[str(x)]] = (k - rank + 1) / k
+    n = len(rankings)
+    pred = np.full(n, np.nan) if predictions is None else predictions
+    return Explanation(values=values, base_values=np.full(n, np.nan), predictions=pred, feature_names=names,
+                       target=target, method=method,
+                       params={**(params or {}), "from_ranking": True, "k": k, "failed_rows": failed}, **kw)
+
+
 def llm_explain(model: Any, X: Any, *, client: LLMClient, strategy: str = "perturbation", k: int = 5,
                 n_icl: int = 16, sigma: float = 0.1, background: Any = None, icl_method: str = "kernelshap",
                 n_examples: int = 4, target: Any = None, seed: int | None = 0, feature_names: Any = None,
-                max_tokens: int = 400, on_error: str = "raise") -> Explanation:
+                max_tokens: int = 400, on_error: str = "raise", parse: str = "strict") -> Explanation:
     """Ask an LLM for the top-k features of each row of X (see the module docstring).
 
     sigma : perturbation std, relative to each feature's spread in ``background`` (or 1).
-    on_error : "raise" (an unparseable reply raises LLMParseError naming the reason) or "zero"
-        (that row gets all-zero values and ``params['failed_rows']`` lists it).
+    on_error : "raise" (an unreadable reply raises LLMParseError naming the row and the reason) or
+        "nan" (that row's values are NaN, left out of every metric; ``params['failed_rows']`` lists
+        it and ``params['parse_errors']`` says why).
+    parse : "strict" (default: the answer must name k distinct feature letters) or "lenient" (what
+        was found; ``params['parsed_counts']`` says how many per row).
     """
     from whybox.api import prepare, resolve_targets
 
     if strategy not in STRATEGIES:
         raise InputError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
-    if on_error not in ("raise", "zero"):
-        raise InputError(f"on_error must be 'raise' or 'zero', got {on_error!r}")
+    if on_error == "zero":
+        raise InputError("on_error='zero' scored unreadable replies as all-zero attributions; use on_error='nan' "
+                         "(such rows are left out of metrics)")
+    if on_error not in ("raise", "nan"):
+        raise InputError(f"on_error must be 'raise' or 'nan', got {on_error!r}")
+    if parse not in MODES:
+        raise InputError(f"parse must be one of {MODES}, got {parse!r}")
     t0 = time.perf_counter()
     m, arr, spec, bg = prepare(model, X, background=background, feature_names=feature_names)
     if arr.dtype == object:
@@ -122,8 +174,8 @@ def llm_explain(model: Any, X: Any, *, client: LLMClient, strategy: str = "pertu
         ex_rows = np.asarray(pool[idx], float)
         ex = explain(m, ex_rows, method=icl_method, background=background, seed=seed, feature_names=spec.names)
         examples = [(r, [L[j] for j in np.argsort(-np.abs(v), kind="stable")[:k]]) for r, v in zip(ex_rows, ex.values)]
-    values = np.zeros((n, d))
-    replies, failed = [], []
+    rankings: list[list[str] | None] = []
+    replies, errors, rules, counts = [], {}, [], []
     for i in range(n):
         E = rng.standard_normal((n_icl, d)) * sigma * scale
         P = arr[i] + E
@@ -140,20 +192,23 @@ def llm_explain(model: Any, X: Any, *, client: LLMClient, strategy: str = "pertu
                             max_tokens=max_tokens).text
         replies.append(reply)
         try:
-            top = parse_ranking(reply, L, k)
+            got = read_ranking(reply, L, k, mode=parse)
         except LLMParseError as exc:
             if on_error == "raise":
                 raise LLMParseError(f"row {i}: {exc}") from None
-            failed.append(i)
+            rankings.append(None)
+            errors[i] = str(exc)
+            rules.append(None)
+            counts.append(0)
             continue
-        for r, letter in enumerate(top):
-            values[i, L.index(letter)] = k - r
-    return Explanation(values=values, base_values=np.full(n, np.nan), predictions=fx, feature_names=spec.names,
-                       target=targets, method=f"llm_{strategy}",
-                       params={"neighbourhood": f"gaussian({sigma}) x {n_icl} in-context perturbations",
-                               "surrogate": f"LLM {client.model} top-{k} ranking", "strategy": strategy, "k": k,
-                               "n_icl": n_icl, "sigma": sigma, "letters": dict(zip(L, spec.names)),
-                               "llm_requests": n, "failed_rows": failed, "replies": replies},
-                       seed=seed, data=spec.display_values(arr), output_names=m.output_names,
-                       n_model_rows=m.n_rows - rows0, n_model_calls=m.n_calls - calls0,
-                       seconds=time.perf_counter() - t0)
+        rankings.append(got.letters)
+        rules.append(got.rule)
+        counts.append(len(got.letters))
+    return ranking_explanation(
+        rankings, spec.names, k, labels=L, method=f"llm_{strategy}", predictions=fx, target=targets,
+        params={"neighbourhood": f"gaussian({sigma}) x {n_icl} in-context perturbations",
+                "surrogate": f"LLM {client.model} top-{k} ranking", "strategy": strategy, "n_icl": n_icl,
+                "sigma": sigma, "letters": dict(zip(L, spec.names)), "llm_requests": n, "parse": parse,
+                "parse_rules": rules, "parsed_counts": counts, "parse_errors": errors, "replies": replies},
+        seed=seed, data=spec.display_values(arr), output_names=m.output_names,
+        n_model_rows=m.n_rows - rows0, n_model_calls=m.n_calls - calls0, seconds=time.perf_counter() - t0)

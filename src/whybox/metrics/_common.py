@@ -1,8 +1,9 @@
 """Shared plumbing for metrics: validated model/data/explanation triples and top-k selection."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -36,6 +37,11 @@ def setup(model: Any, X: Any, explanation: Explanation | np.ndarray, *, backgrou
     values = explanation.values if isinstance(explanation, Explanation) else np.asarray(explanation, float)
     if values.ndim == 1:
         values = values[None, :]
+    missing = failed_rows(values)
+    if missing.all():
+        raise InputError("every row of the explanation is NaN (e.g. LLM replies that could not be read): "
+                         "there is nothing to score")
+    values = np.where(missing[:, None], 0.0, values)    # failed rows are scored NaN by skips_failed_rows
     if values.shape != (arr.shape[0], spec.n_features):
         raise InputError(f"explanation has shape {values.shape} but X has {arr.shape[0]} row(s) and "
                          f"{spec.n_features} interpretable feature(s)")
@@ -47,6 +53,33 @@ def setup(model: Any, X: Any, explanation: Explanation | np.ndarray, *, backgrou
     else:
         targets = resolve_targets(target, m(arr), m.output_names)
     return Setup(m, arr, spec, bg, values, targets, check_random_state(seed))
+
+
+def failed_rows(values: np.ndarray) -> np.ndarray:
+    """(n,) bool: rows with a non-finite attribution, i.e. rows an explainer could not explain (an LLM
+    reply that could not be read). Metrics leave them out: their score is NaN."""
+    v = np.atleast_2d(np.asarray(values, dtype=float))
+    return ~np.isfinite(v).all(axis=1)
+
+
+def skips_failed_rows(fn: Callable) -> Callable:
+    """Decorate a metric ``fn(model, X, explanation, ...)`` returning per-row scores (rows on axis 0,
+    or a tuple of such arrays): rows whose explanation is NaN score NaN, never as zero attributions."""
+    @functools.wraps(fn)
+    def wrapper(model: Any, X: Any, explanation: Any, *args: Any, **kw: Any) -> Any:
+        out = fn(model, X, explanation, *args, **kw)
+        vals = explanation.values if isinstance(explanation, Explanation) else explanation
+        missing = failed_rows(vals)
+        if not missing.any():
+            return out
+
+        def mask(a: Any) -> Any:
+            a = np.array(a, dtype=float)
+            if a.ndim and a.shape[0] == len(missing):
+                a[missing] = np.nan
+            return a
+        return tuple(mask(a) for a in out) if isinstance(out, tuple) else mask(out)
+    return wrapper
 
 
 def check_k(k: int | None, d: int) -> int:

@@ -2,7 +2,10 @@
 definitions; Krishna et al. 2022, "The Disagreement Problem in Explainable Machine Learning").
 
 Ranks are dense ranks of |attribution| (1 = largest), so ties share a rank. Each function takes two
-(n, d) arrays (or Explanations) and returns one score per row in [0, 1] (RC in [-1, 1]).
+(n, d) arrays (or Explanations) and returns one score per row in [0, 1] (RC in [-1, 1]). A row that
+is NaN in either (an explainer that failed on it, e.g. an unreadable LLM reply) scores NaN: it is left
+out, never compared as all-zero attributions. SA and SRA compare signs, so they refuse explanations
+made from rankings (``params["from_ranking"]``, e.g. LLM explainers), which have none.
 """
 from __future__ import annotations
 
@@ -16,7 +19,30 @@ from whybox.errors import InputError
 from whybox.metrics._common import check_k
 
 
-def _pair(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
+def _nan_rows(fn):
+    """Score NaN for rows that are NaN in either explanation (computed on zeros, then masked)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(a, b, *args, **kw):
+        out = fn(a, b, *args, **kw)
+        A, B = _pair(a, b, clean=False)
+        bad = ~(np.isfinite(A).all(axis=1) & np.isfinite(B).all(axis=1))
+        if bad.any():
+            out = np.array(out, dtype=float)
+            out[bad] = np.nan
+        return out
+    return wrapper
+
+
+def _no_rankings(what: str, *es: Any) -> None:
+    for e in es:
+        if isinstance(e, Explanation) and e.params.get("from_ranking"):
+            raise InputError(f"{what} compares signs, but the {e.method!r} explanation comes from a ranking, which has "
+                             "no signs: use FA, RA, RC or PRA")
+
+
+def _pair(a: Any, b: Any, clean: bool = True) -> tuple[np.ndarray, np.ndarray]:
     A = a.values if isinstance(a, Explanation) else np.asarray(a, dtype=float)
     B = b.values if isinstance(b, Explanation) else np.asarray(b, dtype=float)
     A, B = np.atleast_2d(A), np.atleast_2d(B)
@@ -29,6 +55,10 @@ def _pair(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(a, Explanation) and isinstance(b, Explanation) and a.feature_names != b.feature_names:
         raise InputError("explanations are over different features: "
                          f"{a.feature_names} vs {b.feature_names}")
+    if clean:
+        bad = ~(np.isfinite(A).all(axis=1) & np.isfinite(B).all(axis=1))
+        if bad.any():
+            A, B = np.where(bad[:, None], 0.0, A), np.where(bad[:, None], 0.0, B)
     return A, B
 
 
@@ -40,6 +70,7 @@ def _topk(A: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(-np.abs(A), axis=1, kind="stable")[:, :k]
 
 
+@_nan_rows
 def feature_agreement(a, b, k: int | None = None) -> np.ndarray:
     """FA: fraction of the top-k features (by |value|) the two explanations share."""
     A, B = _pair(a, b)
@@ -57,6 +88,7 @@ def _same_position(A: np.ndarray, B: np.ndarray, k: int, *, sign: bool) -> np.nd
     return same
 
 
+@_nan_rows
 def rank_agreement(a, b, k: int | None = None) -> np.ndarray:
     """RA: fraction of top-k positions holding the same feature with the same (dense) rank."""
     A, B = _pair(a, b)
@@ -64,8 +96,10 @@ def rank_agreement(a, b, k: int | None = None) -> np.ndarray:
     return _same_position(A, B, k, sign=False).sum(axis=1) / k
 
 
+@_nan_rows
 def sign_agreement(a, b, k: int | None = None) -> np.ndarray:
     """SA: fraction of the top-k features shared with the same sign."""
+    _no_rankings("sign agreement (SA)", a, b)
     A, B = _pair(a, b)
     k = check_k(k, A.shape[1])
     ta, tb = _topk(A, k), _topk(B, k)
@@ -75,13 +109,16 @@ def sign_agreement(a, b, k: int | None = None) -> np.ndarray:
     return same.any(axis=2).sum(axis=1) / k
 
 
+@_nan_rows
 def signed_rank_agreement(a, b, k: int | None = None) -> np.ndarray:
     """SRA: fraction of top-k positions with the same feature, the same rank and the same sign."""
+    _no_rankings("signed rank agreement (SRA)", a, b)
     A, B = _pair(a, b)
     k = check_k(k, A.shape[1])
     return _same_position(A, B, k, sign=True).sum(axis=1) / k
 
 
+@_nan_rows
 def rank_correlation(a, b) -> np.ndarray:
     """RC: Pearson correlation of the dense ranks of |attribution| over all features (Spearman-like).
     A row where one explanation ranks every feature equal scores 1 if both do, else 0."""
@@ -96,6 +133,7 @@ def rank_correlation(a, b) -> np.ndarray:
     return np.where(both_flat, 1.0, rc)
 
 
+@_nan_rows
 def pairwise_rank_agreement(a, b) -> np.ndarray:
     """PRA: fraction of feature pairs (i < j) whose relative order (rank_i < rank_j) is the same."""
     A, B = _pair(a, b)
@@ -113,8 +151,12 @@ AGREEMENT = {"FA": feature_agreement, "RA": rank_agreement, "SA": sign_agreement
              "SRA": signed_rank_agreement, "RC": rank_correlation, "PRA": pairwise_rank_agreement}
 
 
-def agreement(a, b, k: int | None = None, metrics=("FA", "RA", "SA", "SRA", "RC", "PRA")) -> dict[str, np.ndarray]:
-    """Every requested agreement metric between ``a`` and ``b`` (per row)."""
+def agreement(a, b, k: int | None = None, metrics=None) -> dict[str, np.ndarray]:
+    """Every requested agreement metric between ``a`` and ``b`` (per row). Default: all six, less SA
+    and SRA when either explanation comes from a ranking (asking for them explicitly then raises)."""
+    if metrics is None:
+        ranked = any(isinstance(e, Explanation) and e.params.get("from_ranking") for e in (a, b))
+        metrics = ("FA", "RA", "RC", "PRA") if ranked else ("FA", "RA", "SA", "SRA", "RC", "PRA")
     out = {}
     for m in metrics:
         if m not in AGREEMENT:

@@ -11,7 +11,7 @@ import numpy as np
 from whybox import engine
 from whybox.core.explanation import Explanation
 from whybox.errors import InputError
-from whybox.metrics._common import Setup, check_k, setup, top_k_mask
+from whybox.metrics._common import Setup, check_k, setup, skips_failed_rows, top_k_mask
 from whybox.metrics.neighbourhood import Removal, parse_neighbourhood
 
 
@@ -89,6 +89,7 @@ def _prediction_gap(S: Setup, ks: list[int], *, invert: bool, n_perturb: int, st
     return out
 
 
+@skips_failed_rows
 def pgi(model: Any, X: Any, explanation: Explanation | np.ndarray, *, k: int | None = None, n_perturb: int = 100,
         std: float = 0.1, flip_p: float = 0.08, seed: Any = 0, **kw: Any) -> np.ndarray:
     """Prediction Gap on Important features (OpenXAI; Agarwal et al. 2022).
@@ -102,6 +103,7 @@ def pgi(model: Any, X: Any, explanation: Explanation | np.ndarray, *, k: int | N
                            std=std, flip_p=flip_p)[0]
 
 
+@skips_failed_rows
 def pgu(model: Any, X: Any, explanation: Explanation | np.ndarray, *, k: int | None = None, n_perturb: int = 100,
         std: float = 0.1, flip_p: float = 0.08, seed: Any = 0, **kw: Any) -> np.ndarray:
     """Prediction Gap on Unimportant features: as :func:`pgi` but perturbing every feature *outside*
@@ -111,6 +113,7 @@ def pgu(model: Any, X: Any, explanation: Explanation | np.ndarray, *, k: int | N
                            std=std, flip_p=flip_p)[0]
 
 
+@skips_failed_rows
 def pgi_auc(model: Any, X: Any, explanation, *, K: int | None = None, invert: bool = False, n_perturb: int = 100,
             std: float = 0.1, flip_p: float = 0.08, seed: Any = 0, **kw: Any) -> np.ndarray:
     """Area under the PGI curve over k = 1..K (K defaults to d), normalised by K: the mean of PGI(k)
@@ -152,6 +155,7 @@ def _curve(S: Setup, *, insertion: bool, by: str) -> tuple[np.ndarray, np.ndarra
     return V, auc
 
 
+@skips_failed_rows
 def deletion_curve(model: Any, X: Any, explanation, *, background: Any = None, order: str = "value",
                    seed: Any = 0, **kw: Any) -> tuple[np.ndarray, np.ndarray]:
     """Deletion curve (Petsiuk et al. 2018): the output as features are removed toward the background,
@@ -163,6 +167,7 @@ def deletion_curve(model: Any, X: Any, explanation, *, background: Any = None, o
     return _curve(S, insertion=False, by=order)
 
 
+@skips_failed_rows
 def insertion_curve(model: Any, X: Any, explanation, *, background: Any = None, order: str = "value",
                     seed: Any = 0, **kw: Any) -> tuple[np.ndarray, np.ndarray]:
     """Insertion curve: start from the background and add features, most important first.
@@ -208,6 +213,7 @@ def _score(true: np.ndarray, pred: np.ndarray, metric: str) -> np.ndarray:
     raise InputError(f"metric must be 'mse', 'nmse' or 'r2', got {metric!r}")
 
 
+@skips_failed_rows
 def local_fidelity(model: Any, X: Any, explanation, *, neighbourhood: Any = "removal", n_samples: int = 200,
                    metric: str = "mse", background: Any = None, seed: Any = 0, **kw: Any) -> np.ndarray:
     """How well the explanation, read as a linear model g, predicts f in a neighbourhood of x
@@ -229,6 +235,7 @@ def local_fidelity(model: Any, X: Any, explanation, *, neighbourhood: Any = "rem
     return _score(true, pred, metric)
 
 
+@skips_failed_rows
 def infidelity(model: Any, X: Any, explanation, *, perturbation: str = "gaussian", sigma: float = 0.1,
                p: float = 0.5, n_perturb: int = 100, normalize: bool = False, background: Any = None,
                seed: Any = 0, **kw: Any) -> np.ndarray:
