@@ -20,9 +20,12 @@ def test_pgi_pgu_hand_computed_with_binary_flips():
     X = np.array([[1.0, 0.0], [0.0, 1.0]])
     expl = np.array([[5.0, 1.0], [5.0, 1.0]])      # x0 is the top-1 feature
     # flip_p = 1: the allowed binary features always flip
-    np.testing.assert_allclose(M.pgi(f, X, expl, k=1, flip_p=1.0), [2.0, 2.0])
-    np.testing.assert_allclose(M.pgu(f, X, expl, k=1, flip_p=1.0), [1.0, 1.0])
-    np.testing.assert_allclose(M.pgi(f, X, expl, k=1, flip_p=0.0), [0.0, 0.0])
+    b = ["binary", "binary"]                        # kinds come from data= or kinds=, never from X
+    np.testing.assert_allclose(M.pgi(f, X, expl, k=1, flip_p=1.0, kinds=b), [2.0, 2.0])
+    np.testing.assert_allclose(M.pgu(f, X, expl, k=1, flip_p=1.0, kinds=b), [1.0, 1.0])
+    np.testing.assert_allclose(M.pgi(f, X, expl, k=1, flip_p=0.0, kinds=b), [0.0, 0.0])
+    ref = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])   # reference data: both columns binary
+    np.testing.assert_allclose(M.pgi(f, X, expl, k=1, flip_p=1.0, data=ref), [2.0, 2.0])
 
 
 def test_pgi_one_hot_group_moves_together():
@@ -34,8 +37,9 @@ def test_pgi_one_hot_group_moves_together():
     X = np.array([[1.0, 0.0, 0.0, 0.0]])
     groups = {"colour": [0, 1, 2]}
     expl = np.array([[4.0, 1.0]])                       # the group is the top-1 feature
-    np.testing.assert_allclose(M.pgi(f, X, expl, k=1, flip_p=1.0, groups=groups), [3.0])
-    np.testing.assert_allclose(M.pgu(f, X, expl, k=1, flip_p=1.0, groups=groups), [0.5])
+    b = ["binary"] * 4
+    np.testing.assert_allclose(M.pgi(f, X, expl, k=1, flip_p=1.0, groups=groups, kinds=b), [3.0])
+    np.testing.assert_allclose(M.pgu(f, X, expl, k=1, flip_p=1.0, groups=groups, kinds=b), [0.5])
 
 
 def test_pgi_gaussian_matches_closed_form():

@@ -18,7 +18,6 @@ import pandas as pd
 import pytest
 
 import whybox
-from whybox import Explanation
 from whybox.errors import InputError
 
 skops_io = pytest.importorskip("skops.io")

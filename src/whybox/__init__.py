@@ -1,5 +1,5 @@
 """whybox: explain any black-box model, and measure how far each explanation can be trusted."""
-from whybox.api import explain
+from whybox.api import Explainer, explain
 from whybox.background import Background, kmeans, sample
 from whybox.core.explanation import Explanation
 from whybox.core.features import FeatureSpec
@@ -10,7 +10,7 @@ from whybox.models.adapters import Model, as_model
 __version__ = "0.1.0"
 
 __all__ = [
-    "explain", "Explanation", "FeatureSpec", "Model", "as_model", "Background", "kmeans", "sample",
+    "Explainer", "explain", "Explanation", "FeatureSpec", "Model", "as_model", "Background", "kmeans", "sample",
     "METHODS", "WhyboxError", "InputError", "ModelError", "BudgetError", "MethodError", "__version__",
 ]
 

@@ -4,85 +4,137 @@ from __future__ import annotations
 import time
 from typing import Any, Mapping, Sequence
 
-import numpy as np
 import pandas as pd
 
-from whybox.background import Background, make_background
 from whybox.core.explanation import Explanation
-from whybox.core.features import FeatureSpec
-from whybox.core.validation import check_random_state, to_matrix
 from whybox.engine import DEFAULT_CHUNK_ROWS
 from whybox.errors import InputError
-from whybox.explainers.context import TabularContext
-from whybox.explainers.recipes import get_recipe
-from whybox.models.adapters import Model, as_model
+from whybox.explainers.run import explain_rows
+from whybox.params import check
+from whybox.problem import Problem, prepare, resolve_targets
+
+__all__ = ["Explainer", "explain", "prepare", "resolve_targets"]
 
 
-def prepare(model: Any, X: Any, *, background: Any = None, budget: int | None = None,
-            feature_names: Sequence[str] | None = None, groups: Any = None, kinds: Any = None,
-            output: str = "auto", batch_size: int | None = None) -> tuple[Model, np.ndarray, FeatureSpec, Background]:
-    """Validate inputs and build the Model, the data matrix, the FeatureSpec and the Background."""
-    m = as_model(model, output=output, batch_size=batch_size, budget=budget)
-    dtypes = None
-    if isinstance(X, pd.Series):
-        X = X.to_frame().T
-    if isinstance(X, pd.DataFrame):
-        cols = [str(c) for c in X.columns]
-        if m.columns is not None:
-            missing = [c for c in m.columns if c not in cols]
-            if missing:
-                raise InputError(f"X is missing column(s) {missing} that model {m.name!r} was fitted on")
-            X = X[list(m.columns)]
-            cols = list(m.columns)
-        dtypes = X.dtypes.to_dict()
-        names = cols
-    else:
-        names = list(m.columns) if m.columns is not None else None
-    if feature_names is not None:
-        names = [str(f) for f in feature_names]
-    arr = to_matrix(X, name="X", n_columns=len(names) if names is not None else None)
-    if m.columns is not None:
-        if len(m.columns) != arr.shape[1]:
-            raise InputError(f"X has {arr.shape[1]} columns but model {m.name!r} was fitted on {len(m.columns)}")
-        m.with_frame(m.columns, dtypes)
-    spec = FeatureSpec.build(arr, columns=names, groups=groups, kinds=kinds)
-    if background is None and arr.dtype == object:
-        raise InputError("X has non-numeric columns, so the default all-zeros baseline is meaningless: "
-                         "pass background= (e.g. a sample of training rows)")
-    bg = make_background(background, n_columns=arr.shape[1],
-                         columns=spec.columns if isinstance(background, pd.DataFrame) else None)
-    if bg.data.dtype != arr.dtype:
-        if arr.dtype == object:
-            bg = Background(bg.data.astype(object), bg.weights)
-        else:
+class Explainer:
+    """A prepared problem: a model and its reference data, ready for every question.
+
+    ``wb = whybox.Explainer(model, data=X_train)`` validates the model and the data once and
+    freezes the features (names, kinds, groups, ranges) and the background; then
+    ``wb.explain(X)``, ``wb.evaluate(X, ["kernelshap", "lime"])``, ``wb.choose(X)``,
+    ``wb.counterfactuals(x)`` and ``wb.narrate(e)`` all reuse it — the way shap's
+    ``Explainer(model, masker)`` and DiCE's ``Data`` + ``Model`` work.
+
+    Parameters
+    ----------
+    model : scikit-learn estimator or Pipeline, torch ``nn.Module``, ``whybox.Model``, or any callable.
+    data : reference rows (training data): feature kinds, column order, ranges and scales come from
+        them, and the default background is a seeded sample of 100 of them. Without data, kinds
+        come from ``kinds=`` or the dtypes (numeric = continuous, never "binary").
+    background : rows removed features are drawn from (overrides the sample of ``data``), one
+        baseline row, or a :class:`whybox.Background`.
+    kinds, groups, feature_names : feature metadata (``groups`` makes a set of columns, e.g. a one-hot
+        block, one interpretable feature).
+    output : for scikit-learn estimators: "auto", "predict_proba", "decision_function" or "predict".
+    target : the default target of every call (None: the predicted class, or the only output).
+    budget, batch_size : model-row budget and rows per model call.
+    """
+
+    def __init__(self, model: Any, data: Any = None, *, background: Any = None, kinds: Any = None,
+                 groups: Any = None, feature_names: Sequence[str] | None = None, output: str = "auto",
+                 target: Any = None, budget: int | None = None, batch_size: int | None = None):
+        check("budget", budget)
+        check("batch_size", batch_size)
+        self._problem = Problem.build(model, data, background=background, kinds=kinds, groups=groups,
+                                      feature_names=feature_names, output=output, batch_size=batch_size,
+                                      budget=budget)
+        self._estimator = model
+        self._target = target
+
+    # the prepared problem, read-only
+    @property
+    def problem(self) -> Problem:
+        return self._problem
+
+    @property
+    def model(self):
+        return self._problem.model
+
+    @property
+    def spec(self):
+        return self._problem.spec
+
+    @property
+    def background(self):
+        return self._problem.background
+
+    @property
+    def output_names(self) -> list | None:
+        return self._problem.output_names
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("_problem", "_estimator", "_target") and name not in self.__dict__:
+            object.__setattr__(self, name, value)
+            return
+        raise AttributeError(f"an Explainer is immutable once built; make a new one to change {name!r}")
+
+    def __repr__(self) -> str:
+        return (f"Explainer(model={self.model.name!r}, features={self.spec.n_features}, "
+                f"background_rows={self.background.n_rows}, outputs={self.output_names})")
+
+    # the questions
+    def explain(self, X: Any, *, method: str = "kernelshap", seed: Any = 0, target: Any = None,
+                target_index: Any = None, chunk_rows: int = DEFAULT_CHUNK_ROWS, **method_params: Any) -> Explanation:
+        """Explain rows ``X`` with ``method`` (see :func:`whybox.explain` for the methods and options)."""
+        check("seed", seed)
+        target = self._target if target is None and target_index is None else target
+        if isinstance(method, str) and method.lower() == "auto":
+            return self.choose(X, seed=seed, target=target, **method_params).explanation
+        return explain_rows(self._problem, X, method=method, seed=seed, target=target, target_index=target_index,
+                            chunk_rows=chunk_rows, **method_params)
+
+    def evaluate(self, X: Any, explanations: Any, **kw: Any):
+        """Score explanations (or method names) on rows ``X``: see :func:`whybox.evaluate`."""
+        from whybox.evaluate import evaluate_problem
+        kw.setdefault("target", self._target)
+        return evaluate_problem(self._problem, X, explanations, **kw)
+
+    def choose(self, X: Any, **kw: Any):
+        """The most faithful method in a neighbourhood: see :func:`whybox.choose`."""
+        from whybox.choose import choose_problem
+        kw.setdefault("target", self._target)
+        return choose_problem(self._problem, X, **kw)
+
+    def counterfactuals(self, x: Any, **kw: Any):
+        """Counterfactuals for row(s) ``x`` against the reference data (needs ``data=``)."""
+        if self._problem.reference is None:
+            raise InputError("counterfactuals search the reference data for donors: build the Explainer with data=")
+        from whybox.counterfactuals import CounterfactualExplainer
+        cf = CounterfactualExplainer(self._problem.model, self._reference_frame(), groups=_groups_of(self.spec),
+                                     kinds=list(self.spec.kinds))
+        return cf.explain(x, **kw)
+
+    def narrate(self, explanation: Explanation, **kw: Any):
+        """A verified plain-language narrative of one row: see :func:`whybox.narrate`."""
+        from whybox.narrative import narrate
+        return narrate(explanation, **kw)
+
+    def _reference_frame(self) -> Any:
+        ref = self._problem.reference
+        if self._problem.frame_columns is None:
+            return ref
+        df = pd.DataFrame(ref, columns=self._problem.frame_columns)
+        if self._problem.dtypes:
             try:
-                bg = Background(bg.data.astype(float), bg.weights)
+                df = df.astype(self._problem.dtypes)
             except (TypeError, ValueError):
-                raise InputError("background has non-numeric values but X is numeric") from None
-    return m, arr, spec, bg
+                pass
+        return df
 
 
-def resolve_targets(target: Any, outputs: np.ndarray, output_names: list | None) -> np.ndarray:
-    """Per-row output indices: None -> the single output, or the predicted (argmax) output;
-    an int index or an output label; or one such entry per row."""
-    n, k = outputs.shape
-    if target is None:
-        return np.zeros(n, dtype=np.intp) if k == 1 else outputs.argmax(axis=1).astype(np.intp)
-
-    def one(t: Any) -> int:
-        if output_names is not None and t in output_names and not isinstance(t, bool):
-            return output_names.index(t)
-        if isinstance(t, (int, np.integer)) and not isinstance(t, bool) and 0 <= int(t) < k:
-            return int(t)
-        raise InputError(f"unknown target {t!r}: the model has {k} output(s)"
-                         + (f" named {output_names}" if output_names else f" (indices 0..{k - 1})"))
-
-    if isinstance(target, (list, tuple, np.ndarray, pd.Series)):
-        t = list(target)
-        if len(t) != n:
-            raise InputError(f"target has {len(t)} entries for {n} rows")
-        return np.array([one(x) for x in t], dtype=np.intp)
-    return np.full(n, one(target), dtype=np.intp)
+def _groups_of(spec) -> dict[str, list[str]] | None:
+    g = {name: [spec.columns[c] for c in cols] for name, cols in zip(spec.names, spec.groups) if len(cols) > 1}
+    return g or None
 
 
 def explain(model: Any, X: Any, *, method: str = "kernelshap", background: Any = None,
@@ -90,7 +142,8 @@ def explain(model: Any, X: Any, *, method: str = "kernelshap", background: Any =
             feature_names: Sequence[str] | None = None, groups: Mapping[str, Sequence] | Sequence | None = None,
             kinds: Any = None, output: str = "auto", batch_size: int | None = None,
             chunk_rows: int = DEFAULT_CHUNK_ROWS, executor: str | None = None, scheduler: str | None = None,
-            rows_per_task: int = 256, **method_params: Any) -> Explanation:
+            rows_per_task: int = 256, data: Any = None, target_index: Any = None,
+            **method_params: Any) -> Explanation:
     """Explain the predictions of ``model`` on the rows of ``X``.
 
     Parameters
@@ -104,8 +157,11 @@ def explain(model: Any, X: Any, *, method: str = "kernelshap", background: Any =
         or a :class:`whybox.Background` (e.g. ``whybox.kmeans(train, 20)``). None: an all-zeros baseline.
     budget : maximum number of model rows to spend; the method fails up front if it needs more.
     seed : every random choice derives from it; same seed, same numbers.
-    target : output to explain: None (predicted class, or the only output), an index, a class label, or
-        one per row.
+    target : output to explain: None (predicted class, or the only output), an output label (labels
+        win: with classes [1, 2, 3], ``target=1`` is class 1), an index when the model has no labels,
+        or one per row. ``target_index``: explicit output indices instead.
+    data : reference (training) rows: feature kinds and column order come from them (see
+        :class:`whybox.Explainer`, which prepares them once for many calls).
     feature_names, groups, kinds : feature metadata; ``groups`` ({name: [columns]}) makes a set of
         columns (e.g. a one-hot block) one interpretable feature.
     output : for scikit-learn estimators: "auto", "predict_proba", "decision_function" or "predict".
@@ -116,42 +172,26 @@ def explain(model: Any, X: Any, *, method: str = "kernelshap", background: Any =
     **method_params : the method's own parameters (e.g. ``n_samples``, ``sigma``, ``steps``).
     """
     t0 = time.perf_counter()
+    check("seed", seed)
+    check("rows_per_task", rows_per_task)
     if executor not in (None, "local"):
         from whybox.batch import concat, run_chunks
         res = run_chunks(model, X, chunk_size=rows_per_task, executor=executor, scheduler=scheduler, method=method,
                          background=background, budget=budget, seed=seed, target=target, feature_names=feature_names,
                          groups=groups, kinds=kinds, output=output, batch_size=batch_size, chunk_rows=chunk_rows,
-                         **method_params)
+                         data=data, target_index=target_index, **method_params)
         out = concat(res[i] for i in sorted(res))
         out.seconds = time.perf_counter() - t0
         return out
+    wb = Explainer.__new__(Explainer)
+    object.__setattr__(wb, "_problem", Problem.build(model, data, rows=X, background=background, kinds=kinds,
+                                                     groups=groups, feature_names=feature_names, output=output,
+                                                     batch_size=check("batch_size", batch_size),
+                                                     budget=check("budget", budget)))
+    object.__setattr__(wb, "_estimator", model)
+    object.__setattr__(wb, "_target", None)
     if isinstance(method, str) and method.lower() == "auto":
-        from whybox.choose import choose
-        res = choose(model, X, background=background, budget=budget, seed=seed, target=target,
-                     feature_names=feature_names, groups=groups, kinds=kinds, output=output,
-                     batch_size=batch_size, **method_params)
-        return res.explanation
-    recipe = get_recipe(method)
-    params = recipe.check_params(method_params)
-    if not isinstance(chunk_rows, (int, np.integer)) or chunk_rows < 1:
-        raise InputError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
-    m, arr, spec, bg = prepare(model, X, background=background, budget=budget, feature_names=feature_names,
-                               groups=groups, kinds=kinds, output=output, batch_size=batch_size)
-    rng = check_random_state(seed)
-    rows0, calls0 = m.n_rows, m.n_calls
-    ctx = TabularContext(model=m, X=arr, spec=spec, background=bg, targets=np.zeros(len(arr), np.intp),
-                         fx=np.zeros(len(arr)), rng=rng, chunk_rows=int(chunk_rows))
-    need = recipe.cost(ctx, **params)
-    m.require(need, what=f"method {recipe.name!r} on {len(arr)} row(s) with {bg.n_rows} background row(s)")
-    outputs = m(arr)
-    targets = resolve_targets(target, outputs, m.output_names)
-    ctx.targets = targets
-    ctx.fx = outputs[np.arange(len(arr)), targets]
-    res = recipe.run(ctx, **params)
-    info = {"neighbourhood": recipe.neighbourhood, "surrogate": recipe.surrogate,
-            "background_rows": bg.n_rows, **params, **(res.info or {})}
-    return Explanation(
-        values=res.values, base_values=res.base_values, predictions=ctx.fx, feature_names=spec.names,
-        target=targets, method=recipe.name, params=info, seed=seed if isinstance(seed, (int, type(None))) else None,
-        stderr=res.stderr, data=spec.display_values(arr), output_names=m.output_names,
-        n_model_rows=m.n_rows - rows0, n_model_calls=m.n_calls - calls0, seconds=time.perf_counter() - t0)
+        from whybox.choose import choose_problem
+        return choose_problem(wb.problem, X, seed=seed, target=target, budget=budget, **method_params).explanation
+    return wb.explain(X, method=method, seed=seed, target=target, target_index=target_index, chunk_rows=chunk_rows,
+                      **method_params)

@@ -26,6 +26,16 @@ class Background:
     def __post_init__(self) -> None:
         if self.data.ndim != 2 or len(self.weights) != len(self.data):
             raise InputError("background weights must have one entry per background row")
+        w = np.asarray(self.weights, dtype=float)
+        if not np.isfinite(w).all() or (w < 0).any():
+            raise InputError("background weights must be finite and non-negative; got "
+                             f"{int((~np.isfinite(w)).sum())} NaN/inf and {int((w < 0).sum())} negative")
+        total = float(w.sum())
+        if total <= 0:
+            raise InputError("background weights are all zero: every row would get no weight")
+        if abs(total - 1.0) > 1e-6:
+            raise InputError(f"background weights must sum to 1, they sum to {total:.6g}: pass w / w.sum() "
+                             "(unnormalised weights make the attributions absorb part of f(x))")
 
     @property
     def n_rows(self) -> int:

@@ -57,9 +57,9 @@ def _rows(X: Any, a: int, b: int) -> Any:
 
 
 def _explain_chunk(model: Any, X: Any, start: int, kwargs: dict[str, Any]) -> Explanation:
-    from whybox.api import explain
+    from whybox.explainers.run import explain_call
 
-    e = explain(model, X, **kwargs)
+    e = explain_call(model, X, **kwargs)
     e.row_ids = np.arange(start, start + len(e))
     return e
 

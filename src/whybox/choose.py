@@ -16,8 +16,11 @@ import pandas as pd
 from whybox.core.explanation import Explanation
 from whybox.errors import BudgetError, InputError, MethodError
 from whybox.evaluate import HIGHER_IS_BETTER, metric_scores
+from whybox.explainers.run import explain_rows
 from whybox.metrics._common import mean_ci
 from whybox.metrics.neighbourhood import Gaussian, parse_neighbourhood
+from whybox.params import PARAMS, check
+from whybox.problem import Problem
 
 DEFAULT_CANDIDATES = ("kernelshap", "lime", "occlusion", "clime", "gradient", "gradxinput", "smoothgrad",
                       "integrated_gradients")
@@ -44,7 +47,7 @@ def choose(model: Any, X: Any, *, neighbourhood: Any = "removal", candidates: Se
            metric: str = "fidelity", budget: int | None = None, seed: Any = 0, background: Any = None,
            n_samples: int = 200, params: Mapping[str, Mapping[str, Any]] | None = None, target: Any = None,
            feature_names=None, groups: Any = None, kinds: Any = None, output: str = "auto",
-           batch_size: int | None = None, **common_params: Any) -> Choice:
+           batch_size: int | None = None, data: Any = None, **common_params: Any) -> Choice:
     """Explain ``X`` with every candidate method, score each in ``neighbourhood`` with ``metric``, rank.
 
     neighbourhood : "removal" / "removal(p)" (features removed toward the background) or
@@ -58,15 +61,28 @@ def choose(model: Any, X: Any, *, neighbourhood: Any = "removal", candidates: Se
     params : per-method parameters, e.g. {"lime": {"n_samples": 2000}}.
 
     Evaluation uses the same random perturbations for every candidate (paired comparison); ties
-    (scores within 1e-9 of the largest) go to the candidate that spent fewer model rows.
+    (scores within 1e-9 relative, or 1e-12 absolute, of the best) go to the candidate that spent fewer
+    model rows, in the table's order as in the winner.
     """
-    from whybox.api import explain, prepare
+    pb = Problem.build(model, data, rows=X, background=background, feature_names=feature_names,
+                       groups=groups, kinds=kinds, output=output, batch_size=batch_size)
+    return choose_problem(pb, X, neighbourhood=neighbourhood, candidates=candidates, metric=metric, budget=budget,
+                          seed=seed, n_samples=n_samples, params=params, target=target, **common_params)
 
+
+def choose_problem(problem: Problem, X: Any, *, neighbourhood: Any = "removal", candidates: Sequence[str] | None = None,
+                   metric: str = "fidelity", budget: int | None = None, seed: Any = 0, n_samples: int = 200,
+                   params: Mapping[str, Mapping[str, Any]] | None = None, target: Any = None,
+                   **common_params: Any) -> Choice:
+    """:func:`choose` on a prepared problem."""
     if metric not in ("fidelity", "nmse", "r2", "infidelity", "pgi", "pgu", "deletion", "insertion"):
         raise InputError(f"unknown metric {metric!r} for choose")
+    check("budget", budget)
+    check("seed", seed)
+    check("n_samples", n_samples, decl=PARAMS["metric_samples"])
     nb = parse_neighbourhood(neighbourhood)
-    base, arr, spec, _ = prepare(model, X, background=background, feature_names=feature_names, groups=groups,
-                                 kinds=kinds, output=output, batch_size=batch_size)
+    base, spec = problem.model, problem.spec
+    arr = problem.matrix(X)
     numeric = arr.dtype != object
     if candidates is None:
         cands = [c for c in DEFAULT_CANDIDATES if numeric or c not in GRADIENT_FAMILY]
@@ -75,6 +91,9 @@ def choose(model: Any, X: Any, *, neighbourhood: Any = "removal", candidates: Se
         if isinstance(nb, Gaussian) and any(len(g) > 1 for g in spec.groups):
             raise InputError("a Gaussian neighbourhood cannot score features made of several columns (groups)")
     else:
+        if isinstance(candidates, str) or not isinstance(candidates, (list, tuple)) or \
+                not all(isinstance(c, str) for c in candidates):
+            raise InputError(f"candidates must be a list of method names, got {candidates!r}")
         cands = list(candidates)
         if not cands:
             raise InputError("candidates is empty")
@@ -84,36 +103,35 @@ def choose(model: Any, X: Any, *, neighbourhood: Any = "removal", candidates: Se
     rows, exps = [], {}
     for c in cands:
         m = base.child(share)
+        pc = problem.with_model(m)
         t0 = time.perf_counter()
         try:
-            e = explain(m, X, method=c, background=background, seed=seed, target=target, feature_names=feature_names,
-                        groups=groups, kinds=kinds, **{**common_params, **params.get(c, {})})
-            explain_rows = m.n_rows
-            scores = metric_scores(metric, m, X, e, neighbourhood=nb, background=background, seed=_eval_seed(seed),
-                                   n_samples=n_samples, groups=groups, feature_names=feature_names, kinds=kinds)
+            e = explain_rows(pc, X, method=c, seed=seed, target=target, **{**common_params, **params.get(c, {})})
+            used = m.n_rows
+            scores = metric_scores(metric, pc, X, e, neighbourhood=nb, seed=_eval_seed(seed), n_samples=n_samples)
         except (BudgetError, MethodError) as exc:
             rows.append({"method": c, "status": f"skipped: {exc}", "score": np.nan, "lo": np.nan, "hi": np.nan,
                          "explain_rows": np.nan, "eval_rows": np.nan, "seconds": time.perf_counter() - t0})
             continue
         mu, lo, hi = mean_ci(scores)
         exps[c] = e
-        rows.append({"method": c, "status": "ok", "score": mu, "lo": lo, "hi": hi, "explain_rows": explain_rows,
-                     "eval_rows": m.n_rows - explain_rows, "seconds": time.perf_counter() - t0})
+        rows.append({"method": c, "status": "ok", "score": mu, "lo": lo, "hi": hi, "explain_rows": used,
+                     "eval_rows": m.n_rows - used, "seconds": time.perf_counter() - t0})
     table = pd.DataFrame(rows)
     ok = table[table.status == "ok"]
     if ok.empty:
         raise BudgetError(f"no candidate could run within the budget ({budget} rows, {share} per candidate)"
                           if budget is not None else "no candidate could run: " + "; ".join(table.status))
-    tol = 1e-9 * max(float(np.nanmax(np.abs(ok.score))), 1e-300)
-    key = (-ok.score if higher else ok.score).to_numpy()
-    best = key.min()
-    tied = ok[key <= best + tol]
-    winner = str(tied.sort_values("explain_rows", kind="stable").iloc[0].method)
-    ordered = table.assign(_k=np.where(table.status == "ok", (-table.score if higher else table.score), np.inf))
-    ordered["_tie"] = ordered.method != winner
-    ordered = ordered.sort_values(["_k", "_tie", "explain_rows"], kind="stable").drop(columns=["_k", "_tie"])
-    ordered = ordered.reset_index(drop=True)
+    # one rule for the table and the winner: scores within 1e-9 (relative, at least 1e-12) of the best
+    # tie, and ties go to the candidate that spent fewer model rows
+    tol = max(1e-9 * float(np.nanmax(np.abs(ok.score))), 1e-12)
+    key = np.where(table.status == "ok", (-table.score if higher else table.score), np.inf).astype(float)
+    best = float(np.min(key))
+    key = np.where(key <= best + tol, best, key)
+    ordered = table.assign(_k=key, _rows=table.explain_rows.fillna(np.inf))
+    ordered = ordered.sort_values(["_k", "_rows"], kind="stable").drop(columns=["_k", "_rows"]).reset_index(drop=True)
     ordered.insert(0, "rank", np.arange(1, len(ordered) + 1))
+    winner = str(ordered.iloc[0].method)
     winner_exp = exps[winner]
     winner_exp.params = {**winner_exp.params, "chosen_by": {"neighbourhood": str(nb), "metric": metric,
                                                             "candidates": cands}}

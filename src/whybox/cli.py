@@ -138,12 +138,9 @@ def _load_inputs(model: Path, data: Path, rows: Optional[str], drop: List[str], 
 
 
 def _target(target: Optional[str]) -> Any:
-    if target is None:
-        return None
-    try:
-        return int(target)
-    except ValueError:
-        return target
+    """--target as typed: read as a class label when the model has labels ("1" matches class 1),
+    else as an output index."""
+    return target
 
 
 def _write_table(table, out: Optional[Path]) -> None:

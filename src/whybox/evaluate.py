@@ -6,13 +6,17 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from importlib import import_module
+
 from whybox.core.explanation import Explanation
 from whybox.errors import InputError
 from whybox.explainers.recipes import get_recipe
-from importlib import import_module
+from whybox.explainers.run import explain_rows
 from whybox.metrics import faithfulness as fa
 from whybox.metrics import stability as st
 from whybox.metrics._common import mean_ci
+from whybox.params import PARAMS, check
+from whybox.problem import Problem
 
 agr = import_module("whybox.metrics.agreement")  # the module (whybox.metrics.agreement is also a function name)
 
@@ -66,35 +70,59 @@ def metric_scores(name: str, model: Any, X: Any, exp: Explanation, *, neighbourh
                                   **common, **_recipe_params(exp))
     if name in agr.AGREEMENT:
         if truth is None:
-            truth = agr.ground_truth(model, exp.target, X=X, groups=groups, feature_names=feature_names)
+            truth = agr.ground_truth(_estimator(model), exp.target, X=X, groups=groups, feature_names=feature_names)
         fn = agr.AGREEMENT[name]
         return fn(truth, exp.values, k) if name in ("FA", "RA", "SA", "SRA") else fn(truth, exp.values)
     raise InputError(f"unknown metric {name!r}; choose from {list(METRICS)}")
+
+
+def _estimator(model: Any) -> Any:
+    return model.estimator if isinstance(model, Problem) else model
 
 
 def evaluate(model: Any, X: Any, explanations: Explanation | Sequence | Mapping[str, Any] | str, *,
              metrics: Sequence[str] = ("pgi", "pgu", "fidelity"), neighbourhood: Any = "removal",
              background: Any = None, k: int | None = None, seed: Any = 0, n_perturb: int = 100,
              n_samples: int = 200, groups: Any = None, feature_names=None, kinds=None, target: Any = None,
-             **explain_kwargs: Any) -> pd.DataFrame:
+             data: Any = None, **explain_kwargs: Any) -> pd.DataFrame:
     """Score explanations of ``model`` on rows ``X``: a table with one row per explanation and, per
     metric, the mean over rows and a 95% confidence interval (``<metric>_lo``, ``<metric>_hi``).
 
+    ``model`` may be a :class:`whybox.Explainer` (its prepared features and background are used) or
+    anything :func:`whybox.explain` takes (with ``data=`` for the feature kinds).
     ``explanations``: an Explanation, a list of them, a {name: Explanation} mapping, or method names
     (explained here with ``background``/``seed``/``explain_kwargs``). Metrics: pgi, pgu, pgi_auc,
     pgu_auc, fidelity (local MSE in ``neighbourhood``), nmse, r2, deletion, insertion, infidelity, ris,
     ros, rrs, sensitivity, and the ground-truth agreements FA, RA, SA, SRA, RC, PRA (linear models).
+    Rows an explanation could not explain (NaN) are left out of its means; ``<metric>_n`` counts the
+    rows scored.
     """
-    from whybox.api import explain
+    pb = Problem.build(model, data, rows=X, background=background, groups=groups, feature_names=feature_names,
+                       kinds=kinds, warn_kinds=True)
+    return evaluate_problem(pb, X, explanations, metrics=metrics, neighbourhood=neighbourhood, k=k, seed=seed,
+                            n_perturb=n_perturb, n_samples=n_samples, target=target, **explain_kwargs)
 
+
+def evaluate_problem(problem: Problem, X: Any, explanations: Any, *, metrics: Sequence[str] = ("pgi", "pgu", "fidelity"),
+                     neighbourhood: Any = "removal", k: int | None = None, seed: Any = 0, n_perturb: int = 100,
+                     n_samples: int = 200, target: Any = None, **explain_kwargs: Any) -> pd.DataFrame:
+    """:func:`evaluate` on a prepared problem."""
+    check("seed", seed)
+    check("k", k)
+    check("n_perturb", n_perturb)
+    check("n_samples", n_samples, decl=PARAMS["metric_samples"])
+    if isinstance(metrics, str) or not isinstance(metrics, Sequence) or not len(metrics):
+        raise InputError(f"metrics must be a non-empty list of metric names from {list(METRICS)}, got {metrics!r}")
     if isinstance(explanations, (Explanation, str)):
         explanations = [explanations]
+    if not isinstance(explanations, (Mapping, Sequence)) or not len(explanations):
+        raise InputError("explanations must be an Explanation, method name(s) or a {name: Explanation} mapping, "
+                         f"and not empty; got {explanations!r}")
     items: list[tuple[str, Explanation]] = []
     pairs = explanations.items() if isinstance(explanations, Mapping) else ((None, e) for e in explanations)
     for name, e in pairs:
         if isinstance(e, str):
-            e = explain(model, X, method=e, background=background, seed=seed, groups=groups,
-                        feature_names=feature_names, kinds=kinds, target=target, **explain_kwargs)
+            e = explain_rows(problem, X, method=e, seed=seed, target=target, **explain_kwargs)
         if not isinstance(e, Explanation):
             raise InputError(f"explanations must be Explanation objects or method names, got {type(e).__name__}")
         items.append((name or e.method, e))
@@ -111,11 +139,18 @@ def evaluate(model: Any, X: Any, explanations: Explanation | Sequence | Mapping[
                                "explain_seconds": e.seconds}
         for m in metrics:
             if m in agr.AGREEMENT and truth is None:
-                truth = agr.ground_truth(model, e.target, X=X, groups=groups, feature_names=feature_names)
-            s = metric_scores(m, model, X, e, neighbourhood=neighbourhood, background=background, k=k,
-                              seed=seed, n_perturb=n_perturb, n_samples=n_samples, groups=groups,
-                              feature_names=feature_names, kinds=kinds, truth=truth)
+                truth = agr.ground_truth(problem.estimator, e.target, X=X, groups=_groups(problem),
+                                         feature_names=problem.spec.columns)
+            s = metric_scores(m, problem, X, e, neighbourhood=neighbourhood, k=k, seed=seed, n_perturb=n_perturb,
+                              n_samples=n_samples, truth=truth)
             mu, lo, hi = mean_ci(s)
             row[m], row[f"{m}_lo"], row[f"{m}_hi"] = mu, lo, hi
+            row[f"{m}_n"] = int(np.isfinite(np.asarray(s, dtype=float)).sum())
         rows.append(row)
     return pd.DataFrame(rows).set_index("explanation")
+
+
+def _groups(problem: Problem) -> dict[str, list[str]] | None:
+    spec = problem.spec
+    g = {name: [spec.columns[c] for c in cols] for name, cols in zip(spec.names, spec.groups) if len(cols) > 1}
+    return g or None

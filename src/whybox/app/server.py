@@ -14,7 +14,6 @@ import asyncio
 import functools
 import html
 import importlib.util
-import io
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,16 +21,10 @@ from typing import Any, Literal, Optional, Union
 
 from whybox.app import pages
 from whybox.app.security import LOOPBACK_HOSTS, Guard, allowed_hosts, new_token
-from whybox.app.state import AppState, Busy
+from whybox.app.state import AppState, Busy, capabilities
 from whybox.errors import InputError, WhyboxError
 
 LOOPBACK = LOOPBACK_HOSTS
-
-
-def capabilities() -> dict[str, bool]:
-    """Panels appear only when their capability exists in this installation."""
-    return {"counterfactuals": importlib.util.find_spec("whybox.counterfactuals") is not None,
-            "narratives": True, "fairness": True}
 
 
 def plotly_js() -> Path:
@@ -217,7 +210,7 @@ def create_app(state: AppState | None = None, *, token: str | None = None, trust
             methods = b.methods or [st.method, "lime"]
             metrics = b.metrics or ["pgi", "pgu", "fidelity"]
             table = whybox.evaluate(st.model, st.X.iloc[idx], methods, metrics=metrics, background=st.background,
-                                    seed=st.seed, target=st.focus)
+                                    seed=st.seed, target_index=st.focus)
             return {"rows": len(idx), "table": table.reset_index().to_dict(orient="records")}
         return await pool.run(work)
 

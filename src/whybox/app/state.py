@@ -19,6 +19,14 @@ from whybox.errors import InputError, WhyboxError
 DEFAULT_PARAMS = {"kernelshap": {"n_samples": 256}, "lime": {"n_samples": 500}}
 
 
+def capabilities() -> dict[str, bool]:
+    """Panels appear only when their capability exists in this installation."""
+    import importlib.util
+
+    return {"counterfactuals": importlib.util.find_spec("whybox.counterfactuals") is not None,
+            "narratives": True, "fairness": True}
+
+
 class Busy(WhyboxError):
     """The dashboard has as much work queued as it accepts; the client should retry later (HTTP 429)."""
 
@@ -128,7 +136,6 @@ class AppState:
         return None if yi is None else float((self.classes == yi).mean())
 
     def info(self) -> dict[str, Any]:
-        from whybox.app.server import capabilities
         return {"name": self.name, "description": self.description, "rows": self.n_rows,
                 "features": list(self.spec.names), "outputs": self.output_names,
                 "focus": self.output_names[self.focus], "accuracy": self.accuracy(), "method": self.method,
@@ -168,7 +175,7 @@ class AppState:
         if not self.numeric and whybox.METHODS[method].family == "gradient":
             raise InputError(f"{method} needs numeric features; this data has text/categorical columns")
         return whybox.explain(self.model, frame, method=method, background=self.background, seed=self.seed,
-                              target=self.focus, **kw)
+                              target_index=self.focus, **kw)
 
     def explain_row(self, row: Any = None, features: dict | None = None, method: str | None = None) -> dict[str, Any]:
         frame = self.frame_from(row, features)

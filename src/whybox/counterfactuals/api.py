@@ -123,7 +123,7 @@ class CounterfactualExplainer:
 
     def __init__(self, model: Any, data: Any, *, groups: Any = None, kinds: Any = None, integer: Any = "auto",
                  scale: str = "mad", output: str = "auto", budget: int | None = None) -> None:
-        from whybox.api import prepare
+        from whybox.problem import prepare
 
         if scale not in ("mad", "range"):
             raise InputError(f"scale must be 'mad' or 'range', got {scale!r}")
@@ -138,7 +138,7 @@ class CounterfactualExplainer:
             if missing:
                 raise InputError(f"data is missing column(s) {missing} that the model was fitted on")
         first = data.iloc[:1] if isinstance(data, pd.DataFrame) else np.atleast_2d(np.asarray(data, dtype=object))[:1]
-        m, D, spec, _ = prepare(m, data, background=first, groups=groups, kinds=kinds)
+        m, D, spec, _ = prepare(m, data, background=first, groups=groups, kinds=kinds, data=data)
         p = D.shape[1]
         self.model, self.data, self.spec = m, D, spec
         self.columns = list(spec.columns)
@@ -222,9 +222,13 @@ class CounterfactualExplainer:
         """
         from whybox.core.validation import check_random_state
 
+        from whybox.params import PARAMS, check
+
         t0 = time.perf_counter()
-        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
-            raise InputError(f"k must be a positive integer, got {k!r}")
+        check("k", k, decl=PARAMS["cf_k"])
+        for name, v in (("n_candidates", n_candidates), ("rounds", rounds), ("max_changes", max_changes),
+                        ("diversity_weight", diversity_weight), ("seed", seed)):
+            check(name, v)
         m, spec, D, numeric = self.model, self.spec, self.data, self.numeric
         xa = self._row(x)
         p = xa.shape[1]
@@ -238,6 +242,10 @@ class CounterfactualExplainer:
             raise InputError("impossible constraints: no feature may change (features_to_vary/immutable leave nothing)")
         lo, hi = np.full(p, -np.inf), np.full(p, np.inf)
         allowed: dict[int, list[Any]] = {}
+        for arg, val in (("permitted_range", permitted_range), ("monotone", monotone)):
+            if val is not None and not isinstance(val, Mapping):
+                raise InputError(f"{arg} must be a mapping {{feature: ...}}, e.g. {arg}={{'age': "
+                                 f"{'(18, 70)' if arg == 'permitted_range' else repr('increase')}}}, got {type(val).__name__}")
         for name, rng_ in (permitted_range or {}).items():
             (f,) = _resolve_features([name], spec, "permitted_range")
             cols = spec.groups[f]

@@ -28,6 +28,7 @@ import numpy as np
 from whybox.errors import InputError, MethodError
 from whybox.explainers.context import TabularContext
 from whybox.neighbourhoods import continuous, masks
+from whybox.params import check_all
 from whybox.surrogates import linear
 
 
@@ -58,7 +59,7 @@ class Recipe:
         if unknown:
             raise MethodError(f"method {self.name!r} got unknown parameter(s) {unknown}; "
                               f"it accepts {sorted(allowed)}")
-        return {**allowed, **params}
+        return {**allowed, **check_all(params)}
 
 
 # --------------------------------------------------------------------------------------- masking

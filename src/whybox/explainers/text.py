@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from whybox.api import resolve_targets
+from whybox.problem import resolve_targets
 from whybox.background import Background
 from whybox.core.explanation import Explanation
 from whybox.engine import DEFAULT_CHUNK_ROWS
@@ -230,7 +230,8 @@ def _check_params(fn: Callable, method: str, params: dict[str, Any]) -> dict[str
 
 def explain_text(model: Any, texts: Any, *, method: str = "kernelshap", units: Any = "word",
                  removal: str = "delete", mask_token: str | None = None, replacement: str | None = None,
-                 tokenizer: Any = None, target: Any = None, budget: int | None = None, seed: int | None = 0,
+                 tokenizer: Any = None, target: Any = None, target_index: Any = None, budget: int | None = None,
+                 seed: int | None = 0,
                  output: str = "auto", batch_size: int | None = None, chunk_rows: int = 4096,
                  **method_params: Any) -> Explanation | list[Explanation]:
     """Explain a text classifier's prediction on each text, unit by unit.
@@ -246,7 +247,8 @@ def explain_text(model: Any, texts: Any, *, method: str = "kernelshap", units: A
         regex or a callable returning character spans.
     removal : how a unit is switched off: "delete", "mask" (``mask_token``, default the model
         tokenizer's mask token or "[MASK]") or "replace" (by ``replacement``).
-    target : output to explain: None (predicted class), an index, a class label, or one per text.
+    target : output to explain: None (predicted class), a class label (labels win when the model has
+        them), an index when it has none, or one per text; ``target_index``: explicit indices.
     budget : most model rows (perturbed texts, gradient points) for all texts together; checked up front.
     seed : text i uses the random stream (seed, i): same seed, same numbers.
     **method_params : the method's own parameters (``n_samples``, ``steps``, ``baseline``...).
@@ -283,7 +285,7 @@ def explain_text(model: Any, texts: Any, *, method: str = "kernelshap", units: A
                          else sum(_grad_cost(c, key, params) for c in ctxs))
     m.require(need, what=f"method {key!r} on {len(items)} text(s)")
     fx_all = m(items)
-    targets = resolve_targets(target, fx_all, m.output_names)
+    targets = resolve_targets(target, fx_all, m.output_names, target_index=target_index)
     out = []
     for i, ctx in enumerate(ctxs):
         t0 = time.perf_counter()

@@ -86,7 +86,7 @@ def amplify_prompt(proxy: Any, texts: Sequence[str], labels: Sequence[Any], quer
     order = np.lexsort((np.random.default_rng(seed).random(len(texts)), -mcs))[:n_shots]
     shots = []
     for i in order:
-        e = whybox.explain_text(m, texts[i], method=method, target=int(idx[i]), seed=seed, **explain_kw)
+        e = whybox.explain_text(m, texts[i], method=method, target_index=int(idx[i]), seed=seed, **explain_kw)
         v = e.values[0]
         top = list(np.argsort(-v, kind="stable")[:top_words])   # highest attribution toward the true label
         shots.append(Shot(texts[i], labels[i], [str(e.data[0, j]) for j in top], float(mcs[i])))

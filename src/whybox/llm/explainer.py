@@ -135,7 +135,7 @@ def llm_explain(model: Any, X: Any, *, client: LLMClient, strategy: str = "pertu
     parse : "strict" (default: the answer must name k distinct feature letters) or "lenient" (what
         was found; ``params['parsed_counts']`` says how many per row).
     """
-    from whybox.api import prepare, resolve_targets
+    from whybox.problem import resolve_targets
 
     if strategy not in STRATEGIES:
         raise InputError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
@@ -147,7 +147,11 @@ def llm_explain(model: Any, X: Any, *, client: LLMClient, strategy: str = "pertu
     if parse not in MODES:
         raise InputError(f"parse must be one of {MODES}, got {parse!r}")
     t0 = time.perf_counter()
-    m, arr, spec, bg = prepare(model, X, background=background, feature_names=feature_names)
+    from whybox.problem import Problem
+
+    pb = Problem.build(model, rows=X, background=background, feature_names=feature_names)
+    m, spec, bg = pb.model, pb.spec, pb.background
+    arr = pb.matrix(X)
     if arr.dtype == object:
         raise InputError("llm_explain perturbs numeric features; X has non-numeric columns")
     if not spec.is_identity:
@@ -167,12 +171,12 @@ def llm_explain(model: Any, X: Any, *, client: LLMClient, strategy: str = "pertu
     fx = out[np.arange(n), targets]
     examples = None
     if strategy == "explanation":
-        from whybox.api import explain
+        from whybox.explainers.run import explain_rows
 
         pool = bg.data if bg.n_rows >= n_examples else arr
         idx = rng.choice(len(pool), size=min(n_examples, len(pool)), replace=False)
         ex_rows = np.asarray(pool[idx], float)
-        ex = explain(m, ex_rows, method=icl_method, background=background, seed=seed, feature_names=spec.names)
+        ex = explain_rows(pb, ex_rows, method=icl_method, seed=seed)
         examples = [(r, [L[j] for j in np.argsort(-np.abs(v), kind="stable")[:k]]) for r, v in zip(ex_rows, ex.values)]
     rankings: list[list[str] | None] = []
     replies, errors, rules, counts = [], {}, [], []

@@ -13,6 +13,7 @@ from whybox.core.features import FeatureSpec
 from whybox.core.validation import check_random_state
 from whybox.errors import InputError
 from whybox.models.adapters import Model
+from whybox.problem import Problem, resolve_targets
 
 
 @dataclass
@@ -24,16 +25,30 @@ class Setup:
     values: np.ndarray      # (n, d)
     targets: np.ndarray     # (n,)
     rng: np.random.Generator
+    problem: Problem
+    seed: Any = 0
+
+    def row_rngs(self) -> list[np.random.Generator]:
+        """One generator per row, keyed by the seed and the row's own values: a row's metric never
+        depends on which other rows are scored with it, or where it sits."""
+        return row_generators(self.seed, self.X)
 
 
 def setup(model: Any, X: Any, explanation: Explanation | np.ndarray, *, background: Any = None,
           groups: Any = None, feature_names: Any = None, kinds: Any = None, target: Any = None,
-          seed: Any = 0, budget: int | None = None) -> Setup:
-    """Validate a (model, rows, explanation) triple; targets default to the explanation's."""
-    from whybox.api import prepare, resolve_targets
+          seed: Any = 0, budget: int | None = None, data: Any = None) -> Setup:
+    """Validate a (model, rows, explanation) triple; targets default to the explanation's.
 
-    m, arr, spec, bg = prepare(model, X, background=background, budget=budget, feature_names=feature_names,
-                               groups=groups, kinds=kinds)
+    ``model`` may be a prepared :class:`~whybox.problem.Problem` or :class:`whybox.Explainer` (its
+    features, kinds and background are used as they are), or anything :func:`whybox.as_model`
+    takes, with ``data=`` (reference rows for the kinds) or ``kinds=``."""
+    from whybox.params import check
+
+    check("seed", seed)
+    pb = Problem.build(model, data, rows=X, background=background, budget=budget, feature_names=feature_names,
+                       groups=groups, kinds=kinds, warn_kinds=True)
+    m, spec, bg = pb.model, pb.spec, pb.background
+    arr = pb.matrix(X)
     values = explanation.values if isinstance(explanation, Explanation) else np.asarray(explanation, float)
     if values.ndim == 1:
         values = values[None, :]
@@ -52,7 +67,25 @@ def setup(model: Any, X: Any, explanation: Explanation | np.ndarray, *, backgrou
         targets = np.asarray(explanation.target, dtype=np.intp)
     else:
         targets = resolve_targets(target, m(arr), m.output_names)
-    return Setup(m, arr, spec, bg, values, targets, check_random_state(seed))
+    return Setup(m, arr, spec, bg, values, targets, check_random_state(seed), pb, seed)
+
+
+def row_generators(seed: Any, X: np.ndarray) -> list[np.random.Generator]:
+    """A generator per row of X from (seed, a hash of the row's bytes)."""
+    import hashlib
+
+    if isinstance(seed, np.random.Generator):
+        base = int(seed.integers(2**63))
+    elif seed is None:
+        base = int(np.random.SeedSequence().entropy) & (2**63 - 1)
+    else:
+        base = int(seed)
+    out = []
+    for row in X:
+        raw = row.tobytes() if row.dtype != object else repr(row.tolist()).encode()
+        words = np.frombuffer(hashlib.blake2b(raw, digest_size=16).digest(), dtype=np.uint32)
+        out.append(np.random.default_rng(np.random.SeedSequence([base & 0xFFFFFFFF, base >> 32, *words.tolist()])))
+    return out
 
 
 def failed_rows(values: np.ndarray) -> np.ndarray:
@@ -82,11 +115,11 @@ def skips_failed_rows(fn: Callable) -> Callable:
     return wrapper
 
 
-def check_k(k: int | None, d: int) -> int:
+def check_k(k: int | None, d: int, name: str = "k") -> int:
     if k is None:
         return int(np.ceil(0.25 * d))
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= d:
-        raise InputError(f"k must be an integer between 1 and the number of features ({d}), got {k!r}")
+        raise InputError(f"{name} must be an integer between 1 and the number of features ({d}), got {k!r}")
     return int(k)
 
 

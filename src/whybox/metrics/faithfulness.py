@@ -17,23 +17,29 @@ from whybox.metrics.neighbourhood import Removal, parse_neighbourhood
 
 # ------------------------------------------------------------------------------------ perturbations
 def openxai_perturb(S: Setup, allowed: np.ndarray, n_perturb: int, *, std: float, flip_p: float,
-                    rng: np.random.Generator) -> np.ndarray:
+                    rngs: list[np.random.Generator]) -> np.ndarray:
     """OpenXAI's perturbations of each row, restricted to ``allowed`` features (n, d) -> (n, P, p).
 
     Continuous columns get N(0, std^2) noise; binary columns flip with probability ``flip_p``; a one-hot
     group moves as a whole: with probability ``flip_p`` its 1 moves to another of its columns chosen
-    uniformly (OpenXAI's NewDiscrete_NormalPerturbation)."""
+    uniformly (OpenXAI's NewDiscrete_NormalPerturbation). Row i draws from ``rngs[i]`` only."""
+    from whybox.params import check, check_memory
+
+    check("n_perturb", n_perturb)
+    check("std", std)
+    check("flip_p", flip_p)
     engine.check_numeric(S.X, "PGI/PGU and stability perturbations")
     X = S.X.astype(float)
     n, p = X.shape
+    check_memory(f"{n_perturb:,} perturbations of {n:,} row(s) x {p} column(s)", 3.0 * n * n_perturb * p)
     spec = S.spec
     out = np.repeat(X[:, None, :], n_perturb, axis=1)
     col_allowed = allowed[:, spec.group_of_column]                  # (n, p)
     kinds = np.array(spec.kinds)
     single = np.array([len(spec.groups[g]) == 1 for g in spec.group_of_column])
     cont = (kinds == "continuous") & single
-    noise = rng.normal(0.0, std, size=(n, n_perturb, p))
-    flips = rng.random((n, n_perturb, p)) < flip_p
+    noise = np.stack([g.normal(0.0, std, size=(n_perturb, p)) for g in rngs])
+    flips = np.stack([g.random((n_perturb, p)) for g in rngs]) < flip_p
     out += noise * (cont & col_allowed)[:, None, :]
     binc = (kinds == "binary") & single & col_allowed.any(axis=0)
     if binc.any():
@@ -46,6 +52,7 @@ def openxai_perturb(S: Setup, allowed: np.ndarray, n_perturb: int, *, std: float
         onehot = np.isin(block, (0.0, 1.0)).all(axis=1) & (block.sum(axis=1) == 1)
         rows = np.flatnonzero(allowed[:, g])
         for i in rows:
+            rng = rngs[i]
             if onehot[i]:
                 hot = int(np.argmax(block[i]))
                 move = rng.random(n_perturb) < flip_p
@@ -78,13 +85,11 @@ def _fx(S: Setup) -> np.ndarray:
 def _prediction_gap(S: Setup, ks: list[int], *, invert: bool, n_perturb: int, std: float, flip_p: float) -> np.ndarray:
     fx = _fx(S)
     out = np.empty((len(ks), S.X.shape[0]))
-    state = S.rng.bit_generator.state
     for a, k in enumerate(ks):
-        S.rng.bit_generator.state = state   # common random numbers across k
-        allowed = top_k_mask(S.values, k)
+        allowed = top_k_mask(S.values, k)       # the same per-row random numbers for every k
         if invert:
             allowed = ~allowed
-        P = openxai_perturb(S, allowed, n_perturb, std=std, flip_p=flip_p, rng=S.rng)
+        P = openxai_perturb(S, allowed, n_perturb, std=std, flip_p=flip_p, rngs=S.row_rngs())
         out[a] = np.abs(_eval_points(S, P) - fx[:, None]).mean(axis=1)
     return out
 
@@ -120,7 +125,7 @@ def pgi_auc(model: Any, X: Any, explanation, *, K: int | None = None, invert: bo
     (PGU with ``invert=True``), with the same random perturbations for every k."""
     S = setup(model, X, explanation, seed=seed, **kw)
     d = S.spec.n_features
-    K = d if K is None else check_k(K, d)
+    K = d if K is None else check_k(K, d, "K")
     ks = list(range(1, K + 1))
     if invert:
         ks = [k for k in ks if k < d] or [d]
@@ -179,8 +184,11 @@ def insertion_curve(model: Any, X: Any, explanation, *, background: Any = None, 
 # --------------------------------------------------------------------- fidelity and infidelity
 def _removal_deltas(S: Setup, p: float, n_samples: int) -> tuple[np.ndarray, np.ndarray]:
     """True and predicted output drops for random removals: (n, m) each."""
+    from whybox.params import PARAMS, check
+
+    check("n_samples", n_samples, decl=PARAMS["metric_samples"])
     n, d = S.values.shape
-    keep = S.rng.random((n, n_samples, d)) >= p
+    keep = np.stack([g.random((n_samples, d)) for g in S.row_rngs()]) >= p
     V = engine.masked_outputs(S.model, S.X, keep[:, :, S.spec.group_of_column], S.background, S.targets)
     true = _fx(S)[:, None] - V
     pred = np.einsum("nmd,nd->nm", (~keep).astype(float), S.values)
@@ -192,9 +200,13 @@ def _gaussian_deltas(S: Setup, sigma: float, n_samples: int) -> tuple[np.ndarray
         raise InputError("a Gaussian neighbourhood needs one column per feature; features made of several "
                          "columns (groups) can only be measured with a removal neighbourhood")
     engine.check_numeric(S.X, "Gaussian-neighbourhood metrics")
+    from whybox.params import PARAMS, check
+
+    check("n_samples", n_samples, decl=PARAMS["metric_samples"])
+    check("sigma", sigma)
     X = S.X.astype(float)
     n, p = X.shape
-    E = S.rng.standard_normal((n, n_samples, p)) * (sigma * S.background.scale())
+    E = np.stack([g.standard_normal((n_samples, p)) for g in S.row_rngs()]) * (sigma * S.background.scale())
     true = _eval_points(S, X[:, None, :] + E) - _fx(S)[:, None]
     order = np.array([g[0] for g in S.spec.groups])
     pred = np.einsum("nmp,np->nm", E[:, :, order], S.values)
@@ -245,6 +257,11 @@ def infidelity(model: Any, X: Any, explanation, *, perturbation: str = "gaussian
     subset of features (each with probability p), i.e. Yeh et al.'s baseline-removal perturbation
     with the interventional background. ``normalize=True`` first rescales phi by the optimal scalar
     beta (as Captum's ``normalize``), making the score scale-free. Lower is better."""
+    from whybox.params import check
+
+    check("p", p)
+    check("sigma", sigma)
+    check("n_perturb", n_perturb)
     S = setup(model, X, explanation, background=background, seed=seed, **kw)
     if perturbation == "gaussian":
         true, pred = _gaussian_deltas(S, sigma, n_perturb)

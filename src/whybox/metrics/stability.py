@@ -7,7 +7,9 @@ import numpy as np
 
 from whybox.core.explanation import Explanation
 from whybox.errors import InputError
+from whybox.explainers.run import explain_rows
 from whybox.metrics._common import setup
+from whybox.problem import Problem
 
 
 def _rel(a: np.ndarray, b: np.ndarray, eps: float, ord: float) -> np.ndarray:
@@ -48,18 +50,17 @@ def relative_stability(model: Any, X: Any, *, method: str, kind: str = "input", 
     attributions into eps; whybox uses the magnitude). Lower is better; NaN for a row with no
     same-class perturbation.
     """
-    from whybox.api import explain
     from whybox.metrics.faithfulness import openxai_perturb
 
     if kind not in ("input", "output", "representation"):
         raise InputError(f"kind must be 'input', 'output' or 'representation', got {kind!r}")
     kw = dict(background=background, groups=groups, feature_names=feature_names, kinds=kinds)
     if explanation is None:
-        explanation = explain(model, X, method=method, seed=seed, **kw, **explain_kwargs)
+        explanation = explain_rows(Problem.build(model, rows=X, **kw), X, method=method, seed=seed, **explain_kwargs)
     S = setup(model, X, explanation, seed=seed, **kw)
     n, p = S.X.shape
     allowed = np.ones((n, S.spec.n_features), dtype=bool)
-    P = openxai_perturb(S, allowed, n_perturb, std=std, flip_p=flip_p, rng=S.rng)   # (n, P, p)
+    P = openxai_perturb(S, allowed, n_perturb, std=std, flip_p=flip_p, rngs=S.row_rngs())   # (n, P, p)
     flat = P.reshape(-1, p)
     out_x = S.model(S.X.astype(float))
     out_p = S.model(flat).reshape(n, n_perturb, -1)
@@ -69,8 +70,7 @@ def relative_stability(model: Any, X: Any, *, method: str, kind: str = "input", 
     if len(ii) == 0:
         return scores
     pts = P[ii, jj]
-    e2 = explain(S.model, pts, method=method, seed=seed, target=S.targets[ii], feature_names=S.spec.columns,
-                 groups=groups, kinds=kinds, background=S.background, **explain_kwargs).values
+    e2 = explain_rows(S.problem, pts, method=method, seed=seed, target_index=S.targets[ii], **explain_kwargs).values
     num = _rel(S.values[ii], e2, eps, ord)
     if kind == "input":
         den = _rel(S.X[ii].astype(float), pts, eps, ord)
@@ -95,16 +95,13 @@ def max_sensitivity(model: Any, X: Any, *, method: str, explanation: Explanation
     """Max-sensitivity (Yeh et al., NeurIPS 2019): max over x' uniform in the L-infinity ball of radius
     ``radius`` * s (s: background std per column) of ||e(x') - e(x)||_2, re-explaining with the same
     method and seed. Lower is better."""
-    from whybox.api import explain
-
     kw = dict(background=background, groups=groups, feature_names=feature_names, kinds=kinds)
     if explanation is None:
-        explanation = explain(model, X, method=method, seed=seed, **kw, **explain_kwargs)
+        explanation = explain_rows(Problem.build(model, rows=X, **kw), X, method=method, seed=seed, **explain_kwargs)
     S = setup(model, X, explanation, seed=seed, **kw)
     n, p = S.X.shape
-    U = S.rng.uniform(-1, 1, size=(n, n_perturb, p)) * radius * S.background.scale()
+    U = np.stack([g.uniform(-1, 1, size=(n_perturb, p)) for g in S.row_rngs()]) * radius * S.background.scale()
     pts = (S.X.astype(float)[:, None, :] + U).reshape(-1, p)
-    e2 = explain(S.model, pts, method=method, seed=seed, target=np.repeat(S.targets, n_perturb),
-                 feature_names=S.spec.columns, groups=groups, kinds=kinds, background=S.background,
-                 **explain_kwargs).values.reshape(n, n_perturb, -1)
+    e2 = explain_rows(S.problem, pts, method=method, seed=seed, target_index=np.repeat(S.targets, n_perturb),
+                      **explain_kwargs).values.reshape(n, n_perturb, -1)
     return np.linalg.norm(e2 - S.values[:, None, :], axis=2).max(axis=1)

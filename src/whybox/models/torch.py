@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from whybox.errors import ModelError
-from whybox.models.adapters import Model
+from whybox.models.base import Model
 
 
 class TorchModel(Model):

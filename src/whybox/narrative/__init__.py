@@ -71,6 +71,13 @@ def narrate(explanation: Explanation, *, row: int = 0, narrator: Any = "template
 
     narrator : "template" (deterministic, offline, default) or an :class:`LLMNarrator`.
     audience : "lay" (no numbers beyond the score) or "expert" (attribution values and the method)."""
+    from whybox.params import PARAMS, check
+
+    row = check("row", row)
+    if row >= len(explanation):
+        raise InputError(f"row must be an integer in 0..{len(explanation) - 1} (the explanation has {len(explanation)} "
+                         f"row(s)), got {row}")
+    check("max_features", max_features, decl=PARAMS["max_features_narrated"])
     if audience not in AUDIENCES:
         raise InputError(f"audience must be one of {AUDIENCES}, got {audience!r}")
     f = facts_of(explanation, row)

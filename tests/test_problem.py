@@ -1,0 +1,167 @@
+"""The prepared problem (whybox.Explainer): built once, immutable, kinds only from data= or kinds=,
+rows scored independently of their neighbours, labels vs indices, one tie rule in choose, column
+order, and every parameter validated with an error that names it."""
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LinearRegression, LogisticRegression
+
+import whybox
+from whybox import Background, InputError, ModelError
+from whybox import metrics as M
+from whybox.explainers.run import CostWarning
+from whybox.problem import ColumnOrderWarning, KindsWarning
+
+
+@pytest.fixture(scope="module")
+def credit():
+    """Min-max scaled columns, one truly binary; some explained rows happen to be all 0/1."""
+    rng = np.random.default_rng(0)
+    n = 400
+    X = pd.DataFrame({"income": rng.random(n), "debt": rng.random(n), "owner": rng.integers(0, 2, n).astype(float)})
+    y = (X.income - X.debt + 0.3 * X.owner > 0.2).astype(int)
+    return LogisticRegression().fit(X, y), X
+
+
+def test_explainer_is_built_once_and_immutable(credit):
+    lr, X = credit
+    wb = whybox.Explainer(lr, data=X)
+    assert wb.spec.kinds == ["continuous", "continuous", "binary"] and wb.output_names == [0, 1]
+    assert wb.background.n_rows == 100 and wb.model.n_rows == 0
+    with pytest.raises(AttributeError, match="immutable"):
+        wb.spec = None
+    e = wb.explain(X.iloc[:3], method="kernelshap", n_samples=64)
+    t = wb.evaluate(X.iloc[:3], [e], metrics=["pgi"])
+    assert t.loc["kernelshap", "pgi_n"] == 3
+    assert wb.choose(X.iloc[:3], candidates=["occlusion", "kernelshap"]).winner in ("occlusion", "kernelshap")
+    assert wb.narrate(e).ok
+    cs = wb.counterfactuals(X.iloc[[0]], k=2)
+    assert cs.metrics["validity"] == 1.0
+    assert "Explainer(" in repr(wb)
+
+
+def test_kinds_never_come_from_the_rows_explained(credit):
+    lr, X = credit
+    zero_one = pd.DataFrame({"income": [0.0, 1.0], "debt": [1.0, 0.0], "owner": [1.0, 0.0]})
+    wb = whybox.Explainer(lr, data=X)
+    e = wb.explain(zero_one, method="occlusion")
+    assert wb.spec.kinds == ["continuous", "continuous", "binary"]         # unchanged by the rows
+    a = M.pgi(wb, zero_one, e, k=3, seed=1)
+    b = M.pgi(lr, zero_one, e, k=3, seed=1, data=X)
+    np.testing.assert_array_equal(a, b)
+    with pytest.warns(KindsWarning, match="kinds="):
+        c = M.pgi(lr, zero_one, e, k=3, seed=1, background=X.iloc[:50])   # no data: continuous, with a warning
+    assert not np.array_equal(a, c)
+
+
+def test_a_row_scores_the_same_alone_and_in_a_batch(credit):
+    lr, X = credit
+    wb = whybox.Explainer(lr, data=X)
+    rows = X.iloc[:12]
+    e = wb.explain(rows, method="occlusion")
+    for metric in (M.pgi, M.pgu, M.local_fidelity, M.infidelity):
+        batch = metric(wb, rows, e, seed=3)
+        for i in (0, 5, 11):
+            alone = metric(wb, rows.iloc[[i]], e[i], seed=3)
+            assert alone[0] == batch[i], (metric.__name__, i)                # bitwise
+        # the random numbers follow the row, not its position (the model's own BLAS may still round
+        # the last bit differently when a row's points sit at another offset of a batch)
+        shuffled = metric(wb, rows.iloc[::-1], e[::-1], seed=3)
+        np.testing.assert_allclose(shuffled[::-1], batch, rtol=1e-12, atol=0)
+
+
+def test_labels_win_over_indices():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 3))
+    y = np.array([1, 2, 3])[(X[:, 0] > 0).astype(int) + (X[:, 1] > 0).astype(int)]
+    lr = LogisticRegression(max_iter=500).fit(X, y)
+    e1 = whybox.explain(lr, X[:2], method="occlusion", target=1)
+    assert e1.target.tolist() == [0, 0] and e1.target_names() == [1, 1]
+    assert whybox.explain(lr, X[:2], method="occlusion", target=3).target.tolist() == [2, 2]
+    with pytest.raises(InputError, match="target_index="):
+        whybox.explain(lr, X[:2], method="occlusion", target=0)
+    e0 = whybox.explain(lr, X[:2], method="occlusion", target_index=0)
+    np.testing.assert_array_equal(e0.values, e1.values)
+    with pytest.raises(InputError, match="target_index must be integers in 0..2"):
+        whybox.explain(lr, X[:2], method="occlusion", target_index=3)
+    with pytest.raises(InputError, match="not both"):
+        whybox.explain(lr, X[:2], method="occlusion", target=1, target_index=0)
+
+
+def test_choose_ranks_its_table_with_the_winner_rule():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(100, 4))
+    lin = LinearRegression().fit(X, X @ np.array([1.0, -2.0, 0.5, 0.0]))
+    # on a linear model occlusion, exact Shapley and exact KernelSHAP all score fidelity 0 (a tie)
+    c = whybox.choose(lin, X[:5], candidates=["shapley", "kernelshap", "occlusion"], background=X[:10])
+    assert c.ranking.iloc[0].method == c.winner
+    tied = c.ranking[c.ranking.score <= c.ranking.score.min() + 1e-12]
+    assert c.winner == tied.sort_values("explain_rows").iloc[0].method
+
+
+def test_column_order_is_taken_by_name(credit):
+    lr, X = credit
+    f = lambda A: lr.predict_proba(pd.DataFrame(np.asarray(A, float), columns=X.columns))  # noqa: E731  numpy model
+    wb = whybox.Explainer(f, data=X)
+    right = wb.explain(X.iloc[:3], method="occlusion")
+    with pytest.warns(ColumnOrderWarning, match="reordered by name"):
+        swapped = wb.explain(X.iloc[:3][["owner", "income", "debt"]], method="occlusion")
+    np.testing.assert_array_equal(swapped.values, right.values)
+
+
+def test_cost_warnings_give_the_figures(credit):
+    lr, X = credit
+    wide = pd.DataFrame(np.random.default_rng(0).random((300, 12)), columns=[f"c{i}" for i in range(12)])
+    f = lambda A: np.asarray(A)[:, :1]  # noqa: E731
+    with pytest.warns(CostWarning, match="n_samples=8 for d=12"):
+        whybox.explain(f, wide.iloc[:1], method="kernelshap", n_samples=8, background=wide.iloc[:5])
+    from whybox.explainers.run import _warn_costs         # the background check, without spending the rows
+
+    class Ctx:
+        d, n = 12, 20
+        background = Background(wide.to_numpy(), np.full(300, 1 / 300))
+    with pytest.warns(CostWarning, match="background has 300 rows.*12,289,220 model rows"):
+        _warn_costs("kernelshap", {"n_samples": 2048}, Ctx(), 12_289_220)
+
+
+# ------------------------------------------------------------------------ parameters, one place
+F = lambda A: np.asarray(A, float) @ np.array([1.0, 2.0, 3.0])  # noqa: E731
+X3 = np.random.default_rng(0).normal(size=(5, 3))
+
+
+@pytest.mark.parametrize("call, pattern", [
+    (lambda: whybox.explain(F, X3, method="lime", kernel_width=0), "kernel_width must be a finite number > 0"),
+    (lambda: whybox.explain(F, X3, method="lime", n_samples=float("inf")), "n_samples must be an integer"),
+    (lambda: whybox.explain(F, X3, method="integrated_gradients", steps=float("inf")), "steps must be an integer"),
+    (lambda: whybox.choose(F, X3, budget=float("inf")), "budget must be an integer"),
+    (lambda: M.pgi(F, X3, np.ones((5, 3)), n_perturb=0), "n_perturb must be an integer in"),
+    (lambda: M.pgi(F, np.zeros((5000, 3)), np.ones((5000, 3)), n_perturb=10**6), r"would allocate [\d,.]+ GiB"),
+    (lambda: whybox.explain(F, X3, seed=-1), "seed must be a non-negative integer"),
+    (lambda: whybox.evaluate(F, X3, []), "explanations must be"),
+    (lambda: whybox.evaluate(F, X3, ["occlusion"], n_samples=0), "n_samples must be an integer in"),
+    (lambda: whybox.narrate(whybox.explain(F, X3[:2], method="occlusion"), row=1.5), "row must be an integer"),
+    (lambda: whybox.narrate(whybox.explain(F, X3[:2], method="occlusion"), row=2), r"row must be an integer in 0\.\.1"),
+    (lambda: whybox.explain(lambda A: np.zeros((len(A), 0)), X3), "returned no outputs"),
+    (lambda: whybox.explain(F, X3, method="gradient", fd_step=0), "fd_step must be a finite number > 0"),
+    (lambda: whybox.explain(lambda A: np.where(np.asarray(A)[:, :1] > 0, 1e308, -1e308), np.array([[1.0, 0, 0]]),
+                            method="occlusion", background=np.array([[-1.0, 0, 0]])), "non-finite"),
+])
+def test_bad_parameters_are_named(call, pattern):
+    with pytest.raises((InputError, ModelError), match=pattern):
+        call()
+
+
+@pytest.mark.parametrize("w, pattern", [([0.0, 0.0], "all zero"), ([1.5, -0.5], "non-negative"),
+                                        ([np.nan, 1.0], "finite"), ([1.0, 1.0], "sum to 1, they sum to 2")])
+def test_background_weights_are_checked(w, pattern):
+    with pytest.raises(InputError, match=pattern):
+        Background(np.zeros((2, 3)), np.asarray(w))
+
+
+def test_counterfactual_constraints_must_be_mappings(credit):
+    lr, X = credit
+    from whybox.counterfactuals import counterfactuals
+
+    for arg in ("monotone", "permitted_range"):
+        with pytest.raises(InputError, match=f"{arg} must be a mapping"):
+            counterfactuals(lr, X.iloc[[0]], data=X, **{arg: ["income"]})
