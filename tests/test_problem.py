@@ -130,7 +130,7 @@ X3 = np.random.default_rng(0).normal(size=(5, 3))
 
 
 @pytest.mark.parametrize("call, pattern", [
-    (lambda: whybox.explain(F, X3, method="lime", kernel_width=0), "kernel_width must be a finite number > 0"),
+    (lambda: whybox.explain(F, X3, method="lime", kernel_width=0), "kernel_width must be a finite number >= 1e-06"),
     (lambda: whybox.explain(F, X3, method="lime", n_samples=float("inf")), "n_samples must be an integer"),
     (lambda: whybox.explain(F, X3, method="integrated_gradients", steps=float("inf")), "steps must be an integer"),
     (lambda: whybox.choose(F, X3, budget=float("inf")), "budget must be an integer"),

@@ -133,8 +133,10 @@ def choose_problem(problem: Problem, X: Any, *, neighbourhood: Any = "removal", 
     ordered.insert(0, "rank", np.arange(1, len(ordered) + 1))
     winner = str(ordered.iloc[0].method)
     winner_exp = exps[winner]
-    winner_exp.params = {**winner_exp.params, "chosen_by": {"neighbourhood": str(nb), "metric": metric,
-                                                            "candidates": cands}}
+    chosen = {"neighbourhood": str(nb), "metric": metric, "candidates": cands}
+    if isinstance(nb, Gaussian):
+        chosen["gaussian_scale"] = nb.scale     # relative to the background's spread, or absolute
+    winner_exp.params = {**winner_exp.params, "chosen_by": chosen}
     return Choice(ordered, winner, winner_exp, exps, str(nb), metric)
 
 

@@ -80,21 +80,50 @@ class TabularData:
     raw: pd.DataFrame         # unscaled features
 
 
-def load_openxai(name: str, split: str = "test") -> TabularData:
+def _openxai_files(name: str | os.PathLike, split: str) -> tuple[Path, Path]:
+    """(csv, metadata json) of a shared OpenXAI data set, or of any OpenXAI-format folder
+    (``<stem>-train.csv``, ``<stem>-test.csv``, optionally ``<stem>-feature-metadata.json``) or CSV file."""
+    if str(name) in OPENXAI:
+        folder, stem = _openxai_dir(str(name))
+        return folder / f"{stem}-{split}.csv", folder / f"{stem}-feature-metadata.json"
+    p = Path(name)
+    if p.is_file() and p.suffix == ".csv":
+        stem = p.name[: -len(f"-{split}.csv")] if p.name.endswith(f"-{split}.csv") else p.stem
+        return p, p.with_name(f"{stem}-feature-metadata.json")
+    if p.is_dir():
+        found = sorted(p.glob(f"*-{split}.csv"))
+        if len(found) != 1:
+            raise InputError(f"{p} should hold exactly one '*-{split}.csv' file (OpenXAI format), found {len(found)}")
+        stem = found[0].name[: -len(f"-{split}.csv")]
+        return found[0], p / f"{stem}-feature-metadata.json"
+    raise InputError(f"unknown OpenXAI dataset {name!r}: use one of {sorted(OPENXAI)}, an OpenXAI-format folder or a "
+                     "CSV file")
+
+
+def load_openxai(name: str | os.PathLike, split: str = "test") -> TabularData:
     """An OpenXAI dataset split, scaled as OpenXAI scaled it for its models: MinMaxScaler fitted on
-    this split file; binary/one-hot columns stay 0/1. German's one-hot blocks come as ``groups``."""
+    this split file; binary/one-hot columns stay 0/1; one-hot blocks (from the feature metadata's
+    ``feature_n_cols``) come as ``groups``. ``name``: a shared data set (adult, compas, german), or
+    the path of any OpenXAI-format folder or CSV (features, then the label as the last column)."""
     if split not in ("train", "test"):
         raise InputError(f"split must be 'train' or 'test', got {split!r}")
-    folder, stem = _openxai_dir(name)
-    df = pd.read_csv(folder / f"{stem}-{split}.csv")
+    csv, meta = _openxai_files(name, split)
+    try:
+        df = pd.read_csv(csv)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"could not read {csv}: {exc}") from None
+    if df.shape[1] < 2:
+        raise InputError(f"{csv} needs feature columns and a label column (the last one)")
     label = df.columns[-1]
-    raw = df.drop(columns=[label]).astype(float)
+    try:
+        raw = df.drop(columns=[label]).astype(float)
+    except ValueError:
+        raise InputError(f"{csv}: OpenXAI-format features are numeric (one-hot encoded); found text columns") from None
     y = df[label].to_numpy().astype(int)
     lo, hi = raw.min(), raw.max()
     X = (raw - lo) / (hi - lo).replace(0, 1)
     groups = None
     kinds = {c: ("binary" if set(np.unique(raw[c])) <= {0.0, 1.0} else "continuous") for c in raw.columns}
-    meta = folder / f"{stem}-feature-metadata.json"
     if meta.exists():
         m = json.loads(meta.read_text())
         groups, pos = {}, 0
@@ -106,13 +135,13 @@ def load_openxai(name: str, split: str = "test") -> TabularData:
     return TabularData(X=X, y=y, groups=groups, kinds=kinds, raw=raw)
 
 
-def openxai_model(name: str, kind: str = "lr"):
-    """The pretrained OpenXAI torch model (softmax over 2 classes) for dataset ``name``.
+def openxai_model(name: str | os.PathLike, kind: str = "lr"):
+    """The pretrained OpenXAI torch model (softmax over the classes) for shared dataset ``name``, or
+    the model in an OpenXAI-style state-dict file when ``name`` is a path (see :func:`load_openxai_model`).
 
     kind "lr": softmax(linear(x)); kind "ann": softmax(W2 relu(W1 x)), 100 hidden units."""
-    import torch
-    from torch import nn
-
+    if str(name).endswith((".pt", ".pth")) or Path(name).is_file():
+        return load_openxai_model(name)
     if kind not in ("lr", "ann"):
         raise InputError(f"kind must be 'lr' or 'ann', got {kind!r}")
     root = shared_data_dir()
@@ -121,9 +150,32 @@ def openxai_model(name: str, kind: str = "lr"):
     files = glob.glob(str(root / "openxai" / "models" / kind.upper() / f"{name}_lr_*.pt"))
     if not files:
         raise FileNotFoundError(f"no OpenXAI {kind} model for {name!r}")
-    sd = torch.load(files[0], map_location="cpu", weights_only=True)
+    return load_openxai_model(files[0])
 
-    if kind == "lr":
+
+def load_openxai_model(path_or_state: Any):
+    """A torch module from an OpenXAI-style state dict (a ``.pt`` file or the dict itself), the
+    architecture read from its keys: ``linear.*`` (LR: softmax(linear(x))), ``input1.*``/``input2.*``
+    (one hidden ReLU layer), or ``layers.0/2/4/...`` (an MLP with ReLU between Linear layers);
+    softmax over the outputs."""
+    try:
+        import torch
+        from torch import nn
+    except ImportError:
+        raise InputError("OpenXAI models are torch modules: pip install 'whybox[torch]'") from None
+    if isinstance(path_or_state, dict):
+        sd = path_or_state
+    else:
+        try:
+            sd = torch.load(path_or_state, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - unreadable or not a state dict
+            raise InputError(f"could not read a torch state dict from {path_or_state}: {type(exc).__name__}") from None
+    if not isinstance(sd, dict):
+        raise InputError(f"{path_or_state} does not hold a state dict")
+    keys = sorted(sd)
+
+    layer_ids = sorted({int(k.split(".")[1]) for k in keys if k.startswith("layers.") and k.endswith(".weight")})
+    if "linear.weight" in sd:
         class LR(nn.Module):
             def __init__(self, d: int):
                 super().__init__()
@@ -133,7 +185,8 @@ def openxai_model(name: str, kind: str = "lr"):
                 return torch.softmax(self.linear(x), dim=-1)
 
         net = LR(sd["linear.weight"].shape[1])
-    else:
+        net.linear = nn.Linear(sd["linear.weight"].shape[1], sd["linear.weight"].shape[0])
+    elif "input1.weight" in sd and "input2.weight" in sd:
         class ANN(nn.Module):
             def __init__(self, d: int, h: int):
                 super().__init__()
@@ -147,7 +200,29 @@ def openxai_model(name: str, kind: str = "lr"):
                 return torch.softmax(self.input2(self.representation(x)), dim=-1)
 
         net = ANN(sd["input1.weight"].shape[1], sd["input1.weight"].shape[0])
-    net.load_state_dict(sd)
+        net.input2 = nn.Linear(sd["input2.weight"].shape[1], sd["input2.weight"].shape[0])
+    elif layer_ids and layer_ids == list(range(0, 2 * len(layer_ids), 2)):
+        class MLP(nn.Module):
+            def __init__(self, shapes):
+                super().__init__()
+                mods: list[Any] = []
+                for i, (o, n_in) in enumerate(shapes):
+                    mods.append(nn.Linear(n_in, o))
+                    if i < len(shapes) - 1:
+                        mods.append(nn.ReLU())
+                self.layers = nn.Sequential(*mods)
+
+            def forward(self, x):
+                return torch.softmax(self.layers(x), dim=-1)
+
+        net = MLP([tuple(sd[f"layers.{i}.weight"].shape) for i in layer_ids])
+    else:
+        raise InputError(f"not an OpenXAI-style state dict (expected linear.*, input1/input2.* or layers.0/2/4...): "
+                         f"keys {keys[:8]}")
+    try:
+        net.load_state_dict(sd)
+    except RuntimeError as exc:
+        raise InputError(f"the state dict does not fit the architecture read from its keys: {str(exc)[:200]}") from None
     return net.eval()
 
 

@@ -57,7 +57,7 @@ def metric_scores(name: str, model: Any, X: Any, exp: Explanation, *, neighbourh
         from whybox.metrics.neighbourhood import Gaussian, parse_neighbourhood
         nb = parse_neighbourhood(neighbourhood)
         if isinstance(nb, Gaussian):
-            return fa.infidelity(model, X, exp, perturbation="gaussian", sigma=nb.sigma, n_perturb=n_perturb,
+            return fa.infidelity(model, X, exp, perturbation="gaussian", sigma=nb.sigma, scale=nb.scale, n_perturb=n_perturb,
                                  background=background, **common)
         return fa.infidelity(model, X, exp, perturbation="removal", p=nb.p, n_perturb=n_perturb,
                              background=background, **common)
@@ -129,9 +129,9 @@ def evaluate_problem(problem: Problem, X: Any, explanations: Any, *, metrics: Se
     names = [n for n, _ in items]
     if len(set(names)) != len(names):
         raise InputError(f"explanation names must be unique, got {names}; pass a dict to name them")
-    unknown = [m for m in metrics if m not in HIGHER_IS_BETTER]
+    unknown = [m for m in metrics if not isinstance(m, str) or m not in HIGHER_IS_BETTER]
     if unknown:
-        raise InputError(f"unknown metric(s) {unknown}; choose from {list(METRICS)}")
+        raise InputError(f"metrics: unknown metric(s) {unknown}; choose from {list(METRICS)}")
     truth = None
     rows = []
     for name, e in items:

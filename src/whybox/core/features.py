@@ -133,8 +133,8 @@ class FeatureSpec:
             if len(kind_list) != p:
                 raise InputError(f"kinds has {len(kind_list)} entries but X has {p} columns")
         for k in kind_list:
-            if k not in KINDS:
-                raise InputError(f"unknown feature kind {k!r}; expected one of {KINDS}")
+            if not isinstance(k, str) or k not in KINDS:
+                raise InputError(f"kinds: unknown feature kind {k!r}; expected one of {KINDS}")
 
         # groups
         assigned: dict[int, str] = {}
@@ -143,8 +143,8 @@ class FeatureSpec:
             items = groups.items() if isinstance(groups, Mapping) else (
                 (None, g) for g in groups)
             for gname, refs in items:
-                if isinstance(refs, (str, int, np.integer)):
-                    raise InputError(f"group {gname!r} must be a list of columns, got {refs!r}")
+                if isinstance(refs, (str, bytes, int, np.integer)) or not hasattr(refs, "__iter__"):
+                    raise InputError(f"groups: group {gname!r} must be a list of columns, got {refs!r}")
                 cols = [resolve(r, f"group {gname!r}" if gname else "groups") for r in refs]
                 if not cols:
                     raise InputError(f"group {gname!r} is empty")

@@ -94,6 +94,8 @@ def _resolve_features(names: Any, spec: Any, what: str) -> list[int]:
         return []
     if isinstance(names, str):
         names = [names]
+    if not isinstance(names, (list, tuple, set, frozenset)):
+        raise InputError(f"{what} must be a feature name or a list of them, got {names!r}")
     out = []
     for n in names:
         if n not in spec.names:

@@ -132,7 +132,7 @@ def run_kernelshap(ctx: TabularContext, n_samples: int | str = "auto", strategy:
         y0 = ctx.base_value()
         phi, se = linear.kernelshap_wls(design.Z, design.w, V, y0, ctx.fx, design.pair_id)
         info = {"n_coalitions": int(len(design.Z)), "exact": bool(design.exact),
-                "n_enumerated": int(design.n_enumerated), "strategy": "shared" if not design.exact else "exact"}
+                "n_enumerated": int(design.n_enumerated), "design": "shared" if not design.exact else "exact"}
         return Result(phi, y0, np.zeros_like(phi) if se is None else se, info=info)
     perms = np.argsort(ctx.rng.random((B, ctx.d)), axis=1)        # one feature permutation per stratum
     mz = len(design.Z)
@@ -142,7 +142,7 @@ def run_kernelshap(ctx: TabularContext, n_samples: int | str = "auto", strategy:
     phi, se = linear.kernelshap_stratified(design.Z, design.w, design.pair_id, perms, V, fb, ctx.fx,
                                            ctx.background.weights, stderr_strata=strata)
     return Result(phi, ctx.base_value(), np.zeros_like(phi) if se is None else se,
-                  info={"n_coalitions": int(B * mz), "exact": False, "strategy": "stratified",
+                  info={"n_coalitions": int(B * mz), "exact": False, "design": "stratified",
                         "n_enumerated": int(B * design.n_enumerated), "stderr_strata": int(len(strata))})
 
 

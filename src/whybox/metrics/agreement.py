@@ -168,8 +168,24 @@ def agreement(a, b, k: int | None = None, metrics=None) -> dict[str, np.ndarray]
 
 # ------------------------------------------------------------------------------- ground truth
 def _linear_weights(model: Any) -> np.ndarray:
-    """Weights (k, p) of a linear/logistic model, or InputError."""
+    """Weights (k, p) of a linear/logistic model — or given directly: a (k, p) array, or a torch
+    state dict with one 2-D weight (e.g. OpenXAI's LR ``linear.weight``) — else InputError."""
     from whybox.models.adapters import _is_torch_module
+
+    if isinstance(model, np.ndarray) or (isinstance(model, (list, tuple)) and len(model) and
+                                         isinstance(model[0], (list, tuple, np.ndarray))):
+        W = np.atleast_2d(np.asarray(model, dtype=float))
+        if W.ndim != 2 or not np.isfinite(W).all():
+            raise InputError(f"ground-truth weights must be a finite (k, d) array, got shape {W.shape}")
+        return W
+    if isinstance(model, dict):
+        mats = {k: v for k, v in model.items() if getattr(v, "ndim", None) == 2}
+        if len(mats) != 1:
+            raise InputError(f"a state dict gives ground-truth weights only for a linear model (one 2-D weight); "
+                             f"this one has {sorted(mats)}")
+        W = next(iter(mats.values()))
+        W = W.detach().cpu().numpy() if hasattr(W, "detach") else np.asarray(W)
+        return np.asarray(W, dtype=float)
 
     if _is_torch_module(model):
         from torch import nn

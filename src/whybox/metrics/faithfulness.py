@@ -120,16 +120,34 @@ def pgu(model: Any, X: Any, explanation: Explanation | np.ndarray, *, k: int | N
 
 @skips_failed_rows
 def pgi_auc(model: Any, X: Any, explanation, *, K: int | None = None, invert: bool = False, n_perturb: int = 100,
-            std: float = 0.1, flip_p: float = 0.08, seed: Any = 0, **kw: Any) -> np.ndarray:
-    """Area under the PGI curve over k = 1..K (K defaults to d), normalised by K: the mean of PGI(k)
-    (PGU with ``invert=True``), with the same random perturbations for every k."""
+            std: float = 0.1, flip_p: float = 0.08, seed: Any = 0, summary: str = "mean", **kw: Any) -> np.ndarray:
+    """PGI summarised over k = 1..K (PGU with ``invert=True``), the same perturbations for every k.
+
+    summary "mean" (default): the mean of PGI(k) over k = 1..K with K = d — the area under the whole
+    curve normalised by its length, so one number covers every k and is comparable across data sets.
+    summary "openxai": OpenXAI's figure — the trapezoid area (``sklearn.metrics.auc``) of PGI(k) over
+    x = (k - 1)/(K - 1), k = 1..K with K = ceil(0.25 d) by default (PGI(1) when K = 1)."""
+    from whybox.params import Choice, check
+
+    check("summary", summary, decl=Choice(("mean", "openxai")))
     S = setup(model, X, explanation, seed=seed, **kw)
     d = S.spec.n_features
-    K = d if K is None else check_k(K, d, "K")
+    default_K = d if summary == "mean" else int(np.ceil(0.25 * d))
+    K = default_K if K is None else check_k(K, d, "K")
     ks = list(range(1, K + 1))
     if invert:
         ks = [k for k in ks if k < d] or [d]
-    return _prediction_gap(S, ks, invert=invert, n_perturb=n_perturb, std=std, flip_p=flip_p).mean(axis=0)
+    curve = _prediction_gap(S, ks, invert=invert, n_perturb=n_perturb, std=std, flip_p=flip_p)
+    return curve.mean(axis=0) if summary == "mean" else _openxai_auc(curve)
+
+
+def _openxai_auc(curve: np.ndarray) -> np.ndarray:
+    """Trapezoid area of a (K, n) curve over x = 0, 1/(K-1), ..., 1 (the value itself when K = 1)."""
+    K = curve.shape[0]
+    if K == 1:
+        return curve[0]
+    x = np.arange(K) / (K - 1)
+    return np.trapezoid(curve, x, axis=0) if hasattr(np, "trapezoid") else np.trapz(curve, x, axis=0)
 
 
 def pgu_auc(model: Any, X: Any, explanation, **kw: Any) -> np.ndarray:
@@ -195,7 +213,7 @@ def _removal_deltas(S: Setup, p: float, n_samples: int) -> tuple[np.ndarray, np.
     return true, pred
 
 
-def _gaussian_deltas(S: Setup, sigma: float, n_samples: int) -> tuple[np.ndarray, np.ndarray]:
+def _gaussian_deltas(S: Setup, sigma: float, n_samples: int, scale: str = "relative") -> tuple[np.ndarray, np.ndarray]:
     if any(len(g) > 1 for g in S.spec.groups):
         raise InputError("a Gaussian neighbourhood needs one column per feature; features made of several "
                          "columns (groups) can only be measured with a removal neighbourhood")
@@ -206,7 +224,8 @@ def _gaussian_deltas(S: Setup, sigma: float, n_samples: int) -> tuple[np.ndarray
     check("sigma", sigma)
     X = S.X.astype(float)
     n, p = X.shape
-    E = np.stack([g.standard_normal((n_samples, p)) for g in S.row_rngs()]) * (sigma * S.background.scale())
+    s = S.background.scale() if scale == "relative" else np.ones(p)
+    E = np.stack([g.standard_normal((n_samples, p)) for g in S.row_rngs()]) * (sigma * s)
     true = _eval_points(S, X[:, None, :] + E) - _fx(S)[:, None]
     order = np.array([g[0] for g in S.spec.groups])
     pred = np.einsum("nmp,np->nm", E[:, :, order], S.values)
@@ -243,14 +262,14 @@ def local_fidelity(model: Any, X: Any, explanation, *, neighbourhood: Any = "rem
     if isinstance(nb, Removal):
         true, pred = _removal_deltas(S, nb.p, n_samples)
     else:
-        true, pred = _gaussian_deltas(S, nb.sigma, n_samples)
+        true, pred = _gaussian_deltas(S, nb.sigma, n_samples, nb.scale)
     return _score(true, pred, metric)
 
 
 @skips_failed_rows
 def infidelity(model: Any, X: Any, explanation, *, perturbation: str = "gaussian", sigma: float = 0.1,
                p: float = 0.5, n_perturb: int = 100, normalize: bool = False, background: Any = None,
-               seed: Any = 0, **kw: Any) -> np.ndarray:
+               seed: Any = 0, scale: str = "relative", **kw: Any) -> np.ndarray:
     """Infidelity (Yeh et al., NeurIPS 2019): E_I[(I . phi - (f(x) - f(x - I)))^2].
 
     ``perturbation="gaussian"``: I ~ N(0, sigma^2 s^2) per column; ``"removal"``: I = x - b on a random
@@ -264,7 +283,10 @@ def infidelity(model: Any, X: Any, explanation, *, perturbation: str = "gaussian
     check("n_perturb", n_perturb)
     S = setup(model, X, explanation, background=background, seed=seed, **kw)
     if perturbation == "gaussian":
-        true, pred = _gaussian_deltas(S, sigma, n_perturb)
+        from whybox.metrics.neighbourhood import SCALES
+        if scale not in SCALES:
+            raise InputError(f"scale must be one of {SCALES}, got {scale!r}")
+        true, pred = _gaussian_deltas(S, sigma, n_perturb, scale)
         true = -true    # f(x) - f(x - I) with I = -eps has the same distribution
         pred = -pred
     elif perturbation == "removal":
