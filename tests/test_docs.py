@@ -1,7 +1,6 @@
 """Every Python example in the README and docs/ runs (in a temporary folder), in order, each file's
 blocks sharing one namespace. A block may be skipped only with an HTML comment right above it,
 ``<!-- not run: why -->``, which names where the same calls are tested."""
-import os
 import re
 from pathlib import Path
 

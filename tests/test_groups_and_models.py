@@ -127,10 +127,14 @@ def test_torch_classifier_and_target_selection():
     X = np.random.default_rng(0).normal(size=(5, 4))
     with torch.no_grad():
         probs = net(torch.tensor(X, dtype=torch.float32)).numpy()
-    e = whybox.explain(net, X, method="integrated_gradients", steps=64, baseline="zeros")
+    e = whybox.explain(net, X, method="integrated_gradients", steps=64, baseline="zeros", target="predicted")
     np.testing.assert_array_equal(e.target, probs.argmax(1))
     # completeness of IG: sum = f(x) - f(baseline)
     np.testing.assert_allclose(e.values.sum(1), e.predictions - e.base_values, atol=2e-4)
+    # three classes: by default every output, each complete
+    a = whybox.explain(net, X, method="integrated_gradients", steps=64, baseline="zeros")
+    assert a.values.shape == (5, 4, 3)
+    np.testing.assert_allclose(a.values.sum(1), a.predictions - a.base_values, atol=2e-4)
     e2 = whybox.explain(net, X, method="gradient", target=2)
     assert (e2.target == 2).all()
     e3 = whybox.explain(net, X, method="gradient", target=[0, 1, 2, 0, 1])

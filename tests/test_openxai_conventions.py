@@ -96,7 +96,7 @@ def test_load_any_openxai_format_folder_and_state_dicts(tmp_path):
         if expect is not None:
             assert torch.allclose(out, expect(x), atol=1e-6)
         assert load_openxai_model(sd)(x).shape == out.shape
-    e = whybox.explain(net, d.X.iloc[:2], method="gradient")
-    assert e.values.shape == (2, 5)
+    e = whybox.explain(net, d.X.iloc[:2], method="gradient")          # 3 outputs: all of them by default
+    assert e.values.shape == (2, 5, 3)
     with pytest.raises(InputError, match="not an OpenXAI-style state dict"):
         load_openxai_model({"conv.weight": torch.zeros(2, 2)})

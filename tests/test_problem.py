@@ -165,3 +165,82 @@ def test_counterfactual_constraints_must_be_mappings(credit):
     for arg in ("monotone", "permitted_range"):
         with pytest.raises(InputError, match=f"{arg} must be a mapping"):
             counterfactuals(lr, X.iloc[[0]], data=X, **{arg: ["income"]})
+
+
+# ------------------------------------------------------------------------ the output axis
+@pytest.fixture(scope="module")
+def three_class():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4))
+    y = np.array(["low", "mid", "high"])[(X[:, 0] > 0).astype(int) + (X[:, 1] > 0).astype(int)]
+    return LogisticRegression(max_iter=500).fit(X, y), X
+
+
+@pytest.mark.parametrize("method", ["kernelshap", "shapley", "occlusion", "lime", "clime", "gradient",
+                                    "smoothgrad", "integrated_gradients"])
+def test_all_outputs_in_one_pass(three_class, method):
+    lr, X = three_class
+    wb = whybox.Explainer(lr, data=X, background=X[:15])
+    e = wb.explain(X[:3], method=method, target="all")
+    k = len(lr.classes_)
+    assert e.values.shape == (3, 4, k) and e.base_values.shape == (3, k) and e.all_outputs
+    singles = [wb.explain(X[:3], method=method, target=c) for c in lr.classes_]
+    for t, s in enumerate(singles):
+        np.testing.assert_allclose(e.values[:, :, t], s.values, rtol=0, atol=1e-12)
+    assert e.n_model_rows <= min(s.n_model_rows for s in singles)           # one pass over the model rows
+    if method in ("kernelshap", "shapley"):                                 # efficiency for every output
+        np.testing.assert_allclose(e.values.sum(axis=1) + e.base_values, e.predictions, atol=1e-9)
+
+
+def test_default_targets(three_class, credit):
+    lr3, X3 = three_class
+    assert whybox.explain(lr3, X3[:2], method="occlusion").all_outputs            # multiclass -> all
+    lr2, X2 = credit
+    e = whybox.explain(lr2, X2.iloc[:4], method="occlusion", background=X2.iloc[:10])
+    assert e.target.tolist() == [1, 1, 1, 1]                                      # binary -> positive class
+    p = whybox.explain(lr2, X2.iloc[:4], method="occlusion", background=X2.iloc[:10], target="predicted")
+    assert p.target.tolist() == lr2.predict_proba(X2.iloc[:4]).argmax(1).tolist()
+    reg = LinearRegression().fit(X3, np.c_[X3[:, 0], X3[:, 1]])                   # multi-output regressor -> all
+    assert whybox.explain(reg, X3[:2], method="occlusion").all_outputs
+
+
+def test_slicing_and_views_that_need_one_output(three_class):
+    lr, X = three_class
+    e = whybox.explain(lr, X[:5], method="occlusion", target="all")
+    mid = e[:, :, "mid"]
+    assert mid.values.shape == (5, 4) and set(mid.target_names()) == {"mid"}
+    assert list(lr.classes_) == ["high", "low", "mid"]
+    np.testing.assert_array_equal(e[:, :, 2].values, mid.values)
+    assert e[1:3].values.shape == (2, 4, 3) and e[1:3, :, "low"].values.shape == (2, 4)
+    for view in (e.global_importance, e.to_frame, e.to_shap, lambda: e.plot("beeswarm"), lambda: e.top_features(0)):
+        with pytest.raises(InputError, match=r"e\[:, :, <label>\]"):
+            view()
+    with pytest.raises(InputError, match="unknown output 'top'"):
+        e[:, :, "top"]
+    back = whybox.Explanation.from_json(e.to_json())
+    np.testing.assert_array_equal(back.values, e.values)
+    mixed = whybox.explain(lr, X[:20], method="occlusion", target="predicted")
+    assert len(set(mixed.target.tolist())) > 1
+    with pytest.raises(InputError, match="rows explain different outputs"):
+        mixed.global_importance()
+    mid.global_importance()                                      # one output: fine
+
+
+def test_all_outputs_travel_and_metrics_score_one(three_class, tmp_path):
+    lr, X = three_class
+    e = whybox.explain(lr, X[:4], method="kernelshap", n_samples=64, background=X[:8])
+    e.to_parquet(tmp_path / "e.parquet")
+    back = whybox.Explanation.from_parquet(tmp_path / "e.parquet")
+    np.testing.assert_array_equal(back.values, e.values)
+    np.testing.assert_array_equal(back.stderr, e.stderr)
+    full = whybox.explain_dataset(lr, X[:10], tmp_path / "d.parquet", chunk_size=4, method="occlusion",
+                                  background=X[:8])
+    assert full.values.shape == (10, 4, 3)
+    with pytest.raises(InputError, match=r"metrics score one output"):
+        M.pgi(lr, X[:4], e, background=X[:8])
+    M.pgi(lr, X[:4], e[:, :, "mid"], background=X[:8])
+    t = whybox.evaluate(lr, X[:4], ["occlusion"], metrics=["pgi"], background=X[:8])   # one output per row
+    assert t.loc["occlusion", "pgi_n"] == 4
+    with pytest.raises(InputError, match="narrative tells one output"):
+        whybox.narrate(e)
+    assert whybox.narrate(e[:, :, "low"]).ok

@@ -106,7 +106,8 @@ def choose_problem(problem: Problem, X: Any, *, neighbourhood: Any = "removal", 
         pc = problem.with_model(m)
         t0 = time.perf_counter()
         try:
-            e = explain_rows(pc, X, method=c, seed=seed, target=target, **{**common_params, **params.get(c, {})})
+            e = explain_rows(pc, X, method=c, seed=seed, target=target, one_output=True,
+                             **{**common_params, **params.get(c, {})})
             used = m.n_rows
             scores = metric_scores(metric, pc, X, e, neighbourhood=nb, seed=_eval_seed(seed), n_samples=n_samples)
         except (BudgetError, MethodError) as exc:

@@ -40,6 +40,13 @@ def _parse_params(params: List[str]) -> dict[str, Any]:
 
 
 def _top_table(title: str, exps: list, row: int, k: int = 5) -> Table:
+    import numpy as np
+
+    if any(e.all_outputs for e in exps):      # every output explained: show the row's predicted one
+        j = int(np.argmax(exps[0].predictions[row]))
+        exps = [e.output(j) if e.all_outputs else e for e in exps]
+        label = exps[0].output_names[j] if exps[0].output_names else j
+        title = f"{title} (output {label}, the predicted one)"
     t = Table(title=title)
     t.add_column("rank", justify="right")
     for e in exps:

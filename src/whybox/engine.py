@@ -23,9 +23,17 @@ from whybox.models.adapters import Model
 DEFAULT_CHUNK_ROWS = 32768
 
 
-def _select(out: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """out (..., k) and integer targets of shape out.shape[:-1] -> out[..., targets]."""
+def _select(out: np.ndarray, targets: np.ndarray | None) -> np.ndarray:
+    """out (..., k) and integer targets of shape out.shape[:-1] -> out[..., targets]; targets None
+    keeps every output (the "all outputs" mode: a trailing axis of k)."""
+    if targets is None:
+        return out
     return np.take_along_axis(out, np.asarray(targets)[..., None], axis=-1)[..., 0]
+
+
+def _tail(model: Model, targets: np.ndarray | None) -> tuple[int, ...]:
+    """() for one output per row, (k,) when every output is kept."""
+    return () if targets is not None else (int(model.n_outputs),)
 
 
 def chunked_outputs(model: Model, A: np.ndarray, *, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> np.ndarray:
@@ -53,15 +61,17 @@ def masked_outputs(model: Model, X: np.ndarray, Zcols: np.ndarray, bg: Backgroun
     n, p = X.shape
     per_row = Zcols.ndim == 3
     m = Zcols.shape[-2]
-    V = np.empty((n, m))
+    tail = _tail(model, targets)
+    V = np.empty((n, m) + tail)
     full = np.broadcast_to(Zcols.all(axis=-1), (n, m))
     empty = np.broadcast_to(~Zcols.any(axis=-1), (n, m))
     if full.any():
         fx = _select(chunked_outputs(model, X, chunk_rows=chunk_rows), targets)
-        V[full] = np.broadcast_to(fx[:, None], (n, m))[full]
+        V[full] = np.broadcast_to(fx[:, None], (n, m) + tail)[full]
     if empty.any():
-        base = background_value(model, bg, chunk_rows=chunk_rows)[targets]
-        V[empty] = np.broadcast_to(base[:, None], (n, m))[empty]
+        bv = background_value(model, bg, chunk_rows=chunk_rows)
+        base = bv[targets] if targets is not None else np.broadcast_to(bv, (n,) + tail)
+        V[empty] = np.broadcast_to(base[:, None], (n, m) + tail)[empty]
     inner = ~(full | empty)
     if not inner.any():
         return V
@@ -85,7 +95,10 @@ def masked_outputs(model: Model, X: np.ndarray, Zcols: np.ndarray, bg: Backgroun
         xs = X[i[0]][None, None, :] if i[0] == i[-1] else X[i][:, None, :]   # one row: no gather
         inp = np.where(masks[:, None, :], xs, data[None, :, :])  # (c, B, p)
         out = model(inp.reshape(-1, p)).reshape(len(i), B, -1)
-        V[i, j] = _select(out, _target_grid(targets[i], B)) @ bg.weights
+        if targets is None:
+            V[i, j] = np.einsum("cbk,b->ck", out, bg.weights)
+        else:
+            V[i, j] = _select(out, _target_grid(targets[i], B)) @ bg.weights
         if progress is not None:
             progress(len(i))
     return V
@@ -120,8 +133,11 @@ def _masked_fast(model: Model, X: np.ndarray, Z: np.ndarray, cols: np.ndarray, b
             np.multiply(M[None, :, None, :], (xb[:, None, :] - data[None])[:, None, :, :], out=buf)
             buf += data
             out = model(buf.reshape(nb * k * r, p)).reshape(nb, k, r, -1)
-            sel = np.take_along_axis(out, targets[i0:i0 + nb, None, None, None], axis=3)[..., 0]
-            V[i0:i0 + nb, cols[s:s + k]] = sel @ bg.weights
+            if targets is None:
+                V[i0:i0 + nb, cols[s:s + k]] = np.einsum("nmrk,r->nmk", out, bg.weights)
+            else:
+                sel = np.take_along_axis(out, targets[i0:i0 + nb, None, None, None], axis=3)[..., 0]
+                V[i0:i0 + nb, cols[s:s + k]] = sel @ bg.weights
             if progress is not None:
                 progress(nb * k)
 
@@ -140,7 +156,7 @@ def stratified_outputs(model: Model, X: np.ndarray, Z: np.ndarray, col_index: np
     n, p = X.shape
     m = Z.shape[0]
     B = col_index.shape[0]
-    V = np.empty((n, B, m))
+    V = np.empty((n, B, m) + _tail(model, targets))
     data = bg.data
     per = max(1, chunk_rows // m)          # strata per model call
     seg = min(m, chunk_rows)               # masks per model call
@@ -171,7 +187,7 @@ def stratified_outputs(model: Model, X: np.ndarray, Z: np.ndarray, col_index: np
                 else:
                     inp = np.where(masks, X[i], fill)
                 out = model(inp.reshape(sb * c, p)).reshape(sb, c, -1)
-                V[i, b0:b0 + sb, s:s + c] = out[..., targets[i]]
+                V[i, b0:b0 + sb, s:s + c] = out if targets is None else out[..., targets[i]]
     return V
 
 
@@ -185,18 +201,18 @@ def shifted_outputs(model: Model, X: np.ndarray, E: np.ndarray, targets: np.ndar
     check_numeric(X, "this method")
     n, p = X.shape
     m = E.shape[0]
-    V = np.empty((n, m))
+    V = np.empty((n, m) + _tail(model, targets))
     per = max(1, chunk_rows // m) if m <= chunk_rows else 0
     if per:
         for s in range(0, n, per):
             blk = X[s:s + per]
             out = model((blk[:, None, :] + E[None, :, :]).reshape(-1, p)).reshape(len(blk), m, -1)
-            V[s:s + per] = _select(out, _target_grid(targets[s:s + per], m))
+            V[s:s + per] = out if targets is None else _select(out, _target_grid(targets[s:s + per], m))
     else:
         for i in range(n):
             for s in range(0, m, chunk_rows):
                 out = model(X[i] + E[s:s + chunk_rows])
-                V[i, s:s + chunk_rows] = out[:, targets[i]]
+                V[i, s:s + chunk_rows] = out if targets is None else out[:, targets[i]]
     return V
 
 
@@ -210,19 +226,26 @@ def gradients(model: Model, P: np.ndarray, targets: np.ndarray, *, step: np.ndar
     """
     check_numeric(P, "gradient methods")
     N, p = P.shape
+    if targets is None and model.has_gradient:       # every output: one backward pass per output
+        k = int(model.n_outputs)
+        return np.stack([gradients(model, P, np.full(N, t, dtype=np.intp), step=step, chunk_rows=chunk_rows)
+                         for t in range(k)], axis=-1)
     if model.has_gradient:
         return np.concatenate([model.gradient(P[s:s + chunk_rows], targets[s:s + chunk_rows])
                                for s in range(0, N, chunk_rows)]) if N else np.empty((0, p))
     step = np.broadcast_to(np.asarray(step, dtype=float), (p,))
     H = np.diag(step)
     offsets = np.concatenate([H, -H])  # (2p, p)
-    G = np.empty((N, p))
+    G = np.empty((N, p) + _tail(model, targets))
     per = max(1, chunk_rows // (2 * p))
     for s in range(0, N, per):
         blk = P[s:s + per]
         out = model((blk[:, None, :] + offsets[None]).reshape(-1, p)).reshape(len(blk), 2 * p, -1)
-        v = _select(out, _target_grid(targets[s:s + per], 2 * p))
-        G[s:s + per] = (v[:, :p] - v[:, p:]) / (2 * step)
+        if targets is None:                          # (blk, 2p, k) -> (blk, p, k)
+            G[s:s + per] = (out[:, :p] - out[:, p:]) / (2 * step)[None, :, None]
+        else:
+            v = _select(out, _target_grid(targets[s:s + per], 2 * p))
+            G[s:s + per] = (v[:, :p] - v[:, p:]) / (2 * step)
     return G
 
 

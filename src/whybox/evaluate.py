@@ -122,7 +122,7 @@ def evaluate_problem(problem: Problem, X: Any, explanations: Any, *, metrics: Se
     pairs = explanations.items() if isinstance(explanations, Mapping) else ((None, e) for e in explanations)
     for name, e in pairs:
         if isinstance(e, str):
-            e = explain_rows(problem, X, method=e, seed=seed, target=target, **explain_kwargs)
+            e = explain_rows(problem, X, method=e, seed=seed, target=target, one_output=True, **explain_kwargs)
         if not isinstance(e, Explanation):
             raise InputError(f"explanations must be Explanation objects or method names, got {type(e).__name__}")
         items.append((name or e.method, e))

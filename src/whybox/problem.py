@@ -252,12 +252,22 @@ def prepare(model: Any, X: Any, *, background: Any = None, budget: int | None = 
     return pb.model, pb.matrix(X), pb.spec, pb.background
 
 
+def default_is_all(outputs: np.ndarray, model: Any) -> bool:
+    """Whether the default target explains every output: a multiclass classifier, or a model with
+    several outputs that is not a binary classifier (a multi-output regressor)."""
+    k = outputs.shape[1]
+    if k > 2:
+        return True
+    return k == 2 and getattr(model, "is_classifier", None) is False
+
+
 def resolve_targets(target: Any, outputs: np.ndarray, output_names: list | None, *,
                     target_index: Any = None) -> np.ndarray:
     """Per-row output indices.
 
-    ``target``: None (the single output, or the predicted class), ``"predicted"``, an output, or one
-    such entry per row. **Labels win**: when the model has labels (a classifier's classes), target
+    ``target``: None (the single output; with two outputs the positive class, index 1; with more,
+    the predicted class — :func:`whybox.explain` explains every output then), ``"predicted"`` (each
+    row's predicted class), an output, or one such entry per row. **Labels win**: when the model has labels (a classifier's classes), target
     is read as a label only — with classes [1, 2, 3], ``target=1`` is class 1 (index 0) and
     ``target=0`` is an error; without labels it is an index. ``target_index``: explicit indices (an
     int or one per row), never read as labels."""
@@ -266,8 +276,11 @@ def resolve_targets(target: Any, outputs: np.ndarray, output_names: list | None,
         if target is not None:
             raise InputError("give target= or target_index=, not both")
         return _indices(target_index, n, k)
-    if target is None or (isinstance(target, str) and target == "predicted" and
-                          not (output_names and "predicted" in output_names)):
+    if target is None:
+        if k == 1:
+            return np.zeros(n, dtype=np.intp)
+        return np.ones(n, dtype=np.intp) if k == 2 else outputs.argmax(axis=1).astype(np.intp)
+    if isinstance(target, str) and target == "predicted" and not (output_names and "predicted" in output_names):
         return np.zeros(n, dtype=np.intp) if k == 1 else outputs.argmax(axis=1).astype(np.intp)
 
     def one(t: Any) -> int:

@@ -32,6 +32,12 @@ class Explanation:
     stderr : (n_rows, n_features) standard errors of sampling estimators, or None.
     data : (n_rows, n_features) displayed feature values of the explained rows, or None.
     n_model_rows, n_model_calls : model queries spent; seconds : wall-clock time.
+
+    **All outputs** (``target="all"``): values (n_rows, n_features, n_outputs), base_values and
+    predictions (n_rows, n_outputs), target (n_rows, n_outputs) = each output's index, stderr like
+    values. Slice one output as shap does, ``e[:, :, "benign"]`` (a label or an index), to get the
+    usual 2-D explanation. Views that need one output per row (plots, global importance, frames,
+    Parquet, ``to_shap``) ask for that slice.
     """
 
     values: np.ndarray
@@ -51,30 +57,86 @@ class Explanation:
     row_ids: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        self.values = np.atleast_2d(np.asarray(self.values, dtype=float))
-        n, d = self.values.shape
-        self.base_values = np.broadcast_to(np.asarray(self.base_values, dtype=float), (n,)).copy()
-        self.predictions = np.broadcast_to(np.asarray(self.predictions, dtype=float), (n,)).copy()
-        self.target = np.broadcast_to(np.asarray(self.target), (n,)).copy()
+        v = np.asarray(self.values, dtype=float)
+        self.values = v if v.ndim == 3 else np.atleast_2d(v)
+        if self.values.ndim not in (2, 3):
+            raise InputError(f"values must be (rows, features) or (rows, features, outputs), got shape {v.shape}")
+        n, d = self.values.shape[:2]
+        per = (n,) + self.values.shape[2:]
+        self.base_values = np.broadcast_to(np.asarray(self.base_values, dtype=float), per).copy()
+        self.predictions = np.broadcast_to(np.asarray(self.predictions, dtype=float), per).copy()
+        self.target = np.broadcast_to(np.asarray(self.target), per).copy()
         self.feature_names = [str(f) for f in self.feature_names]
         if len(self.feature_names) != d:
             raise InputError(f"{len(self.feature_names)} feature names for {d} attribution columns")
         if self.stderr is not None:
-            self.stderr = np.asarray(self.stderr, dtype=float).reshape(n, d)
+            self.stderr = np.asarray(self.stderr, dtype=float).reshape(self.values.shape)
         if self.data is not None:
             self.data = np.asarray(self.data, dtype=object).reshape(n, d)
         self.row_ids = np.arange(n) if self.row_ids is None else np.asarray(self.row_ids).reshape(n)
 
     # ------------------------------------------------------------------ basics
     @property
-    def shape(self) -> tuple[int, int]:
+    def shape(self) -> tuple[int, ...]:
         return self.values.shape
+
+    @property
+    def all_outputs(self) -> bool:
+        """True when the values have an output axis (``target="all"``)."""
+        return self.values.ndim == 3
 
     def __len__(self) -> int:
         return self.values.shape[0]
 
+    def output(self, which: Any) -> "Explanation":
+        """One output of an all-outputs explanation, by label (labels win) or index: a 2-D Explanation."""
+        if not self.all_outputs:
+            raise InputError("this explanation has one output per row already (it was not made with target='all')")
+        k = self.values.shape[2]
+        names = self.output_names
+        j = None
+        if names is not None and not isinstance(which, bool):
+            for i, nm in enumerate(names):
+                if which == nm or (isinstance(which, str) and str(nm) == which):
+                    j = i
+                    break
+            if j is None and not (isinstance(which, (int, np.integer)) and 0 <= int(which) < k):
+                raise InputError(f"unknown output {which!r}; the outputs are {names}")
+        if j is None:
+            if isinstance(which, bool) or not isinstance(which, (int, np.integer)) or not 0 <= int(which) < k:
+                raise InputError(f"unknown output {which!r}; pick a label of {names} or an index 0..{k - 1}")
+            j = int(which)
+        return Explanation(
+            values=self.values[:, :, j], base_values=self.base_values[:, j], predictions=self.predictions[:, j],
+            feature_names=list(self.feature_names), target=np.full(len(self), j, dtype=np.intp), method=self.method,
+            params=dict(self.params), seed=self.seed, stderr=None if self.stderr is None else self.stderr[:, :, j],
+            data=self.data, output_names=self.output_names, n_model_rows=self.n_model_rows,
+            n_model_calls=self.n_model_calls, seconds=self.seconds, row_ids=self.row_ids)
+
+    def _one_target(self, what: str) -> None:
+        """Views that aggregate rows need one output for all of them."""
+        if self.all_outputs:
+            raise InputError(f"{what} needs one output: this explanation covers every output; pick one with "
+                             "e[:, :, <label>] (or e.output(<label>))")
+        if len(self) > 1 and len(np.unique(self.target)) > 1:
+            names = sorted({str(t) for t in self.target_names()})
+            raise InputError(f"{what} aggregates rows, but the rows explain different outputs {names} (the predicted "
+                             "class of each row); explain one output for every row: target=<label> (or "
+                             "target='all' and e[:, :, <label>])")
+
     def __getitem__(self, rows: Any) -> "Explanation":
-        """Select rows (int, slice, mask or index array); keeps the 2-D layout."""
+        """Select rows (int, slice, mask or index array); keeps the layout. With an all-outputs
+        explanation, ``e[rows, :, output]`` also picks one output (a label or an index)."""
+        if isinstance(rows, tuple):
+            if len(rows) == 3 and self.all_outputs:
+                r, f, o = rows
+                if not (isinstance(f, slice) and f == slice(None)):
+                    raise InputError("select features by name after slicing: e[rows, :, output]")
+                return self.output(o)[r]
+            if len(rows) == 2 and isinstance(rows[1], slice) and rows[1] == slice(None):
+                rows = rows[0]
+            else:
+                raise InputError("index an explanation as e[rows], or e[rows, :, output] when it covers every output")
         idx = np.arange(len(self))[rows]
         idx = np.atleast_1d(idx)
         return Explanation(
@@ -93,18 +155,23 @@ class Explanation:
 
     def top_features(self, row: int = 0, k: int = 5, *, by: str = "abs") -> list[tuple[str, float]]:
         """The k features with the largest |value| (or largest value with by="value") for one row."""
+        if self.all_outputs:
+            raise InputError("top_features needs one output: e[:, :, <label>].top_features(row)")
         v = self.values[row]
         order = np.argsort(-np.abs(v) if by == "abs" else -v, kind="stable")[:k]
         return [(self.feature_names[j], float(v[j])) for j in order]
 
     def global_importance(self) -> pd.Series:
-        """Mean |attribution| per feature over rows, largest first."""
+        """Mean |attribution| per feature over rows, largest first (one output for every row)."""
+        self._one_target("global importance")
         return pd.Series(np.abs(self.values).mean(axis=0), index=self.feature_names).sort_values(ascending=False)
 
     # ------------------------------------------------------------------ frames
     def to_frame(self) -> pd.DataFrame:
         """One row per explained row: feature attributions, then ``base_value``, ``prediction``,
         ``target``, and ``stderr:<feature>`` columns when standard errors exist."""
+        if self.all_outputs:
+            raise InputError("to_frame needs one output per row: e[:, :, <label>].to_frame()")
         df = pd.DataFrame(self.values, columns=self.feature_names, index=pd.Index(self.row_ids, name="row"))
         df["base_value"] = self.base_values
         df["prediction"] = self.predictions
@@ -125,10 +192,10 @@ class Explanation:
             "output_names": _jsonable(self.output_names),
             "target": _jsonable(self.target.tolist()),
             "row_ids": _jsonable(self.row_ids.tolist()),
-            "values": [_nan_to_none(r) for r in self.values],     # a failed row (NaN) is null
-            "base_values": _nan_to_none(self.base_values),
-            "predictions": _nan_to_none(self.predictions),
-            "stderr": None if self.stderr is None else self.stderr.tolist(),
+            "values": _nested(self.values),                       # a failed row (NaN) is null
+            "base_values": _nested(self.base_values),
+            "predictions": _nested(self.predictions),
+            "stderr": None if self.stderr is None else _nested(self.stderr),
             "data": None if self.data is None else _jsonable(self.data.tolist()),
             "n_model_rows": int(self.n_model_rows),
             "n_model_calls": int(self.n_model_calls),
@@ -147,12 +214,11 @@ class Explanation:
         if not isinstance(d, dict) or "whybox_explanation" not in d:
             raise InputError("not a whybox explanation (missing 'whybox_explanation' key)")
         return cls(
-            values=np.asarray([[np.nan if v is None else v for v in r] for r in d["values"]], dtype=float),
-            base_values=np.asarray([np.nan if v is None else v for v in d["base_values"]], dtype=float),
-            predictions=np.asarray([np.nan if v is None else v for v in d["predictions"]], dtype=float),
+            values=_denest(d["values"]), base_values=_denest(d["base_values"]),
+            predictions=_denest(d["predictions"]),
             feature_names=d["feature_names"],
             target=np.asarray(d["target"]), method=d["method"], params=d.get("params", {}),
-            seed=d.get("seed"), stderr=None if d.get("stderr") is None else np.asarray(d["stderr"], dtype=float),
+            seed=d.get("seed"), stderr=None if d.get("stderr") is None else _denest(d["stderr"]),
             data=None if d.get("data") is None else np.asarray(d["data"], dtype=object),
             output_names=d.get("output_names"), n_model_rows=d.get("n_model_rows", 0),
             n_model_calls=d.get("n_model_calls", 0), seconds=d.get("seconds", 0.0),
@@ -175,18 +241,35 @@ class Explanation:
 
     # ------------------------------------------------------------------ Parquet
     def to_parquet(self, path: str | os.PathLike) -> None:
-        """Write :meth:`to_frame` to Parquet (atomically); the recipe is kept in the file metadata."""
+        """Write :meth:`to_frame` to Parquet (atomically); the recipe is kept in the file metadata.
+        An all-outputs explanation has one column block per output: ``<feature>@<j>``,
+        ``base_value@<j>``, ``prediction@<j>`` (and ``stderr:<feature>@<j>``)."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        df = self.to_frame().reset_index()
-        df["target"] = df["target"].astype(str)
+        if self.all_outputs:
+            k = self.values.shape[2]
+            cols: dict[str, Any] = {"row": self.row_ids}
+            for j in range(k):
+                for i, f in enumerate(self.feature_names):
+                    cols[f"{f}@{j}"] = self.values[:, i, j]
+                cols[f"base_value@{j}"] = self.base_values[:, j]
+                cols[f"prediction@{j}"] = self.predictions[:, j]
+                if self.stderr is not None:
+                    for i, f in enumerate(self.feature_names):
+                        cols[f"stderr:{f}@{j}"] = self.stderr[:, i, j]
+            df = pd.DataFrame(cols)
+        else:
+            df = self.to_frame().reset_index()
+            df["target"] = df["target"].astype(str)
         table = pa.Table.from_pandas(df, preserve_index=False)
         meta = dict(table.schema.metadata or {})
         header = self.to_dict()
         for key in ("values", "base_values", "predictions", "stderr", "target", "row_ids"):
             header.pop(key)
         header["target_index"] = _jsonable(self.target.tolist())
+        if self.all_outputs:
+            header["outputs"] = int(self.values.shape[2])
         meta[b"whybox"] = json.dumps(header).encode()
         table = table.replace_schema_metadata(meta)
         path = os.fspath(path)
@@ -205,12 +288,22 @@ class Explanation:
         h = json.loads(meta)
         df = table.to_pandas()
         names = h["feature_names"]
-        stderr_cols = [f"stderr:{f}" for f in names]
-        has_se = all(c in df.columns for c in stderr_cols)
-        return cls(values=df[names].to_numpy(float), base_values=df["base_value"].to_numpy(float),
-                   predictions=df["prediction"].to_numpy(float), feature_names=names,
+        k = h.get("outputs")
+        if k:
+            vals = np.stack([df[[f"{f}@{j}" for f in names]].to_numpy(float) for j in range(k)], axis=2)
+            base = np.stack([df[f"base_value@{j}"].to_numpy(float) for j in range(k)], axis=1)
+            pred = np.stack([df[f"prediction@{j}"].to_numpy(float) for j in range(k)], axis=1)
+            se_cols = [f"stderr:{names[0]}@0"] if names else []
+            se = (np.stack([df[[f"stderr:{f}@{j}" for f in names]].to_numpy(float) for j in range(k)], axis=2)
+                  if se_cols and se_cols[0] in df.columns else None)
+        else:
+            stderr_cols = [f"stderr:{f}" for f in names]
+            vals, base, pred = df[names].to_numpy(float), df["base_value"].to_numpy(float), df["prediction"].to_numpy(float)
+            se = df[stderr_cols].to_numpy(float) if all(c in df.columns for c in stderr_cols) else None
+        return cls(values=vals, base_values=base,
+                   predictions=pred, feature_names=names,
                    target=np.asarray(h["target_index"]), method=h["method"], params=h.get("params", {}),
-                   seed=h.get("seed"), stderr=df[stderr_cols].to_numpy(float) if has_se else None,
+                   seed=h.get("seed"), stderr=se,
                    data=None if h.get("data") is None else np.asarray(h["data"], dtype=object),
                    output_names=h.get("output_names"), n_model_rows=h.get("n_model_rows", 0),
                    n_model_calls=h.get("n_model_calls", 0), seconds=h.get("seconds", 0.0),
@@ -234,7 +327,8 @@ class Explanation:
 
     # ------------------------------------------------------------------ interop & plots
     def to_shap(self):
-        """Return a ``shap.Explanation`` (requires shap)."""
+        """Return a ``shap.Explanation`` (requires shap); one output for every row."""
+        self._one_target("to_shap()")
         try:
             import shap
         except ImportError:  # pragma: no cover - depends on environment
@@ -251,13 +345,32 @@ class Explanation:
     def plot(self, kind: str = "bar", row: int = 0, *, max_features: int = 10, path: str | None = None, ax=None):
         """Plot with matplotlib: ``bar`` or ``waterfall`` for one row, ``beeswarm`` for all rows.
         Saves a PNG when ``path`` is given; returns the matplotlib Figure."""
+        if kind == "beeswarm" or kind == "bar_global":
+            self._one_target(f"the {kind} plot")
+        elif self.all_outputs:
+            raise InputError(f"the {kind} plot shows one output: e[:, :, <label>].plot(...)")
         from whybox.io import plots
         return plots.plot(self, kind=kind, row=row, max_features=max_features, path=path, ax=ax)
 
     def __repr__(self) -> str:
-        n, d = self.shape
-        return (f"Explanation(method={self.method!r}, rows={n}, features={d}, "
+        n, d = self.shape[:2]
+        outs = f", outputs={self.shape[2]}" if self.all_outputs else ""
+        return (f"Explanation(method={self.method!r}, rows={n}, features={d}{outs}, "
                 f"model_rows={self.n_model_rows:,}, seconds={self.seconds:.3f})")
+
+
+def _nested(a: np.ndarray) -> Any:
+    """Nested lists with NaN/inf as None (JSON has no NaN)."""
+    a = np.asarray(a, dtype=float)
+    if a.ndim == 0:
+        return float(a) if np.isfinite(a) else None
+    return [_nested(x) for x in a]
+
+
+def _denest(v: Any) -> np.ndarray:
+    def fix(x: Any) -> Any:
+        return [fix(y) for y in x] if isinstance(x, list) else (np.nan if x is None else x)
+    return np.asarray(fix(v), dtype=float)
 
 
 def _jsonable(obj: Any) -> Any:

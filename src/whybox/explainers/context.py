@@ -28,10 +28,30 @@ class TabularContext:
     rng: np.random.Generator
     chunk_rows: int = engine.DEFAULT_CHUNK_ROWS
     _fb: np.ndarray | None = field(default=None, repr=False)   # f(background rows), (B, k)
+    n_outputs_all: int = 0          # k in the all-outputs mode (see all_outputs), else 0
+
+    # -- all outputs at once ---------------------------------------------------------------------
+    def all_outputs(self, outputs: np.ndarray) -> None:
+        """Explain every output in one pass over the model rows: from here on the context shows the
+        recipe n*k *virtual rows* (row i, output t), in that order, while every model query is made
+        once per real input and keeps all k outputs."""
+        n, k = outputs.shape
+        self.n_outputs_all = int(k)
+        self.targets = np.tile(np.arange(k, dtype=np.intp), n)
+        self.fx = outputs.reshape(n * k).astype(float)
+
+    def _virtual(self, V: np.ndarray) -> np.ndarray:
+        """(n, ..., k) outputs -> (n*k, ...) virtual rows."""
+        n, k = V.shape[0], V.shape[-1]
+        return np.moveaxis(V, -1, 1).reshape((n * k,) + V.shape[1:-1])
+
+    @property
+    def _engine_targets(self) -> np.ndarray | None:
+        return None if self.n_outputs_all else self.targets
 
     @property
     def n(self) -> int:
-        return self.X.shape[0]
+        return self.X.shape[0] * (self.n_outputs_all or 1)
 
     @property
     def d(self) -> int:
@@ -48,15 +68,17 @@ class TabularContext:
     # -- masking (binary) neighbourhoods ------------------------------------------------------
     def evaluate_masks(self, Z: np.ndarray) -> np.ndarray:
         """v_x(z) for every row x and mask z: (n, m)."""
-        return engine.masked_outputs(self.model, self.X, self.spec.column_masks(np.asarray(Z, bool)),
-                                     self.background, self.targets, chunk_rows=self.chunk_rows)
+        V = engine.masked_outputs(self.model, self.X, self.spec.column_masks(np.asarray(Z, bool)),
+                                  self.background, self._engine_targets, chunk_rows=self.chunk_rows)
+        return self._virtual(V) if self.n_outputs_all else V
 
     def evaluate_strata(self, Z: np.ndarray, perms: np.ndarray) -> np.ndarray:
         """Outputs of a stratified design (n, B, m): stratum b is background row b with the base
         feature masks Z permuted by perms[b] (see :func:`whybox.engine.stratified_outputs`)."""
         col_index = perms[:, self.spec.group_of_column]
-        return engine.stratified_outputs(self.model, self.X, np.asarray(Z, bool), col_index, self.background,
-                                         self.targets, chunk_rows=self.chunk_rows)
+        V = engine.stratified_outputs(self.model, self.X, np.asarray(Z, bool), col_index, self.background,
+                                      self._engine_targets, chunk_rows=self.chunk_rows)
+        return self._virtual(V) if self.n_outputs_all else V
 
     def _background_outputs(self) -> np.ndarray:
         """f(b) for every background row, evaluated once per context: (B, k)."""
@@ -77,17 +99,40 @@ class TabularContext:
         return self.background.scale()
 
     def evaluate_shifts(self, E: np.ndarray) -> np.ndarray:
-        return engine.shifted_outputs(self.model, self.numeric_X(), E, self.targets, chunk_rows=self.chunk_rows)
+        V = engine.shifted_outputs(self.model, self._real_numeric_X(), E, self._engine_targets,
+                                   chunk_rows=self.chunk_rows)
+        return self._virtual(V) if self.n_outputs_all else V
 
     def gradients(self, P: np.ndarray, targets: np.ndarray, *, fd_step: float) -> np.ndarray:
-        return engine.gradients(self.model, P, targets, step=fd_step * self.scale(), chunk_rows=self.chunk_rows)
+        step = fd_step * self.scale()
+        k = self.n_outputs_all
+        if k:
+            # P holds the points of every virtual row (row i, output t) in that order; the points do not
+            # depend on t, so each distinct point is differentiated once for all k outputs
+            n = self.X.shape[0]
+            M = len(P) // (n * k)
+            Q = P.reshape(n, k, M, -1)
+            if len(P) == n * k * M and all(np.array_equal(Q[:, t], Q[:, 0]) for t in range(1, k)):
+                G = engine.gradients(self.model, Q[:, 0].reshape(n * M, -1), None, step=step,
+                                     chunk_rows=self.chunk_rows)                   # (n*M, p, k)
+                return np.moveaxis(G.reshape(n, M, -1, k), -1, 1).reshape(len(P), -1)
+        return engine.gradients(self.model, P, targets, step=step, chunk_rows=self.chunk_rows)
 
     def evaluate_points(self, P: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        if self.n_outputs_all:          # repeated points (one per virtual row) are queried once
+            uniq, inv = np.unique(np.asarray(P, float), axis=0, return_inverse=True)
+            out = engine.chunked_outputs(self.model, uniq, chunk_rows=self.chunk_rows)
+            return engine._select(out[inv.reshape(-1)], targets)
         return engine._select(engine.chunked_outputs(self.model, P, chunk_rows=self.chunk_rows), targets)
 
-    def numeric_X(self) -> np.ndarray:
+    def _real_numeric_X(self) -> np.ndarray:
         engine.check_numeric(self.X, "gradient and Gaussian-noise methods")
         return self.X.astype(float)
+
+    def numeric_X(self) -> np.ndarray:
+        """The rows as floats (in the all-outputs mode one copy per virtual row)."""
+        X = self._real_numeric_X()
+        return np.repeat(X, self.n_outputs_all, axis=0) if self.n_outputs_all else X
 
     def baselines(self, baseline: str | None) -> tuple[np.ndarray, np.ndarray]:
         """Baseline rows and weights for path methods: 'mean' of the background, each background

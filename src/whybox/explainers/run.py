@@ -16,8 +16,12 @@ from whybox.problem import Problem
 
 
 def explain_rows(problem: Problem, X: Any, *, method: str = "kernelshap", seed: Any = 0, target: Any = None,
-                 target_index: Any = None, chunk_rows: int = DEFAULT_CHUNK_ROWS, **method_params: Any) -> Explanation:
-    """Explain the rows ``X`` of ``problem`` with ``method`` (see :func:`whybox.explain`)."""
+                 target_index: Any = None, chunk_rows: int = DEFAULT_CHUNK_ROWS, one_output: bool = False,
+                 **method_params: Any) -> Explanation:
+    """Explain the rows ``X`` of ``problem`` with ``method`` (see :func:`whybox.explain`).
+
+    ``one_output``: with the default target, explain one output per row even for a multiclass model
+    (its predicted class) — what metrics score — instead of every output."""
     from whybox.params import check_chunk_rows
 
     t0 = time.perf_counter()
@@ -34,10 +38,27 @@ def explain_rows(problem: Problem, X: Any, *, method: str = "kernelshap", seed: 
     m.require(need, what=f"method {recipe.name!r} on {len(arr)} row(s) with {bg.n_rows} background row(s)")
     _warn_costs(recipe.name, params, ctx, need)
     outputs = m(arr)
-    targets = problem.targets(target, outputs, target_index=target_index)
-    ctx.targets = targets
-    ctx.fx = outputs[np.arange(len(arr)), targets]
-    res = recipe.run(ctx, **params)
+    every = (isinstance(target, str) and target == "all" and target_index is None
+             and not (problem.output_names and "all" in problem.output_names))
+    if target is None and target_index is None and not one_output:
+        from whybox.problem import default_is_all
+        every = default_is_all(outputs, m)     # multiclass / multi-output: every output by default
+    if every:
+        # all outputs in one pass over the model rows: the recipe sees (row, output) virtual rows
+        ctx.all_outputs(outputs)
+        res = recipe.run(ctx, **params)
+        n, k, d = len(arr), outputs.shape[1], spec.n_features
+        res.values = res.values.reshape(n, k, d).transpose(0, 2, 1)
+        res.base_values = np.asarray(res.base_values, float).reshape(n, k)
+        if res.stderr is not None:
+            res.stderr = res.stderr.reshape(n, k, d).transpose(0, 2, 1)
+        targets = np.tile(np.arange(k, dtype=np.intp), (n, 1))
+        ctx.fx = outputs
+    else:
+        targets = problem.targets(target, outputs, target_index=target_index)
+        ctx.targets = targets
+        ctx.fx = outputs[np.arange(len(arr)), targets]
+        res = recipe.run(ctx, **params)
     if not (np.isfinite(res.values).all() and np.isfinite(res.base_values[np.isfinite(res.base_values)]).all()):
         raise InputError(f"method {recipe.name!r} produced non-finite attributions: the model's outputs are too large "
                          "to difference in float64 (e.g. +-1e308); rescale its outputs")

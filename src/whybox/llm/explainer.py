@@ -176,7 +176,7 @@ def llm_explain(model: Any, X: Any, *, client: LLMClient, strategy: str = "pertu
         pool = bg.data if bg.n_rows >= n_examples else arr
         idx = rng.choice(len(pool), size=min(n_examples, len(pool)), replace=False)
         ex_rows = np.asarray(pool[idx], float)
-        ex = explain_rows(pb, ex_rows, method=icl_method, seed=seed)
+        ex = explain_rows(pb, ex_rows, method=icl_method, seed=seed, one_output=True)
         examples = [(r, [L[j] for j in np.argsort(-np.abs(v), kind="stable")[:k]]) for r, v in zip(ex_rows, ex.values)]
     rankings: list[list[str] | None] = []
     replies, errors, rules, counts = [], {}, [], []

@@ -50,6 +50,9 @@ def setup(model: Any, X: Any, explanation: Explanation | np.ndarray, *, backgrou
     m, spec, bg = pb.model, pb.spec, pb.background
     arr = pb.matrix(X)
     values = explanation.values if isinstance(explanation, Explanation) else np.asarray(explanation, float)
+    if values.ndim == 3:
+        raise InputError("metrics score one output per row: pass e[:, :, <label>] (this explanation covers every "
+                         "output)")
     if values.ndim == 1:
         values = values[None, :]
     missing = failed_rows(values)

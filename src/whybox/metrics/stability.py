@@ -56,7 +56,8 @@ def relative_stability(model: Any, X: Any, *, method: str, kind: str = "input", 
         raise InputError(f"kind must be 'input', 'output' or 'representation', got {kind!r}")
     kw = dict(background=background, groups=groups, feature_names=feature_names, kinds=kinds)
     if explanation is None:
-        explanation = explain_rows(Problem.build(model, rows=X, **kw), X, method=method, seed=seed, **explain_kwargs)
+        explanation = explain_rows(Problem.build(model, rows=X, **kw), X, method=method, seed=seed, one_output=True,
+                                   **explain_kwargs)
     S = setup(model, X, explanation, seed=seed, **kw)
     n, p = S.X.shape
     allowed = np.ones((n, S.spec.n_features), dtype=bool)
@@ -97,7 +98,8 @@ def max_sensitivity(model: Any, X: Any, *, method: str, explanation: Explanation
     method and seed. Lower is better."""
     kw = dict(background=background, groups=groups, feature_names=feature_names, kinds=kinds)
     if explanation is None:
-        explanation = explain_rows(Problem.build(model, rows=X, **kw), X, method=method, seed=seed, **explain_kwargs)
+        explanation = explain_rows(Problem.build(model, rows=X, **kw), X, method=method, seed=seed, one_output=True,
+                                   **explain_kwargs)
     S = setup(model, X, explanation, seed=seed, **kw)
     n, p = S.X.shape
     U = np.stack([g.uniform(-1, 1, size=(n_perturb, p)) for g in S.row_rngs()]) * radius * S.background.scale()

@@ -65,6 +65,8 @@ def facts_of(exp: Explanation, row: int = 0) -> Facts:
         raise InputError(f"narrate needs a whybox.Explanation, got {type(exp).__name__}")
     if not 0 <= row < len(exp):
         raise InputError(f"row {row} is out of range: the explanation has {len(exp)} row(s)")
+    if exp.all_outputs:
+        raise InputError("a narrative tells one output: narrate e[:, :, <label>] (the explanation covers every output)")
     v = np.asarray(exp.values[row], float)
     if not np.isfinite(v).all():
         raise InputError("the explanation has NaN/inf attributions; nothing can be narrated truthfully")
