@@ -6,7 +6,7 @@ must either return finite numbers or raise a :class:`whybox.WhyboxError` whose m
 parameter (or the budget). Zero other exceptions, zero hangs: each case has a hard 5 s alarm, since
 hypothesis's own deadline does not stop a hang.
 
-Profiles: CI runs the fixed-seed one (``derandomize=True``, 1,000+ cases in all); set
+Profiles: CI runs the fixed-seed one (``derandomize=True``, 1,270 cases in all); set
 ``WHYBOX_FUZZ=explore`` (as ``bench/fuzz.sh`` does) for an unseeded, longer run, and add what it finds
 to ``SEEDED`` below.
 """
@@ -191,6 +191,35 @@ OTHER = {
 def test_fuzz_evaluate_choose_counterfactuals_narrate_explainer(prob, key, value):
     lr, X, wb = prob
     check(key[1], lambda: OTHER[key](wb, X.iloc[:2], value))
+
+
+TEXT_PARAMS = {"units": "kernelshap", "removal": "kernelshap", "n_samples": "kernelshap", "target": "occlusion",
+               "target_index": "occlusion", "seed": "lime", "budget": "kernelshap", "method": None,
+               "texts": "occlusion", "mask_token": "occlusion", "chunk_rows": "occlusion"}
+
+
+@pytest.fixture(scope="module")
+def text_model():
+    from whybox.datasets import tfidf_classifier
+    texts = ["a great and moving film", "dull , flat and boring", "great acting , dull plot", "moving and great",
+             "flat , dull", "boring but great"] * 4
+    labels = ["pos", "neg", "neg", "pos", "neg", "pos"] * 4
+    return tfidf_classifier(texts, labels)
+
+
+@given(name=st.sampled_from(sorted(TEXT_PARAMS)), value=WILD)
+@profile(200)
+def test_fuzz_explain_text(text_model, name, value):
+    method = TEXT_PARAMS[name]
+    if name == "method":
+        kw, text = {"method": value}, "a great film"
+    elif name == "texts":
+        kw, text = {"method": method}, value
+    else:
+        kw, text = {"method": method, name: value}, "a great but dull film"
+    if name != "budget":
+        kw["budget"] = 100_000
+    check(name, lambda: whybox.explain_text(text_model, text, **kw))
 
 
 BAD_MODELS = {

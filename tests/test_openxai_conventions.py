@@ -100,3 +100,16 @@ def test_load_any_openxai_format_folder_and_state_dicts(tmp_path):
     assert e.values.shape == (2, 5, 3)
     with pytest.raises(InputError, match="not an OpenXAI-style state dict"):
         load_openxai_model({"conv.weight": torch.zeros(2, 2)})
+
+
+def test_agreement_summarised_over_k_like_pgi():
+    a = np.array([[4.0, 3.0, 2.0, 1.0, 0.5, 0.2, 0.1, 0.0]])
+    b = np.array([[4.0, 2.0, 3.0, 1.0, 0.5, 0.2, 0.0, 0.1]])
+    fa = np.array([M.feature_agreement(a, b, k)[0] for k in range(1, 9)])
+    np.testing.assert_allclose(M.agreement_auc(a, b, "FA"), [fa.mean()])
+    from sklearn.metrics import auc
+    np.testing.assert_allclose(M.agreement_auc(a, b, "FA", summary="openxai"), [auc([0, 1], fa[:2])])
+    ra = np.array([M.rank_agreement(a, b, k)[0] for k in range(1, 4)])
+    np.testing.assert_allclose(M.agreement_auc(a, b, "RA", K=3), [ra.mean()])
+    with pytest.raises(InputError, match="metric must be one of"):
+        M.agreement_auc(a, b, "PRA")

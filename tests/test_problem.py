@@ -244,3 +244,48 @@ def test_all_outputs_travel_and_metrics_score_one(three_class, tmp_path):
     with pytest.raises(InputError, match="narrative tells one output"):
         whybox.narrate(e)
     assert whybox.narrate(e[:, :, "low"]).ok
+
+
+# ------------------------------------------------------------------------ missing values the model handles
+def test_nan_passes_through_masking_for_models_that_handle_it():
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from whybox.problem import model_allows_nan
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(300, 4)), columns=list("abcd"))
+    X.loc[rng.random(300) < 0.2, "b"] = np.nan
+    y = ((X.a + X.b.fillna(0)) > 0).astype(int)
+    hgb = HistGradientBoostingClassifier(max_iter=20, random_state=0).fit(X, y)
+    assert model_allows_nan(hgb) and model_allows_nan(make_pipeline(SimpleImputer(), LogisticRegression()).fit(X, y))
+    assert not model_allows_nan(make_pipeline(StandardScaler(), LogisticRegression()))   # the scaler passes NaN on
+    assert not model_allows_nan(LogisticRegression())
+    wb = whybox.Explainer(hgb, data=X)
+    rows = X[X.b.isna()].iloc[:3]
+    for method in ("kernelshap", "shapley", "occlusion"):
+        e = wb.explain(rows, method=method)
+        assert np.isfinite(e.values).all()
+        if method != "occlusion":
+            np.testing.assert_allclose(e.values.sum(1) + e.base_values, e.predictions, atol=1e-9)
+    with pytest.raises(InputError, match=r"column\(s\) \['b'\] hold missing values"):
+        wb.explain(rows, method="gradient")
+    with pytest.raises(InputError, match="column 'b'"):                        # a model without NaN support
+        whybox.explain(LogisticRegression().fit(X.fillna(0), y), rows, background=X.fillna(0).iloc[:5])
+    assert np.isnan(whybox.sample(X, 300).data).any()                          # sample keeps NaN
+    half = X.copy()
+    half.loc[:, "b"] = np.nan
+    assert np.isnan(whybox.kmeans(half, 5).data[:, 1]).all()                    # and kmeans where most is missing
+    with pytest.raises(InputError, match="allow_nan must be"):
+        whybox.Explainer(hgb, data=X, allow_nan="sometimes")
+
+
+def test_background_summaries_keep_int_and_bool_columns():
+    df = pd.DataFrame({"age": np.arange(40), "member": np.arange(40) % 2 == 0, "x": np.linspace(0, 1, 40)})
+    for bg in (whybox.kmeans(df, 4), whybox.sample(df, 5)):
+        types = bg.to_frame().dtypes.to_dict()
+        assert str(types["age"]).startswith("int") and str(types["member"]) == "bool" and str(types["x"]) == "float64"
+    with pytest.raises(InputError, match="k must be an integer"):
+        whybox.kmeans(df, 2.5)

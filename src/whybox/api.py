@@ -36,18 +36,23 @@ class Explainer:
     kinds, groups, feature_names : feature metadata (``groups`` makes a set of columns, e.g. a one-hot
         block, one interpretable feature).
     output : for scikit-learn estimators: "auto", "predict_proba", "decision_function" or "predict".
-    target : the default target of every call (None: the predicted class, or the only output).
+    target : the default target of every call (None: the only output; a binary classifier's positive
+        class; every output of a multiclass or multi-output model).
     budget, batch_size : model-row budget and rows per model call.
+    allow_nan : "auto" (default: scikit-learn's ``allow_nan`` tag, Pipeline-aware; True for XGBoost
+        and LightGBM), True or False. When allowed, NaN in the data passes through masking methods to
+        the model; noise and gradient methods refuse NaN columns, naming them.
     """
 
     def __init__(self, model: Any, data: Any = None, *, background: Any = None, kinds: Any = None,
                  groups: Any = None, feature_names: Sequence[str] | None = None, output: str = "auto",
-                 target: Any = None, budget: int | None = None, batch_size: int | None = None):
+                 target: Any = None, budget: int | None = None, batch_size: int | None = None,
+                 allow_nan: Any = "auto"):
         check("budget", budget)
         check("batch_size", batch_size)
         self._problem = Problem.build(model, data, background=background, kinds=kinds, groups=groups,
                                       feature_names=feature_names, output=output, batch_size=batch_size,
-                                      budget=budget)
+                                      budget=budget, allow_nan=allow_nan)
         self._estimator = model
         self._target = target
 
@@ -142,7 +147,7 @@ def explain(model: Any, X: Any, *, method: str = "kernelshap", background: Any =
             feature_names: Sequence[str] | None = None, groups: Mapping[str, Sequence] | Sequence | None = None,
             kinds: Any = None, output: str = "auto", batch_size: int | None = None,
             chunk_rows: int = DEFAULT_CHUNK_ROWS, executor: str | None = None, scheduler: str | None = None,
-            rows_per_task: int = 256, data: Any = None, target_index: Any = None,
+            rows_per_task: int = 256, data: Any = None, target_index: Any = None, allow_nan: Any = "auto",
             **method_params: Any) -> Explanation:
     """Explain the predictions of ``model`` on the rows of ``X``.
 
@@ -187,7 +192,7 @@ def explain(model: Any, X: Any, *, method: str = "kernelshap", background: Any =
     object.__setattr__(wb, "_problem", Problem.build(model, data, rows=X, background=background, kinds=kinds,
                                                      groups=groups, feature_names=feature_names, output=output,
                                                      batch_size=check("batch_size", batch_size),
-                                                     budget=check("budget", budget)))
+                                                     budget=check("budget", budget), allow_nan=allow_nan))
     object.__setattr__(wb, "_estimator", model)
     object.__setattr__(wb, "_target", None)
     if isinstance(method, str) and method.lower() == "auto":

@@ -18,10 +18,29 @@ from whybox.errors import InputError
 
 @dataclass(frozen=True)
 class Background:
-    """Rows (B, p) and weights (B,) summing to one."""
+    """Rows (B, p) and weights (B,) summing to one; ``columns``/``dtypes`` remember a DataFrame's
+    column names and dtypes (int and bool columns stay int and bool in :meth:`to_frame`)."""
 
     data: np.ndarray
     weights: np.ndarray
+    columns: tuple | None = None
+    dtypes: tuple | None = None
+
+    def to_frame(self) -> pd.DataFrame:
+        """The rows as a DataFrame, with the source's column names and dtypes when it had them."""
+        cols = list(self.columns) if self.columns is not None else [f"x{j}" for j in range(self.data.shape[1])]
+        df = pd.DataFrame(self.data, columns=cols)
+        if self.dtypes is not None:
+            for c, t in zip(cols, self.dtypes):
+                try:
+                    col = df[c]
+                    if pd.api.types.is_integer_dtype(t) and col.isna().any():
+                        df[c] = col.astype("Int64")          # missing values: pandas' nullable integers
+                    else:
+                        df[c] = col.astype(t)
+                except (TypeError, ValueError):
+                    pass
+        return df
 
     def __post_init__(self) -> None:
         if self.data.ndim != 2 or len(self.weights) != len(self.data):
@@ -55,7 +74,8 @@ class Background:
         return np.where(sd > 0, sd, 1.0)
 
 
-def make_background(background: Any, *, n_columns: int, columns: list[str] | None = None) -> Background:
+def make_background(background: Any, *, n_columns: int, columns: list[str] | None = None,
+                    allow_nan: bool = False) -> Background:
     """Normalise what a user passes as ``background``.
 
     None -> a single all-zeros row (numeric data only); a Background -> itself; an array/DataFrame ->
@@ -73,18 +93,26 @@ def make_background(background: Any, *, n_columns: int, columns: list[str] | Non
         if missing:
             raise InputError(f"background is missing columns {missing}")
         background = background[columns]
-    data = to_matrix(background, name="background", n_columns=n_columns)
+    data = to_matrix(background, name="background", n_columns=n_columns, allow_nan=allow_nan)
     return Background(data, np.full(data.shape[0], 1.0 / data.shape[0]))
 
 
 def sample(data: Any, n: int = 100, *, seed: Any = 0) -> Background:
-    """A uniform random sample of ``n`` rows (all rows when there are fewer)."""
-    arr = to_matrix(data, name="data")
+    """A uniform random sample of ``n`` rows (all rows when there are fewer); missing values (NaN)
+    are kept, for models that handle them."""
+    arr = to_matrix(data, name="data", allow_nan=True)
+    meta = _frame_meta(data)
     rng = check_random_state(seed)
     if n >= arr.shape[0]:
-        return Background(arr, np.full(arr.shape[0], 1.0 / arr.shape[0]))
+        return Background(arr, np.full(arr.shape[0], 1.0 / arr.shape[0]), *meta)
     idx = np.sort(rng.choice(arr.shape[0], size=n, replace=False))
-    return Background(arr[idx], np.full(n, 1.0 / n))
+    return Background(arr[idx], np.full(n, 1.0 / n), *meta)
+
+
+def _frame_meta(data: Any) -> tuple:
+    if isinstance(data, pd.DataFrame):
+        return tuple(str(c) for c in data.columns), tuple(data.dtypes)
+    return None, None
 
 
 def kmeans(data: Any, k: int = 20, *, seed: Any = 0) -> Background:
@@ -92,19 +120,24 @@ def kmeans(data: Any, k: int = 20, *, seed: Any = 0) -> Background:
 
     Each centre's values are snapped to the nearest value the column takes in the data (so binary
     and integer columns stay valid); non-numeric columns take the cluster's most frequent value and
-    are ignored by the clustering itself.
+    are ignored by the clustering itself. Missing values (NaN) are kept: the clustering fills them
+    with the column mean, and a centre is NaN in a column where most of its cluster is missing.
     """
     from sklearn.cluster import KMeans
 
-    arr = to_matrix(data, name="data")
-    if k < 1:
-        raise InputError(f"k must be >= 1, got {k}")
+    arr = to_matrix(data, name="data", allow_nan=True)
+    meta = _frame_meta(data)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise InputError(f"k must be an integer >= 1, got {k!r}")
     if k >= arr.shape[0]:
-        return Background(arr, np.full(arr.shape[0], 1.0 / arr.shape[0]))
+        return Background(arr, np.full(arr.shape[0], 1.0 / arr.shape[0]), *meta)
     numeric = np.array([_is_numeric_col(arr[:, j]) for j in range(arr.shape[1])])
     num = arr[:, numeric].astype(float) if numeric.any() else np.zeros((arr.shape[0], 1))
+    with np.errstate(all="ignore"):
+        mu = np.nan_to_num(np.nanmean(num, axis=0)) if np.isnan(num).any() else num.mean(axis=0)
+    num = np.where(np.isnan(num), mu, num)
     sd = num.std(axis=0)
-    z = (num - num.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+    z = (num - mu) / np.where(sd > 0, sd, 1.0)
     rs = int(check_random_state(seed).integers(2**31 - 1))
     km = KMeans(n_clusters=k, n_init=4, random_state=rs).fit(z)
     labels = km.labels_
@@ -114,15 +147,20 @@ def kmeans(data: Any, k: int = 20, *, seed: Any = 0) -> Background:
         for j in range(arr.shape[1]):
             col = arr[:, j]
             if numeric[j]:
-                centre = members[:, j].astype(float).mean()
+                vals = members[:, j].astype(float)
+                if np.isnan(vals).mean() > 0.5:
+                    out[c, j] = np.nan
+                    continue
+                centre = np.nanmean(vals)
                 uniq = np.unique(col.astype(float))
+                uniq = uniq[~np.isnan(uniq)]
                 out[c, j] = uniq[np.argmin(np.abs(uniq - centre))]
             else:
                 vals, counts = np.unique(members[:, j].astype(str), return_counts=True)
                 mode = vals[np.argmax(counts)]
                 out[c, j] = next(v for v in members[:, j] if str(v) == mode)
     w = np.bincount(labels, minlength=k).astype(float)
-    return Background(out, w / w.sum())
+    return Background(out, w / w.sum(), *meta)
 
 
 def _is_numeric_col(col: np.ndarray) -> bool:

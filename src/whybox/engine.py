@@ -75,7 +75,7 @@ def masked_outputs(model: Model, X: np.ndarray, Zcols: np.ndarray, bg: Backgroun
     inner = ~(full | empty)
     if not inner.any():
         return V
-    if not per_row and X.dtype != object and bg.data.dtype != object:
+    if not per_row and X.dtype != object and bg.data.dtype != object and not _has_nan(X, bg.data):
         cols = np.flatnonzero(inner[0])
         _masked_fast(model, X, Zcols[cols], cols, bg, targets, V, chunk_rows, progress)
         return V
@@ -152,7 +152,7 @@ def stratified_outputs(model: Model, X: np.ndarray, Z: np.ndarray, col_index: np
     b + M * (x - b): a gather of boolean masks, made floats once per block and shared by all
     explained rows, then two vectorised passes per row over a reused buffer.
     """
-    numeric = X.dtype != object and bg.data.dtype != object
+    numeric = X.dtype != object and bg.data.dtype != object and not _has_nan(X, bg.data)   # NaN: np.where
     n, p = X.shape
     m = Z.shape[0]
     B = col_index.shape[0]
@@ -189,6 +189,12 @@ def stratified_outputs(model: Model, X: np.ndarray, Z: np.ndarray, col_index: np
                 out = model(inp.reshape(sb * c, p)).reshape(sb, c, -1)
                 V[i, b0:b0 + sb, s:s + c] = out if targets is None else out[..., targets[i]]
     return V
+
+
+def _has_nan(*arrays: np.ndarray) -> bool:
+    """Missing values pass through masking with np.where; b + z * (x - b) would turn them into NaN
+    where the feature is *removed*."""
+    return any(a.dtype != object and np.isnan(a).any() for a in arrays)
 
 
 def _target_grid(t: np.ndarray, B: int) -> np.ndarray:

@@ -87,6 +87,7 @@ class Problem:
     kinds_declared: bool = False
     frame_columns: list[str] | None = None        # DataFrame column order of the reference
     estimator: Any = field(default=None, repr=False, compare=False)   # the object the user passed
+    allow_nan: bool = False                      # the model handles missing values (NaN passes through)
 
     def with_model(self, model: Model) -> "Problem":
         """The same problem answered through another Model (e.g. a child with its own budget)."""
@@ -105,7 +106,8 @@ class Problem:
     @classmethod
     def build(cls, model: Any, data: Any = None, *, rows: Any = None, background: Any = None, kinds: Any = None,
               groups: Any = None, feature_names: Sequence[str] | None = None, output: str = "auto",
-              batch_size: int | None = None, budget: int | None = None, warn_kinds: bool = False) -> "Problem":
+              batch_size: int | None = None, budget: int | None = None, warn_kinds: bool = False,
+              allow_nan: Any = "auto") -> "Problem":
         """Prepare ``model`` with reference ``data`` (training rows; kinds and column order come from
         it). Without ``data``, ``rows`` (e.g. the rows to explain) give only the structure: names,
         column count and dtypes, never kinds. ``warn_kinds`` warns when, without data or kinds, a
@@ -119,10 +121,14 @@ class Problem:
         if hasattr(model, "problem") and isinstance(getattr(model, "problem"), Problem):   # a whybox.Explainer
             return model.problem
         m = as_model(model, output=output, batch_size=batch_size, budget=budget)
+        nan_ok = model_allows_nan(model) if isinstance(allow_nan, str) and allow_nan == "auto" else allow_nan
+        if not isinstance(nan_ok, bool):
+            raise InputError(f"allow_nan must be True, False or 'auto', got {allow_nan!r}")
         source = data if data is not None else rows
         if source is None:
             raise InputError("data (reference rows) or the rows to explain are needed to prepare the problem")
-        arr, names, dtypes, frame_cols = _structure(m, source, feature_names, name="data" if data is not None else "X")
+        arr, names, dtypes, frame_cols = _structure(m, source, feature_names, name="data" if data is not None else "X",
+                                                    allow_nan=nan_ok)
         if kinds is None and data is not None:
             kind_arg: Any = [infer_kind(arr[:, j]) for j in range(arr.shape[1])]
             declared = True
@@ -149,12 +155,12 @@ class Problem:
                 raise InputError("X has non-numeric columns, so the default all-zeros baseline is meaningless: "
                                  "pass background= (e.g. a sample of training rows) or data=")
             bg = make_background(background, n_columns=arr.shape[1],
-                                 columns=spec.columns if isinstance(background, pd.DataFrame) else None)
+                                 columns=spec.columns if isinstance(background, pd.DataFrame) else None,
+                                 allow_nan=nan_ok)
         bg = _match_dtype(bg, arr)
         if m.columns is not None:
             m.with_frame(m.columns, dtypes)
-        return cls(m, spec, bg, arr if data is not None else None, dtypes, declared, frame_cols,
-                   model.estimator if isinstance(model, Problem) else model)
+        return cls(m, spec, bg, arr if data is not None else None, dtypes, declared, frame_cols, model, nan_ok)
 
     # ------------------------------------------------------------------------------ rows
     def matrix(self, X: Any, *, name: str = "X") -> np.ndarray:
@@ -178,13 +184,66 @@ class Problem:
                                   f"reordered by name to {list(want)[:8]}{'...' if len(want) > 8 else ''}",
                                   ColumnOrderWarning, stacklevel=3)
                 X = X[list(want)]
-        return to_matrix(X, name=name, n_columns=self.spec.n_columns)
+        return to_matrix(X, name=name, n_columns=self.spec.n_columns, allow_nan=self.allow_nan)
 
     def targets(self, target: Any, outputs: np.ndarray, *, target_index: Any = None) -> np.ndarray:
         return resolve_targets(target, outputs, self.output_names, target_index=target_index)
 
 
-def _structure(m: Model, source: Any, feature_names: Sequence[str] | None, *, name: str):
+def model_allows_nan(model: Any) -> bool:
+    """Whether a model handles missing values: XGBoost and LightGBM models, and scikit-learn
+    estimators whose ``allow_nan`` tag is set — read through Pipelines and ColumnTransformers (an
+    imputer handles NaN; a transformer that allows NaN, such as a scaler, passes it on to the next
+    step, which must then handle it). False for anything else."""
+    return _nan_state(model) == "handles"
+
+
+def _tag_allows_nan(est: Any) -> bool:
+    tags = getattr(est, "__sklearn_tags__", None)
+    if callable(tags):
+        try:
+            return bool(tags().input_tags.allow_nan)
+        except Exception:  # noqa: BLE001 - estimators with broken or old-style tags
+            pass
+    old = getattr(est, "_get_tags", None)
+    if callable(old):
+        try:
+            return bool(old().get("allow_nan", False))
+        except Exception:  # noqa: BLE001
+            return False
+    return False
+
+
+def _nan_state(est: Any) -> str:
+    """"handles" (NaN in, no NaN out), "passes" (NaN in and out) or "fails"."""
+    if est is None or (isinstance(est, str) and est == "passthrough"):
+        return "passes"
+    if isinstance(est, str) and est == "drop":
+        return "handles"
+    if type(est).__module__.split(".", 1)[0] in ("xgboost", "lightgbm"):
+        return "handles"
+    if type(est).__name__.endswith("Imputer"):
+        return "handles"
+    steps = getattr(est, "steps", None)
+    if isinstance(steps, list) and type(est).__name__ == "Pipeline":
+        for _, step in steps:
+            s = _nan_state(step)
+            if s != "passes":
+                return s
+        return "passes"
+    transformers = getattr(est, "transformers_", None) or getattr(est, "transformers", None)
+    if isinstance(transformers, list) and type(est).__name__ == "ColumnTransformer":
+        states = [_nan_state(t) for _, t, _ in transformers]
+        rem = getattr(est, "remainder", "drop")
+        states.append(_nan_state(rem))
+        return "fails" if "fails" in states else ("passes" if "passes" in states else "handles")
+    if not _tag_allows_nan(est):
+        return "fails"
+    is_transformer = hasattr(est, "transform") and not any(hasattr(est, m) for m in ("predict", "predict_proba"))
+    return "passes" if is_transformer else "handles"
+
+
+def _structure(m: Model, source: Any, feature_names: Sequence[str] | None, *, name: str, allow_nan: bool = False):
     dtypes = frame_cols = None
     if isinstance(source, pd.Series):
         source = source.to_frame().T
@@ -204,7 +263,7 @@ def _structure(m: Model, source: Any, feature_names: Sequence[str] | None, *, na
         names = list(m.columns) if m.columns is not None else None
     if feature_names is not None:
         names = [str(f) for f in feature_names]
-    arr = to_matrix(source, name=name, n_columns=len(names) if names is not None else None)
+    arr = to_matrix(source, name=name, n_columns=len(names) if names is not None else None, allow_nan=allow_nan)
     if m.columns is not None and len(m.columns) != arr.shape[1]:
         raise InputError(f"{name} has {arr.shape[1]} columns but model {m.name!r} was fitted on {len(m.columns)}")
     return arr, names, dtypes, frame_cols
@@ -243,12 +302,12 @@ def _match_dtype(bg: Background, arr: np.ndarray) -> Background:
 def prepare(model: Any, X: Any, *, background: Any = None, budget: int | None = None,
             feature_names: Sequence[str] | None = None, groups: Any = None, kinds: Any = None,
             output: str = "auto", batch_size: int | None = None, data: Any = None,
-            warn_kinds: bool = False) -> tuple[Model, np.ndarray, FeatureSpec, Background]:
+            warn_kinds: bool = False, allow_nan: Any = "auto") -> tuple[Model, np.ndarray, FeatureSpec, Background]:
     """Build a :class:`Problem` (from ``data`` when given, else from the structure of ``X``) and
     return its Model, X as a matrix, its FeatureSpec and Background."""
     pb = Problem.build(model, data, rows=X, background=background, kinds=kinds, groups=groups,
                        feature_names=feature_names, output=output, batch_size=batch_size, budget=budget,
-                       warn_kinds=warn_kinds)
+                       warn_kinds=warn_kinds, allow_nan=allow_nan)
     return pb.model, pb.matrix(X), pb.spec, pb.background
 
 

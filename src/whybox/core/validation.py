@@ -52,12 +52,31 @@ def to_matrix(X: Any, *, name: str = "X", n_columns: int | None = None,
         raise InputError(f"{name} has no rows")
     if n_columns is not None and arr.shape[1] != n_columns:
         raise InputError(f"{name} has {arr.shape[1]} columns but the model/feature names expect {n_columns}")
+    cols = [str(c) for c in X.columns] if isinstance(X, pd.DataFrame) else None
     if not allow_nan:
-        check_finite(arr, name=name)
+        check_finite(arr, name=name, columns=cols)
+    else:
+        check_no_inf(arr, name=name, columns=cols)
     return arr
 
 
-def check_finite(arr: np.ndarray, *, name: str) -> None:
+def _col(j: int, columns: list[str] | None) -> str:
+    return repr(columns[j]) if columns is not None and j < len(columns) else f"{j}"
+
+
+def check_no_inf(arr: np.ndarray, *, name: str, columns: list[str] | None = None) -> None:
+    """NaN allowed (a model that handles missing values), infinities never."""
+    if arr.dtype == object:
+        bad = np.array([[isinstance(v, (float, np.floating)) and np.isinf(v) for v in row] for row in arr], dtype=bool)
+    else:
+        bad = np.isinf(arr)
+    if bad.any():
+        rows, cs = np.nonzero(bad)
+        raise InputError(f"{name} contains {int(bad.sum())} infinite value(s); first at row {rows[0]}, column "
+                         f"{_col(cs[0], columns)}")
+
+
+def check_finite(arr: np.ndarray, *, name: str, columns: list[str] | None = None) -> None:
     if arr.dtype == object:
         bad = pd.isna(pd.DataFrame(arr)).to_numpy().copy()  # pandas may hand back a read-only view
         for j in range(arr.shape[1]):
@@ -67,7 +86,7 @@ def check_finite(arr: np.ndarray, *, name: str) -> None:
     else:
         bad = ~np.isfinite(arr)
     if bad.any():
-        rows, cols = np.nonzero(bad)
+        rows, cs = np.nonzero(bad)
         raise InputError(
-            f"{name} contains {int(bad.sum())} NaN/inf value(s); first at row {rows[0]}, column {cols[0]}. "
-            "Impute or drop them before explaining.")
+            f"{name} contains {int(bad.sum())} NaN/inf value(s); first at row {rows[0]}, column {_col(cs[0], columns)}. "
+            "Impute or drop them before explaining, or pass allow_nan=True if the model handles missing values.")

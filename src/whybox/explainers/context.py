@@ -127,7 +127,14 @@ class TabularContext:
 
     def _real_numeric_X(self) -> np.ndarray:
         engine.check_numeric(self.X, "gradient and Gaussian-noise methods")
-        return self.X.astype(float)
+        X = self.X.astype(float)
+        missing = np.isnan(X).any(axis=0)
+        if missing.any():
+            cols = [self.spec.columns[j] for j in np.flatnonzero(missing)][:8]
+            raise InputError(f"column(s) {cols} hold missing values (NaN): gradient and Gaussian-noise methods cannot "
+                             "perturb a missing value; use a masking method (kernelshap, lime, shapley, occlusion), "
+                             "which passes NaN through to the model")
+        return X
 
     def numeric_X(self) -> np.ndarray:
         """The rows as floats (in the all-outputs mode one copy per virtual row)."""

@@ -262,9 +262,11 @@ def explain_text(model: Any, texts: Any, *, method: str = "kernelshap", units: A
     if not items:
         raise InputError("texts is empty: pass a string or a non-empty sequence of strings")
     key = _method(method)
+    from whybox.params import check
+
+    for name, v in (("seed", seed), ("budget", budget), ("batch_size", batch_size), ("chunk_rows", chunk_rows)):
+        check(name, v)
     m = as_text_model(model, output=output, batch_size=batch_size, budget=budget)
-    if not isinstance(chunk_rows, (int, np.integer)) or chunk_rows < 1:
-        raise InputError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
     tok = tokenizer if tokenizer is not None else getattr(m, "tokenizer", None)
     mtok = mask_token if mask_token is not None else getattr(m, "mask_token", None)
     docs = [TextUnits.build(t, units=units, removal=removal, mask_token=mtok, replacement=replacement,

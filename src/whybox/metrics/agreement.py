@@ -147,6 +147,24 @@ def pairwise_rank_agreement(a, b) -> np.ndarray:
     return (la == lb).mean(axis=1)
 
 
+def agreement_auc(a, b, metric: str = "FA", *, K: int | None = None, summary: str = "mean") -> np.ndarray:
+    """A top-k agreement (FA, RA, SA or SRA) summarised over k = 1..K, per row, as :func:`pgi_auc`
+    summarises PGI: ``summary="mean"`` (default) the mean over k = 1..d; ``"openxai"`` OpenXAI's
+    trapezoid area over x = (k - 1)/(K - 1) with K = ceil(d/4) by default."""
+    if metric not in ("FA", "RA", "SA", "SRA"):
+        raise InputError(f"metric must be one of FA, RA, SA, SRA, got {metric!r}")
+    if summary not in ("mean", "openxai"):
+        raise InputError(f"summary must be one of ['mean', 'openxai'], got {summary!r}")
+    d = _pair(a, b)[0].shape[1]
+    K = (d if summary == "mean" else int(np.ceil(0.25 * d))) if K is None else check_k(K, d, "K")
+    fn = {"FA": feature_agreement, "RA": rank_agreement, "SA": sign_agreement, "SRA": signed_rank_agreement}[metric]
+    curve = np.stack([fn(a, b, k) for k in range(1, K + 1)])
+    if summary == "mean" or K == 1:
+        return curve.mean(axis=0) if summary == "mean" else curve[0]
+    x = np.arange(K) / (K - 1)
+    return np.trapezoid(curve, x, axis=0) if hasattr(np, "trapezoid") else np.trapz(curve, x, axis=0)
+
+
 AGREEMENT = {"FA": feature_agreement, "RA": rank_agreement, "SA": sign_agreement,
              "SRA": signed_rank_agreement, "RC": rank_correlation, "PRA": pairwise_rank_agreement}
 

@@ -97,7 +97,7 @@ class TextUnits:
         if not isinstance(text, str):
             raise InputError(f"text {index} is a {type(text).__name__}, not a string")
         if not text.strip():
-            raise InputError(f"text {index} is empty")
+            raise InputError(f"texts: text {index} is empty")
         if removal not in REMOVALS:
             raise InputError(f"removal must be one of {REMOVALS}, got {removal!r}")
         if removal == "replace" and not isinstance(replacement, str):
