@@ -51,6 +51,7 @@ SEEDED = [
     ("counterfactuals", "monotone", ["age"]), ("counterfactuals", "permitted_range", ["age"]),
     ("evaluate", "explanations", []), ("narrate", "row", 1.5), ("explain", "fd_step", 0),
     ("evaluate", "n_samples", 0), ("explain", "target", 7), ("explain", "target_index", -1),
+    ("narrate", "max_features", 1.0), ("evaluate", "n_samples", 1.0), ("explain", "max_features", 1),
 ]
 
 

@@ -33,9 +33,7 @@ class Int:
             return None
         if isinstance(v, str) and v in self.strings:
             return v
-        if isinstance(v, (float, np.floating)) and math.isfinite(v) and float(v).is_integer() and not isinstance(v, bool):
-            v = int(v)
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):      # 1.0 is not an integer here
             raise InputError(f"{name} must be {self.describe()}, got {v!r}")
         v = int(v)
         if (self.low is not None and v < self.low) or (self.high is not None and v > self.high):

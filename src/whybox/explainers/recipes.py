@@ -168,8 +168,8 @@ def _check_exact(ctx: TabularContext, max_features: int) -> None:
         raise MethodError(
             f"exact Shapley needs all 2^d coalitions: d={ctx.d} interpretable features means "
             f"{2 ** ctx.d:,} coalitions x {ctx.background.n_rows} background rows per explained row, "
-            f"above the limit of {max_features} features. Use method='kernelshap' (sampled), or group "
-            "features (groups=...) to reduce d.")
+            f"above the limit of max_features={max_features}. Use method='kernelshap' (sampled), raise "
+            "max_features (at most 20), or group features (groups=...) to reduce d.")
 
 
 def cost_shapley(ctx: TabularContext, max_features: int = 16) -> int:

@@ -107,7 +107,7 @@ class TextUnits:
         spans = split_text(text, units, tokenizer=tokenizer)
         if not spans:
             kind = units if isinstance(units, str) else "custom"
-            raise InputError(f"text {index} has no {kind} units to explain: {text[:60]!r}")
+            raise InputError(f"texts: text {index} has no {kind} units to explain: {text[:60]!r}")
         return cls(text, tuple(spans), removal, mask_token or "[MASK]", replacement,
                    units if isinstance(units, str) else "custom")
 
