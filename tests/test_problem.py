@@ -302,3 +302,14 @@ def test_integrated_gradients_with_many_steps_is_fast_and_complete():
     e = whybox.explain(f, X, method="integrated_gradients", steps=4081, baseline="zeros")
     assert time.perf_counter() - t0 < 2.0
     np.testing.assert_allclose(e.values.sum(1), e.predictions - e.base_values, atol=1e-6)
+
+
+def test_allow_nan_reaches_whole_dataset_runs(tmp_path):
+    """explain_dataset (and Dask tasks) build the problem per chunk: allow_nan must reach it."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(40, 3))
+    X[::4, 1] = np.nan
+    f = lambda A: np.nan_to_num(np.asarray(A, float)) @ np.array([1.0, 2.0, 3.0])  # noqa: E731
+    e = whybox.explain_dataset(f, X, tmp_path / "n.parquet", chunk_size=16, method="occlusion",
+                               background=np.zeros((1, 3)), allow_nan=True)
+    assert e.values.shape == (40, 3) and np.isfinite(e.values).all()

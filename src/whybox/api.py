@@ -115,7 +115,7 @@ class Explainer:
         if self._problem.reference is None:
             raise InputError("counterfactuals search the reference data for donors: build the Explainer with data=")
         from whybox.counterfactuals import CounterfactualExplainer
-        cf = CounterfactualExplainer(self._problem.model, self._reference_frame(), groups=_groups_of(self.spec),
+        cf = CounterfactualExplainer(self._problem.model, self._reference_frame(), groups=self.spec.named_groups(),
                                      kinds=list(self.spec.kinds))
         return cf.explain(x, **kw)
 
@@ -135,11 +135,6 @@ class Explainer:
             except (TypeError, ValueError):
                 pass
         return df
-
-
-def _groups_of(spec) -> dict[str, list[str]] | None:
-    g = {name: [spec.columns[c] for c in cols] for name, cols in zip(spec.names, spec.groups) if len(cols) > 1}
-    return g or None
 
 
 def explain(model: Any, X: Any, *, method: str = "kernelshap", background: Any = None,
@@ -184,19 +179,15 @@ def explain(model: Any, X: Any, *, method: str = "kernelshap", background: Any =
         res = run_chunks(model, X, chunk_size=rows_per_task, executor=executor, scheduler=scheduler, method=method,
                          background=background, budget=budget, seed=seed, target=target, feature_names=feature_names,
                          groups=groups, kinds=kinds, output=output, batch_size=batch_size, chunk_rows=chunk_rows,
-                         data=data, target_index=target_index, **method_params)
+                         data=data, target_index=target_index, allow_nan=allow_nan, **method_params)
         out = concat(res[i] for i in sorted(res))
         out.seconds = time.perf_counter() - t0
         return out
-    wb = Explainer.__new__(Explainer)
-    object.__setattr__(wb, "_problem", Problem.build(model, data, rows=X, background=background, kinds=kinds,
-                                                     groups=groups, feature_names=feature_names, output=output,
-                                                     batch_size=check("batch_size", batch_size),
-                                                     budget=check("budget", budget), allow_nan=allow_nan))
-    object.__setattr__(wb, "_estimator", model)
-    object.__setattr__(wb, "_target", None)
+    pb = Problem.build(model, data, rows=X, background=background, kinds=kinds, groups=groups,
+                       feature_names=feature_names, output=output, batch_size=check("batch_size", batch_size),
+                       budget=check("budget", budget), allow_nan=allow_nan)
     if isinstance(method, str) and method.lower() == "auto":
         from whybox.choose import choose_problem
-        return choose_problem(wb.problem, X, seed=seed, target=target, budget=budget, **method_params).explanation
-    return wb.explain(X, method=method, seed=seed, target=target, target_index=target_index, chunk_rows=chunk_rows,
-                      **method_params)
+        return choose_problem(pb, X, seed=seed, target=target, budget=budget, **method_params).explanation
+    return explain_rows(pb, X, method=method, seed=seed, target=target, target_index=target_index,
+                        chunk_rows=chunk_rows, **method_params)

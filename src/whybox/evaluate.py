@@ -139,7 +139,7 @@ def evaluate_problem(problem: Problem, X: Any, explanations: Any, *, metrics: Se
                                "explain_seconds": e.seconds}
         for m in metrics:
             if m in agr.AGREEMENT and truth is None:
-                truth = agr.ground_truth(problem.estimator, e.target, X=X, groups=_groups(problem),
+                truth = agr.ground_truth(problem.estimator, e.target, X=X, groups=problem.spec.named_groups(),
                                          feature_names=problem.spec.columns)
             s = metric_scores(m, problem, X, e, neighbourhood=neighbourhood, k=k, seed=seed, n_perturb=n_perturb,
                               n_samples=n_samples, truth=truth)
@@ -148,9 +148,3 @@ def evaluate_problem(problem: Problem, X: Any, explanations: Any, *, metrics: Se
             row[f"{m}_n"] = int(np.isfinite(np.asarray(s, dtype=float)).sum())
         rows.append(row)
     return pd.DataFrame(rows).set_index("explanation")
-
-
-def _groups(problem: Problem) -> dict[str, list[str]] | None:
-    spec = problem.spec
-    g = {name: [spec.columns[c] for c in cols] for name, cols in zip(spec.names, spec.groups) if len(cols) > 1}
-    return g or None

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from whybox.background import Background, make_background
-from whybox.core.features import KINDS, FeatureSpec, infer_kind
+from whybox.core.features import FeatureSpec, infer_kind
 from whybox.core.validation import to_matrix
 from whybox.errors import InputError
 from whybox.models.adapters import Model, as_model
@@ -76,7 +76,6 @@ class Problem:
     background : rows that removed features are drawn from (with weights).
     reference : the reference data as a matrix (None when no ``data=`` was given).
     dtypes : column dtypes of the reference DataFrame (None for arrays).
-    kinds_declared : True when kinds came from ``data=`` or ``kinds=``.
     """
 
     model: Model
@@ -84,7 +83,6 @@ class Problem:
     background: Background
     reference: np.ndarray | None = field(default=None, repr=False)
     dtypes: dict | None = field(default=None, repr=False)
-    kinds_declared: bool = False
     frame_columns: list[str] | None = None        # DataFrame column order of the reference
     estimator: Any = field(default=None, repr=False, compare=False)   # the object the user passed
     allow_nan: bool = False                      # the model handles missing values (NaN passes through)
@@ -97,10 +95,6 @@ class Problem:
     @property
     def output_names(self) -> list | None:
         return self.model.output_names
-
-    @property
-    def columns(self) -> list[str]:
-        return list(self.spec.columns)
 
     # ------------------------------------------------------------------------------ building
     @classmethod
@@ -129,24 +123,17 @@ class Problem:
             raise InputError("data (reference rows) or the rows to explain are needed to prepare the problem")
         arr, names, dtypes, frame_cols = _structure(m, source, feature_names, name="data" if data is not None else "X",
                                                     allow_nan=nan_ok)
-        if kinds is None and data is not None:
-            kind_arg: Any = [infer_kind(arr[:, j]) for j in range(arr.shape[1])]
-            declared = True
-        elif kinds is None:
-            kind_arg = _kinds_from_dtype(arr)
-            declared = False
-            if warn_kinds:
-                ones = _looks_binary(arr, kind_arg)
-                if ones:
-                    cols = [names[j] if names else j for j in ones][:8]
-                    warnings.warn(f"column(s) {cols} hold only 0/1 in the rows given, but without data= (reference "
-                                  "rows) or kinds= they are treated as continuous (noised, not flipped). Pass "
-                                  "data=<training rows> or kinds={'col': 'binary'} to declare them.",
-                                  KindsWarning, stacklevel=4)
-        else:
-            kind_arg = _merge_kinds(kinds, arr, names)
-            declared = True
-        spec = FeatureSpec.build(arr, columns=names, groups=groups, kinds=kind_arg)
+        # kinds inferred from the reference data; without it (or around a partial kinds= mapping) from the dtypes
+        base = None if data is not None and kinds is None else _kinds_from_dtype(arr)
+        if kinds is None and data is None and warn_kinds:
+            ones = _looks_binary(arr, base)
+            if ones:
+                cols = [names[j] if names else j for j in ones][:8]
+                warnings.warn(f"column(s) {cols} hold only 0/1 in the rows given, but without data= (reference "
+                              "rows) or kinds= they are treated as continuous (noised, not flipped). Pass "
+                              "data=<training rows> or kinds={'col': 'binary'} to declare them.",
+                              KindsWarning, stacklevel=4)
+        spec = FeatureSpec.build(arr, columns=names, groups=groups, kinds=kinds, base_kinds=base)
         if background is None and data is not None:
             from whybox.background import sample
             bg = sample(arr, 100, seed=0)
@@ -160,7 +147,7 @@ class Problem:
         bg = _match_dtype(bg, arr)
         if m.columns is not None:
             m.with_frame(m.columns, dtypes)
-        return cls(m, spec, bg, arr if data is not None else None, dtypes, declared, frame_cols, model, nan_ok)
+        return cls(m, spec, bg, arr if data is not None else None, dtypes, frame_cols, model, nan_ok)
 
     # ------------------------------------------------------------------------------ rows
     def matrix(self, X: Any, *, name: str = "X") -> np.ndarray:
@@ -267,25 +254,6 @@ def _structure(m: Model, source: Any, feature_names: Sequence[str] | None, *, na
     if m.columns is not None and len(m.columns) != arr.shape[1]:
         raise InputError(f"{name} has {arr.shape[1]} columns but model {m.name!r} was fitted on {len(m.columns)}")
     return arr, names, dtypes, frame_cols
-
-
-def _merge_kinds(kinds: Any, arr: np.ndarray, names: list[str] | None) -> Any:
-    """kinds= as given: a list (one per column), or a mapping for some columns (the rest by dtype)."""
-    if isinstance(kinds, Mapping):
-        base = _kinds_from_dtype(arr)
-        cols = names or [f"x{j}" for j in range(arr.shape[1])]
-        for ref, k in kinds.items():
-            if isinstance(ref, (int, np.integer)) and not isinstance(ref, bool) and 0 <= int(ref) < arr.shape[1]:
-                j = int(ref)
-            elif str(ref) in cols:
-                j = cols.index(str(ref))
-            else:
-                raise InputError(f"kinds: unknown feature {ref!r}; known features: {cols}")
-            if k not in KINDS:
-                raise InputError(f"kinds: unknown feature kind {k!r} for {ref!r}; expected one of {KINDS}")
-            base[j] = k
-        return base
-    return kinds
 
 
 def _match_dtype(bg: Background, arr: np.ndarray) -> Background:

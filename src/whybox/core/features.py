@@ -42,6 +42,11 @@ class FeatureSpec:
     def n_features(self) -> int:
         return len(self.groups)
 
+    def named_groups(self) -> dict[str, list[str]] | None:
+        """{feature name: its column names} for the features made of several columns (None if none)."""
+        g = {name: [self.columns[c] for c in cols] for name, cols in zip(self.names, self.groups) if len(cols) > 1}
+        return g or None
+
     def column_masks(self, Z: np.ndarray) -> np.ndarray:
         """Map interpretable masks Z (..., d) to column masks (..., p) (Z itself when every feature
         is its own column, in order)."""
@@ -94,8 +99,12 @@ class FeatureSpec:
     @classmethod
     def build(cls, X: np.ndarray, *, columns: Sequence[str] | None = None,
               groups: Mapping[str, Sequence[Any]] | Sequence[Sequence[Any]] | None = None,
-              kinds: Mapping[str, str] | Sequence[str] | None = None) -> "FeatureSpec":
+              kinds: Mapping[str, str] | Sequence[str] | None = None,
+              base_kinds: Sequence[str] | None = None) -> "FeatureSpec":
         """Infer a FeatureSpec from data.
+
+        kinds: one per column, or a mapping for some columns; the others take ``base_kinds`` when
+        given (e.g. from the dtypes only), else are inferred from X's values.
 
         groups: a mapping {group name: [column names or indices]} or a list of lists (named by their
         first column, or "a|b|c"). Columns not in any group are their own feature; the order of
@@ -122,10 +131,11 @@ class FeatureSpec:
             return index[str(ref)]
 
         # kinds
+        base = list(base_kinds) if base_kinds is not None else [infer_kind(X[:, j]) for j in range(p)]
         if kinds is None:
-            kind_list = [infer_kind(X[:, j]) for j in range(p)]
+            kind_list = base
         elif isinstance(kinds, Mapping):
-            kind_list = [infer_kind(X[:, j]) for j in range(p)]
+            kind_list = base
             for ref, k in kinds.items():
                 kind_list[resolve(ref, "kinds")] = k
         else:

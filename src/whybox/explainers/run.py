@@ -12,7 +12,8 @@ from whybox.engine import DEFAULT_CHUNK_ROWS
 from whybox.errors import InputError
 from whybox.explainers.context import TabularContext
 from whybox.explainers.recipes import get_recipe
-from whybox.problem import Problem
+from whybox.params import check_chunk_rows
+from whybox.problem import Problem, default_is_all
 
 
 def explain_rows(problem: Problem, X: Any, *, method: str = "kernelshap", seed: Any = 0, target: Any = None,
@@ -22,8 +23,6 @@ def explain_rows(problem: Problem, X: Any, *, method: str = "kernelshap", seed: 
 
     ``one_output``: with the default target, explain one output per row even for a multiclass model
     (its predicted class) — what metrics score — instead of every output."""
-    from whybox.params import check_chunk_rows
-
     t0 = time.perf_counter()
     recipe = get_recipe(method)
     params = recipe.check_params(method_params)
@@ -41,7 +40,6 @@ def explain_rows(problem: Problem, X: Any, *, method: str = "kernelshap", seed: 
     every = (isinstance(target, str) and target == "all" and target_index is None
              and not (problem.output_names and "all" in problem.output_names))
     if target is None and target_index is None and not one_output:
-        from whybox.problem import default_is_all
         every = default_is_all(outputs, m)     # multiclass / multi-output: every output by default
     if every:
         # all outputs in one pass over the model rows: the recipe sees (row, output) virtual rows
@@ -71,7 +69,7 @@ def explain_rows(problem: Problem, X: Any, *, method: str = "kernelshap", seed: 
         n_model_rows=m.n_rows - rows0, n_model_calls=m.n_calls - calls0, seconds=time.perf_counter() - t0)
 
 
-PROBLEM_KEYS = ("background", "kinds", "groups", "feature_names", "output", "batch_size", "budget")
+PROBLEM_KEYS = ("background", "kinds", "groups", "feature_names", "output", "batch_size", "budget", "allow_nan")
 
 
 def explain_call(model: Any, X: Any, *, data: Any = None, **kw: Any) -> Explanation:
