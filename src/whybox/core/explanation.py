@@ -408,12 +408,15 @@ def _tmp_name(path: str) -> str:
     return tmp
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and rename (never a half-written file)."""
+def atomic_write_text(path: str | os.PathLike, text: str, *, mode: int | None = None) -> None:
+    """Write ``text`` to ``path`` via a temporary file and rename (never a half-written file);
+    ``mode`` (e.g. 0o600) sets the file's permissions, else the usual ones apply."""
     path = os.fspath(path)
     tmp = _tmp_name(path)
     try:
         with open(tmp, "w", encoding="utf-8") as fh:
+            if mode is not None:
+                os.chmod(tmp, mode)          # before any byte is written
             fh.write(text)
         os.replace(tmp, path)
     except BaseException:

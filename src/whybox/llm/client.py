@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from whybox.core.explanation import atomic_write_text
 from whybox.errors import BudgetError, WhyboxError
 
 
@@ -163,10 +164,11 @@ class LLMClient:
         p = self.cache_dir / key[:2] / f"{key}.json"
         try:
             _private_dirs(self.cache_dir, p.parent)
-            _private_write(p, json.dumps({"server": self.where, "request": payload, "text": reply.text,
+            atomic_write_text(p, json.dumps({"server": self.where, "request": payload, "text": reply.text,
                                           "logprobs": reply.logprobs, "choices": reply.choices,
                                           "prompt_tokens": reply.prompt_tokens,
-                                          "completion_tokens": reply.completion_tokens}, ensure_ascii=False))
+                                          "completion_tokens": reply.completion_tokens}, ensure_ascii=False),
+                              mode=0o600)
         except OSError as exc:       # a cache that cannot be written costs a rerun, not the answer
             import warnings
             warnings.warn(f"could not write the LLM cache in {self.cache_dir}: {exc.strerror}", stacklevel=3)
@@ -272,21 +274,6 @@ def _private_dirs(root: Path, leaf: Path) -> None:
         if not d.exists():
             d.mkdir(parents=True, mode=0o700, exist_ok=True)
             os.chmod(d, 0o700)
-
-
-def _private_write(path: Path, text: str) -> None:
-    """Write atomically (temporary file + rename) with mode 0600."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        if tmp.exists():
-            tmp.unlink()
-        raise
 
 
 def _is_count(v: Any) -> bool:
