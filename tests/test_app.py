@@ -278,3 +278,27 @@ def test_browser_escapes_user_text(browser, files):
         page.close()
     finally:
         s.stop()
+
+
+def test_whole_model_page(server, browser):
+    c = server.client()
+    r = c.post("/api/surrogate", json={"kind": "tree", "max_depth": 2}).json()
+    f = r["fidelity"]["perturbed"]
+    assert r["kind"] == "tree" and f["metric"] == "agreement" and f["low"] <= f["value"] <= f["high"]
+    assert len(r["rules"]) <= 4 and r["n_queries"] <= 3000 and r["trust"]
+    assert c.post("/api/surrogate", json={"kind": "forest"}).status_code == 422
+    assert c.get("/api/surrogate").status_code == 405                    # state changes only on POST
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server.page_url("/whole"))
+    page.select_option("#w-kind", "rules")
+    page.click("#w-go")
+    page.wait_for_selector("#w-rules li", timeout=60_000)
+    assert page.text_content("#w-trust").startswith("This summary is ")
+    assert "new cases (95% CI" in page.text_content("#w-fidelity")
+    assert page.locator("#w-rules li").count() >= 2
+    assert page.locator("#w-rules li").last.text_content().startswith("Otherwise")
+    _shot(page, "whole-model")
+    assert not errors, errors
+    page.close()

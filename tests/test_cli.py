@@ -97,7 +97,7 @@ def test_missing_model_column(files, tmp_path):
     assert p.returncode == 0, p.stderr
 
 
-@pytest.mark.parametrize("cmd", [[], ["demo"], ["explain"]])
+@pytest.mark.parametrize("cmd", [[], ["demo"], ["explain"], ["surrogate"], ["extract"]])
 def test_help(cmd):
     p = run(*cmd, "--help")
     assert "Usage" in p.stdout
@@ -148,3 +148,48 @@ def test_choose_and_evaluate_commands(files, tmp_path):
 def test_evaluate_needs_something_to_score(files):
     p = run("evaluate", files / "rf.skops", files / "data.csv", "--drop", "label", ok=False)
     assert p.returncode == 2 and "--explanation" in p.stderr
+
+
+def _inproc(capsys, *args, ok=True):
+    """The CLI's main() in this process (the import is paid once); (exit code, stdout, stderr)."""
+    from whybox.cli import main
+    code = 0
+    try:
+        main([str(a) for a in args])
+    except SystemExit as exc:
+        code = exc.code or 0
+    out = capsys.readouterr()
+    if ok:
+        assert code == 0, out.out + out.err
+    return code, out.out, out.err
+
+
+def test_surrogate_and_extract_commands(files, tmp_path, capsys):
+    _, out, _ = _inproc(capsys, "surrogate", files / "rf.skops", files / "data.csv", "--drop", "label", "--max-depth", "2",
+                        "--budget", "2000", "--out", tmp_path / "s.json")
+    assert "agrees with the model on" in out and "What it says:" in out
+    d = json.loads((tmp_path / "s.json").read_text())
+    assert d["kind"] == "tree" and d["n_queries"] <= 2000 and len(d["rules"]) <= 4
+    _inproc(capsys, "surrogate", files / "rf.skops", files / "data.csv", "--drop", "label", "--kind", "rules",
+            "--budget", "2000", "--out", tmp_path / "s.html")
+    page = (tmp_path / "s.html").read_text()
+    assert "<script" not in page and "The first rule that applies decides" in page
+    _inproc(capsys, "surrogate", files / "rf.skops", files / "data.csv", "--drop", "label", "--budget", "2000",
+            "--out", tmp_path / "s.skops")
+    assert (tmp_path / "s.skops").stat().st_size > 0
+    bad = run("surrogate", files / "rf.skops", files / "data.csv", "--drop", "label", "--budget", "10", ok=False)
+    assert bad.returncode == 2 and "budget=10 is too small" in bad.stderr and "Traceback" not in bad.stderr
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"features": [{"name": c, "low": -3, "high": 3} for c in "abcd"]}))
+    df = pd.read_csv(files / "data.csv")
+    df.iloc[:50].to_csv(tmp_path / "test.csv", index=False)
+    _, out, _ = _inproc(capsys, "extract", files / "rf.skops", "--input-spec", spec, "--method", "random", "--budget", "1024",
+                        "--batch-size", "128", "--test-data", tmp_path / "test.csv", "--label", "label",
+                        "--out", tmp_path / "c.pt", "--curve", tmp_path / "curve.csv")
+    assert "agreement" in out and (tmp_path / "c.pt").stat().st_size > 1000
+    assert pd.read_csv(tmp_path / "curve.csv")["queries"].iloc[-1] <= 1024
+    code, _, err = _inproc(capsys, "extract", files / "rf.skops", "--input-spec", spec, "--budget", "10", ok=False)
+    assert code == 2 and "too small for one cabage round" in err
+    spec.write_text(json.dumps({"shape": [4]}))
+    code, _, err = _inproc(capsys, "extract", files / "rf.skops", "--input-spec", spec, ok=False)
+    assert code == 2 and "input ranges" in err

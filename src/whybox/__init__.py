@@ -37,3 +37,6 @@ def __getattr__(name: str):
         from whybox.llm.explainer import llm_explain
         return llm_explain
     raise AttributeError(f"module 'whybox' has no attribute {name!r}")
+from whybox.whole import Extraction, GlobalSurrogate, InputSpec, extract, global_surrogate  # noqa: E402
+
+__all__ += ["global_surrogate", "GlobalSurrogate", "extract", "Extraction", "InputSpec"]

@@ -389,6 +389,103 @@ def counterfactual(model: Path = MODEL_ARG, data: Path = DATA_ARG,
             raise WhyboxError(f"unknown output format {out}: use .json or .csv")
 
 
+@app.command()
+def surrogate(model: Path = MODEL_ARG, data: Path = DATA_ARG,
+              kind: str = typer.Option("tree", help="tree, rules, linear or gam (gam needs whybox[gam])."),
+              max_depth: int = typer.Option(3, help="Depth of a tree surrogate."),
+              max_rules: int = typer.Option(8, help="Most rules of a rule list (the default rule included)."),
+              max_features: int = typer.Option(5, help="Most features with a non-zero weight in a linear surrogate."),
+              budget: int = typer.Option(5000, help="Model rows in all (fidelity samples included)."),
+              rounds: int = typer.Option(3, help="Active rounds near where the surrogate disagrees (0: none)."),
+              task: str = typer.Option("auto", help="auto, classification or regression."),
+              target: Optional[str] = typer.Option(None, help="With --task regression: the output to regress (label or index)."),
+              drop: List[str] = typer.Option([], help="Column(s) of DATA that are not model inputs (e.g. the label)."),
+              seed: int = typer.Option(0, help="Random seed."),
+              trust_pickle: bool = typer.Option(False, help="Allow loading .joblib/.pkl models."),
+              trusted: List[str] = TRUSTED_OPT,
+              out: Optional[Path] = typer.Option(None, help="Write the surrogate: .json (summary), .html (page) or .skops (the estimator)."),
+              ) -> None:
+    """Summarise the whole MODEL as an interpretable surrogate learnt from queries around DATA, and
+    say how far it can be trusted (fidelity on fresh samples, with a confidence interval)."""
+    from whybox.whole import global_surrogate
+
+    est, df = _model_and_table(model, data, drop, trust_pickle, trusted)
+    s = global_surrogate(est, df, kind=kind, max_depth=max_depth, max_rules=max_rules, max_features=max_features,
+                         budget=budget, rounds=rounds, task=task, target=_target(target), seed=seed)
+    console.print(s.text(), markup=False, highlight=False)
+    if out is None:
+        return
+    from whybox.core.explanation import atomic_write_text
+    if str(out).endswith(".json"):
+        atomic_write_text(out, json.dumps(s.to_dict(), indent=1, default=str))
+    elif str(out).endswith(".html"):
+        from whybox.io.report import surrogate_html
+        atomic_write_text(out, surrogate_html(s.to_dict()))
+    elif str(out).endswith(".skops"):
+        import skops.io as sio
+
+        from whybox.core.explanation import atomic_write_bytes
+        atomic_write_bytes(out, sio.dumps(s.estimator))
+    else:
+        raise WhyboxError(f"unknown output format {out}: use .json, .html or .skops")
+    console.print(f"-> {out}")
+
+
+@app.command()
+def extract(model: Path = MODEL_ARG,
+            input_spec: Path = typer.Option(..., "--input-spec", help='JSON: {"shape": [64], "low": 0, "high": 16} or '
+                                            '{"features": [{"name": ..., "low": ..., "high": ...}]}.'),
+            method: str = typer.Option("cabage", help="cabage, dfme or random."),
+            budget: int = typer.Option(20000, help="Victim rows to spend on extraction."),
+            response: str = typer.Option("auto", help="auto, probabilities or labels (use only the arg-max)."),
+            n_classes: Optional[int] = typer.Option(None, help="Number of classes, when known (labels: discovered otherwise)."),
+            test_data: Optional[Path] = typer.Option(None, help="CSV/Parquet rows to measure the clone's agreement on."),
+            label: Optional[str] = typer.Option(None, help="Column of --test-data with the true labels (then dropped)."),
+            batch_size: int = typer.Option(256, help="Victim rows per round."),
+            seed: int = typer.Option(0, help="Random seed."),
+            trust_pickle: bool = typer.Option(False, help="Allow loading .joblib/.pkl models."),
+            trusted: List[str] = TRUSTED_OPT,
+            out: Path = typer.Option(Path("clone.pt"), help="The clone's state dict and metadata (.pt)."),
+            curve: Optional[Path] = typer.Option(None, help="Write the query curve as .csv or .json."),
+            ) -> None:
+    """Extract a clone of the classifier MODEL from queries alone, knowing only its inputs' ranges
+    (data-free; for auditing models you are allowed to query)."""
+    from whybox.io.files import load_model, load_table
+    from whybox.whole import InputSpec
+    from whybox.whole import extract as run
+
+    est = load_model(model, trust_pickle=trust_pickle, trusted=list(trusted or ()))
+    spec = InputSpec.load(input_spec)
+    Xt = yt = None
+    if test_data is not None:
+        df = load_table(test_data)
+        if label is not None:
+            if label not in df.columns:
+                raise WhyboxError(f"--label {label!r} is not a column of {test_data}: {list(df.columns)}")
+            yt = df.pop(label).to_numpy()
+        Xt = df.to_numpy(dtype=float)
+    elif label is not None:
+        raise WhyboxError("--label needs --test-data")
+    e = run(est, spec, method=method, budget=budget, response=response, n_classes=n_classes, test_data=Xt,
+            test_labels=yt, batch_size=batch_size, seed=seed)
+    for _, r in e.curve.iterrows():
+        acc = "" if r["accuracy"] != r["accuracy"] else f", accuracy {r['accuracy']:.3f}"
+        agr = "" if r["agreement"] != r["agreement"] else f": agreement {r['agreement']:.3f}"
+        console.print(f"{int(r['queries']):>9,} queries{agr}{acc} ({int(r['n_classes'])} classes)")
+    console.print(f"{e.method}: {e.n_queries:,} victim rows (+{e.evaluation_queries:,} for evaluation), "
+                  f"{e.n_classes} classes, generator gradient: {e.gradient}; {e.seconds:.1f} s", markup=False)
+    e.save(out)
+    if curve is not None:
+        from whybox.core.explanation import atomic_write_text
+        if str(curve).endswith(".csv"):
+            atomic_write_text(curve, e.curve.to_csv(index=False))
+        elif str(curve).endswith(".json"):
+            atomic_write_text(curve, json.dumps(e.to_dict(), indent=1, default=str))
+        else:
+            raise WhyboxError(f"unknown curve format {curve}: use .csv or .json")
+    console.print(f"-> {out}")
+
+
 def _cebab_or_table(ref: str):
     if ref.startswith("cebab:"):
         from whybox.counterfactuals.cebab import load_cebab

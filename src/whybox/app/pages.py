@@ -35,6 +35,7 @@ def data_block(name: str, obj: Any) -> str:
 def page(title: str, body: str, *, info: dict[str, Any], active: str = "", report: str | None = None,
          scripts: bool = True) -> str:
     links = [("/", "Overview", "overview"), ("/row/0", "One person", "row"), ("/fairness", "Fairness", "fairness"),
+             ("/whole", "Whole model", "whole"),
              ("/docs", "API", "api")]
     under = " style='text-decoration:underline'"
     nav = "".join(f"<a href='{h}'{under if a == active else ''}>{esc(t)}</a>" for h, t, a in links)
@@ -122,6 +123,22 @@ def fairness_page(info: dict[str, Any], attributes: list[str], attribute: str | 
                  + "<script>document.addEventListener('DOMContentLoaded',()=>whybox.fairness())</script>")
     rep = f"/report/fairness?attribute={esc(attribute)}" if attribute else None
     return page("Fairness", body, info=info, active="fairness", report=rep)
+
+
+def whole_page(info: dict[str, Any]) -> str:
+    body = ("<div class='card'><h2>The whole model in a few rules</h2><p>A simple model is learnt to copy this model "
+            "from questions asked around the data; then it is checked on new cases it never saw. It tells you "
+            "roughly how the model decides, and how far that summary can be trusted.</p>"
+            "<p>Summary as <select id='w-kind'><option value='tree'>a small decision tree</option>"
+            "<option value='rules'>a list of rules</option><option value='linear'>weights per feature</option></select> "
+            "depth <select id='w-depth'><option>2</option><option selected>3</option><option>4</option></select> "
+            "<button id='w-go'>Summarise the model</button></p><div id='w-msg' class='muted'></div></div>"
+            "<div class='card' id='w-result' style='display:none'><h3>How far it can be trusted</h3>"
+            "<p id='w-trust' class='big' style='font-size:1.2em'></p><p id='w-fidelity' class='muted'></p>"
+            "<ul id='w-where' class='muted'></ul><h3>What it says</h3><ol id='w-rules'></ol>"
+            "<p class='muted' id='w-queries'></p></div>"
+            "<script>document.addEventListener('DOMContentLoaded',()=>whybox.whole())</script>")
+    return page("Whole model", body, info=info, active="whole")
 
 
 def _fmt(v: Any) -> str:
@@ -231,6 +248,35 @@ const whybox = (() => {
       {type: 'bar', name: 'accuracy', x: g.map(d => d.group), y: g.map(d => d.accuracy)}],
       {barmode: 'group', margin: {t: 10}, yaxis: {range: [0, 1]}}, {displayModeBar: false, responsive: true});
   }
-  return {overview, rowPage, fairness};
+  function whole() {
+    $('w-go').addEventListener('click', async () => {
+      const msg = $('w-msg'); show(msg, 'asking the model… (a few seconds)', 'muted');
+      try {
+        const r = await post('/api/surrogate', {kind: $('w-kind').value, max_depth: parseInt($('w-depth').value)});
+        show(msg, '');
+        $('w-result').style.display = '';
+        const f = r.fidelity.perturbed;
+        $('w-trust').textContent = 'This summary is ' + r.trust + '.';
+        $('w-trust').title = f.metric + ' ' + f.value.toFixed(3) + ' (95% CI ' + f.low.toFixed(3) + '–' + f.high.toFixed(3) + ')';
+        $('w-fidelity').textContent = (f.metric === 'agreement' ? 'It gives the model\'s answer on ' +
+          (100 * f.value).toFixed(1) + '% of ' : 'R² ' + f.value.toFixed(3) + ' on ') + f.n + ' new cases (95% CI ' +
+          (f.metric === 'agreement' ? (100 * f.low).toFixed(1) + '–' + (100 * f.high).toFixed(1) + '%' :
+           f.low.toFixed(3) + '–' + f.high.toFixed(3)) + ').';
+        const where = $('w-where'); where.textContent = '';
+        (f.where || []).slice(0, 3).forEach(w => { const li = document.createElement('li'); li.textContent = 'Least reliable ' + w; where.appendChild(li); });
+        const list = $('w-rules'); list.textContent = '';
+        const add = t => { const li = document.createElement('li'); li.textContent = t; list.appendChild(li); };
+        if (r.rules) r.rules.forEach(x => add(x.text + ' (' + Math.round(100 * x.support) + '% of cases' +
+          (x.fidelity != null && x.n_fresh ? (r.task === 'classification' ? '; right for ' + Math.round(100 * x.fidelity) +
+            '% of them' : '; R² ' + x.fidelity.toFixed(2) + ' there') : '') + ')'));
+        else Object.entries(r.coefficients || {}).forEach(([k, v]) => {
+          if (typeof v === 'number') { if (v) add(k + ': ' + (v > 0 ? '+' : '') + v.toPrecision(3) + ' per unit'); }
+          else Object.entries(v).forEach(([f, w]) => { if (w) add(k + ' · ' + f + ': ' + (w > 0 ? '+' : '') + w.toPrecision(3) + ' per unit'); });
+        });
+        $('w-queries').textContent = r.n_queries + ' model queries.';
+      } catch (err) { show(msg, err.message, 'error'); }
+    });
+  }
+  return {overview, rowPage, fairness, whole};
 })();
 """

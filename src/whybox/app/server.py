@@ -103,7 +103,12 @@ def _bodies():
     class Empty(Body):
         pass
 
-    return Explain, Narrate, Evaluate, Counterfactuals, Fairness, Job, Empty
+    class Surrogate(Body):
+        kind: Literal["tree", "rules", "linear"] = "tree"
+        max_depth: StrictInt = Field(3, ge=1, le=8, description="depth of a tree summary")
+        budget: StrictInt = Field(3000, ge=1000, le=50_000, description="model queries to spend")
+
+    return Explain, Narrate, Evaluate, Counterfactuals, Fairness, Job, Empty, Surrogate
 
 
 def create_app(state: AppState | None = None, *, token: str | None = None, trust_pickle: bool = False,
@@ -124,7 +129,7 @@ def create_app(state: AppState | None = None, *, token: str | None = None, trust
     token = token or new_token()
     limit = int(max_upload_mb * 1024 * 1024)
     pool = WorkerPool(workers, queue)
-    Explain, Narrate, Evaluate, Counterfactuals, Fairness, JobBody, Empty = _bodies()
+    Explain, Narrate, Evaluate, Counterfactuals, Fairness, JobBody, Empty, SurrogateBody = _bodies()
     app = FastAPI(title="whybox", description="Explain a model, check the explanations, look for unfair gaps.",
                   version=__import__("whybox").__version__, docs_url=None, redoc_url=None)
     app.state.whybox, app.state.token, app.state.pool = st, token, pool
@@ -228,6 +233,11 @@ def create_app(state: AppState | None = None, *, token: str | None = None, trust
         from whybox.app.fairness import fairness_report
         return await pool.run(fairness_report, st, b.attribute, n_explain=b.n_explain)
 
+    @app.post("/api/surrogate")
+    async def api_surrogate(b: SurrogateBody):
+        """The whole model summarised as a tree, a rule list or a sparse linear model, with its fidelity."""
+        return await pool.run(st.whole_model, b.kind, b.max_depth, b.budget)
+
     @app.post("/api/jobs/explain")
     async def api_job(b: JobBody):
         """Explain many rows in the background; poll /api/jobs/{id}."""
@@ -287,6 +297,10 @@ def create_app(state: AppState | None = None, *, token: str | None = None, trust
         from whybox.app.fairness import fairness_report
         rep = await pool.run(fairness_report, st, attribute) if attribute else None
         return pages.fairness_page(st.info(), list(st.X.columns), attribute, rep)
+
+    @app.get("/whole", response_class=HTMLResponse, include_in_schema=False)
+    def page_whole():
+        return pages.whole_page(st.info())
 
     # ------------------------------------------------------------------ reports
     @app.get("/report/{which}", include_in_schema=False)

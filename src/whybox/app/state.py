@@ -101,6 +101,7 @@ class AppState:
             self.classes = out.argmax(axis=1)
             self._cache: OrderedDict[tuple, Explanation] = OrderedDict()
             self._cf: Any = None
+            self._surrogates: OrderedDict[tuple, dict] = OrderedDict()
             self.global_job: str | None = None
 
     def counterfactual_explainer(self) -> Any:
@@ -111,6 +112,25 @@ class AppState:
             if self._cf is None:
                 self._cf = CounterfactualExplainer(self.model, self.X).precompute(self.outputs)   # same rows, order
             return self._cf
+
+    def whole_model(self, kind: str = "tree", max_depth: int = 3, budget: int = 3000) -> dict[str, Any]:
+        """A global surrogate of the model around the loaded rows, with its fidelity (cached per setting)."""
+        from whybox.whole import global_surrogate
+
+        key = (kind, int(max_depth), int(budget))
+        with self.lock:
+            hit = self._surrogates.get(key)
+        if hit is not None:
+            return hit
+        s = global_surrogate(self.model, self.X, kind=kind, max_depth=max_depth, budget=budget, seed=self.seed)
+        d = s.to_dict()
+        main = s.fidelity.get("perturbed")
+        d["trust"] = _trust_words(main.value, main.low, main.metric) if main is not None else ""
+        with self.lock:
+            self._surrogates[key] = d
+            while len(self._surrogates) > 16:
+                self._surrogates.popitem(last=False)
+        return d
 
     # ----------------------------------------------------------------------- facts
     @property
@@ -277,6 +297,23 @@ class AppState:
             swarm.append({"feature": f, "attributions": e.values[:, j].round(5).tolist(), "colour": colour})
         return {"importance": [{"feature": f, "mean_abs": float(imp[f])} for f in order], "beeswarm": swarm,
                 "rows": int(len(e)), "method": e.method}
+
+
+def _trust_words(value: float, low: float, metric: str) -> str:
+    """How far a summary can be trusted, in words (the number stays available beside it)."""
+    if metric == "agreement":
+        if low >= 0.95:
+            return "very close to the model: it gives the model's answer almost every time"
+        if low >= 0.85:
+            return "a good summary: it gives the model's answer most of the time, but not always"
+        if low >= 0.7:
+            return "a rough sketch: it often differs from the model"
+        return "not a faithful summary: it differs from the model too often to rely on"
+    if low >= 0.9:
+        return "very close to the model's outputs"
+    if low >= 0.7:
+        return "a fair summary of the model's outputs, with visible gaps"
+    return "a rough sketch of the model's outputs"
 
 
 def _plain(v: Any) -> Any:

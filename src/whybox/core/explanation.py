@@ -409,15 +409,21 @@ def _tmp_name(path: str) -> str:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str, *, mode: int | None = None) -> None:
-    """Write ``text`` to ``path`` via a temporary file and rename (never a half-written file);
+    """Write ``text`` (UTF-8) to ``path`` via a temporary file and rename (never a half-written file);
     ``mode`` (e.g. 0o600) sets the file's permissions, else the usual ones apply."""
+    atomic_write_bytes(path, text.encode("utf-8"), mode=mode)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, mode: int | None = None) -> None:
+    """Write ``data`` to ``path`` via a temporary file and rename (never a half-written file);
+    ``mode`` (e.g. 0o600) sets the file's permissions before any byte is written."""
     path = os.fspath(path)
     tmp = _tmp_name(path)
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
+        with open(tmp, "wb") as fh:
             if mode is not None:
                 os.chmod(tmp, mode)          # before any byte is written
-            fh.write(text)
+            fh.write(data)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -61,3 +61,52 @@ def render_html(explanations: Sequence[Explanation], *, title: str = "whybox rep
 
 def write_html(explanations: Sequence[Explanation], path: str | os.PathLike, **kw) -> None:
     atomic_write_text(path, render_html(explanations, **kw))
+
+
+def surrogate_html(summary: dict, *, title: str = "whybox: the whole model") -> str:
+    """A self-contained page for a global surrogate (``GlobalSurrogate.to_dict()``): how far it can be
+    trusted, then its rules or weights, then where it disagrees with the model. Everything escaped."""
+    e = html.escape
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title>",
+             "<style>body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;color:#222}"
+             "li{margin:.3em 0}.muted{color:#667}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
+             "padding:3px 8px}</style></head><body>", f"<h1>{e(title)}</h1>"]
+    lines = summary["text"].split("\n")
+    parts.append(f"<p>{e(lines[0])}</p>")
+    parts.append("<h2>How far it can be trusted</h2><ul>")
+    for name, f in summary["fidelity"].items():
+        what = "agreement" if f["metric"] == "agreement" else "R²"
+        parts.append(f"<li><b>{e(what)} {f['value']:.3f}</b> ({100 * f['confidence']:.0f}% CI {f['low']:.3f}–{f['high']:.3f}) "
+                     f"on {f['n']:,} {e(f['sample'])}")
+        if f.get("where"):
+            parts.append("<ul>" + "".join(f"<li class='muted'>{e(w)}</li>" for w in f["where"][:5]) + "</ul>")
+        parts.append("</li>")
+    parts.append("</ul>")
+    if summary.get("rules"):
+        ordered = summary["kind"] == "rules"
+        parts.append("<h2>What it says</h2>" + ("<p class='muted'>The first rule that applies decides.</p><ol>"
+                                               if ordered else "<ul>"))
+        for r in summary["rules"]:
+            how = ""
+            if r.get("fidelity") is not None and r.get("n_fresh"):
+                how = f" — matches the model on {100 * r['fidelity']:.0f}% of {r['n_fresh']} fresh samples here" \
+                    if summary["task"] == "classification" else f" — R² {r['fidelity']:.2f} on {r['n_fresh']} fresh samples here"
+            parts.append(f"<li>{e(r['text'])} <span class='muted'>({100 * r['support']:.0f}% of samples{e(how)})</span></li>")
+        parts.append("</ol>" if ordered else "</ul>")
+    elif summary.get("coefficients"):
+        co = summary["coefficients"]
+        parts.append("<h2>Weights (per unit of each feature)</h2><table><tr><th>feature</th><th>weight</th></tr>")
+        flat = co if all(isinstance(v, (int, float)) for v in co.values()) else None
+        if flat is not None:
+            for k, v in flat.items():
+                if v:
+                    parts.append(f"<tr><td>{e(str(k))}</td><td>{v:+.4g}</td></tr>")
+        else:
+            for cls, ws in co.items():
+                for k, v in ws.items():
+                    if v:
+                        parts.append(f"<tr><td>{e(str(cls))}: {e(str(k))}</td><td>{v:+.4g}</td></tr>")
+        parts.append("</table>")
+    parts.append(f"<p class='muted'>{summary['n_queries']:,} model queries ({e(str(summary['queries']))}).</p>")
+    parts.append("</body></html>")
+    return "".join(parts)

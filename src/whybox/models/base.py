@@ -51,6 +51,7 @@ class Model:
         self.n_outputs: int | None = len(self.output_names) if self.output_names else None
         self.n_rows = 0
         self.n_calls = 0
+        self._parent: "Model | None" = None
 
     # ----------------------------------------------------------------- accounting
     def reset_counts(self) -> None:
@@ -73,13 +74,15 @@ class Model:
         return False
 
     def child(self, budget: int | None = None) -> "Model":
-        """A copy that calls the same model with its own counters and budget (and no cache)."""
+        """A copy that calls the same model with its own counters and budget (and no cache). Its rows
+        are counted on this Model too (and within this Model's budget), so a user's meter sees every row."""
         import copy
 
         c = copy.copy(self)
         c.n_rows = c.n_calls = 0
         c.budget = int(budget) if budget is not None else None
         c._cache = {}
+        c._parent = self
         return c
 
     def with_frame(self, columns: Sequence[str] | None, dtypes: Any) -> "Model":
@@ -101,10 +104,13 @@ class Model:
 
     def _call_batched(self, X: np.ndarray) -> np.ndarray:
         n = X.shape[0]
-        if self.budget is not None and self.n_rows + n > self.budget:
-            raise BudgetError(
-                f"model query budget exhausted: {self.n_rows:,} rows used, {n:,} more requested, "
-                f"budget is {self.budget:,}")
+        node: Model | None = self
+        while node is not None:
+            if node.budget is not None and node.n_rows + n > node.budget:
+                raise BudgetError(
+                    f"model query budget exhausted: {node.n_rows:,} rows used, {n:,} more requested, "
+                    f"budget is {node.budget:,}")
+            node = node._parent
         bs = self.batch_size or n
         if bs >= n:
             return self._call_once(X)
@@ -146,8 +152,11 @@ class Model:
             raise
         except Exception as exc:
             raise ModelError(f"model {self.name!r} raised {type(exc).__name__} on a batch of {n} rows: {exc}") from exc
-        self.n_calls += 1
-        self.n_rows += n
+        node: Model | None = self
+        while node is not None:
+            node.n_calls += 1
+            node.n_rows += n
+            node = node._parent
         return self._validate(out, n)
 
     def _validate(self, out: Any, n: int) -> np.ndarray:
