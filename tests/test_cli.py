@@ -97,7 +97,7 @@ def test_missing_model_column(files, tmp_path):
     assert p.returncode == 0, p.stderr
 
 
-@pytest.mark.parametrize("cmd", [[], ["demo"], ["explain"], ["surrogate"], ["extract"]])
+@pytest.mark.parametrize("cmd", [[], ["demo"], ["explain"], ["surrogate"], ["extract"], ["anchor"]])
 def test_help(cmd):
     p = run(*cmd, "--help")
     assert "Usage" in p.stdout
@@ -193,3 +193,18 @@ def test_surrogate_and_extract_commands(files, tmp_path, capsys):
     spec.write_text(json.dumps({"shape": [4]}))
     code, _, err = _inproc(capsys, "extract", files / "rf.skops", "--input-spec", spec, ok=False)
     assert code == 2 and "input ranges" in err
+
+
+def test_anchor_and_prototypes_commands(files, tmp_path, capsys):
+    _, out, _ = _inproc(capsys, "anchor", files / "rf.skops", files / "data.csv", "--drop", "label", "--row", "3",
+                        "--threshold", "0.9", "--budget", "5000", "--out", tmp_path / "a.json")
+    assert out.startswith("IF ") or out.startswith("No anchor reached")
+    d = json.loads((tmp_path / "a.json").read_text())
+    assert d["n_queries"] <= 5000 and d["threshold"] == 0.9
+    code, _, err = _inproc(capsys, "anchor", files / "rf.skops", files / "data.csv", "--drop", "label",
+                           "--threshold", "1.5", ok=False)
+    assert code == 2 and "threshold" in err
+    _, out, _ = _inproc(capsys, "prototypes", files / "rf.skops", files / "data.csv", "--drop", "label",
+                        "--n-prototypes", "2", "--out", tmp_path / "p.csv")
+    assert "class 0: prototypes" in out and "class 1: prototypes" in out
+    assert len(pd.read_csv(tmp_path / "p.csv")) == 4

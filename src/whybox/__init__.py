@@ -40,3 +40,6 @@ def __getattr__(name: str):
 from whybox.whole import Extraction, GlobalSurrogate, InputSpec, extract, global_surrogate  # noqa: E402
 
 __all__ += ["global_surrogate", "GlobalSurrogate", "extract", "Extraction", "InputSpec"]
+from whybox.anchors import Anchor, anchor, anchor_text  # noqa: E402
+
+__all__ += ["anchor", "anchor_text", "Anchor"]

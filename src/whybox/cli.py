@@ -486,6 +486,71 @@ def extract(model: Path = MODEL_ARG,
     console.print(f"-> {out}")
 
 
+@app.command("anchor")
+def anchor_cmd(model: Path = MODEL_ARG, data: Path = DATA_ARG,
+               row: int = typer.Option(0, help="Row of DATA to explain."),
+               threshold: float = typer.Option(0.95, help="Precision the rule must reach, in (0, 1]."),
+               budget: int = typer.Option(20000, help="Model rows to spend."),
+               beam_size: int = typer.Option(2, help="Anchors kept per size in the beam search."),
+               drop: List[str] = typer.Option([], help="Column(s) of DATA that are not model inputs (e.g. the label)."),
+               seed: int = typer.Option(0, help="Random seed."),
+               trust_pickle: bool = typer.Option(False, help="Allow loading .joblib/.pkl models."),
+               trusted: List[str] = TRUSTED_OPT,
+               out: Optional[Path] = typer.Option(None, help="Write the anchor as .json."),
+               ) -> None:
+    """The anchor of one row: a rule on its features under which the model keeps its answer with
+    precision >= --threshold (Ribeiro et al. 2018); says plainly when no rule reaches it."""
+    import whybox
+
+    est, df = _model_and_table(model, data, drop, trust_pickle, trusted)
+    if not 0 <= row < len(df):
+        raise WhyboxError(f"--row {row} is out of range: DATA has {len(df)} rows")
+    a = whybox.anchor(est, df.iloc[[row]], df, threshold=threshold, budget=budget, beam_size=beam_size, seed=seed)
+    console.print(a.text(), markup=False, highlight=False)
+    if out is not None:
+        if not str(out).endswith(".json"):
+            raise WhyboxError(f"unknown output format {out}: use .json")
+        from whybox.core.explanation import atomic_write_text
+        atomic_write_text(out, json.dumps(a.to_dict(), indent=1, default=str))
+
+
+@app.command("prototypes")
+def prototypes_cmd(model: Path = MODEL_ARG, data: Path = DATA_ARG,
+                   row: Optional[int] = typer.Option(None, help="Row of DATA: its local prototypes (default: per class)."),
+                   n_prototypes: int = typer.Option(3, help="Prototypes per class."),
+                   n_criticisms: int = typer.Option(2, help="Criticisms per class (global only)."),
+                   drop: List[str] = typer.Option([], help="Column(s) of DATA that are not model inputs (e.g. the label)."),
+                   seed: int = typer.Option(0, help="Random seed."),
+                   trust_pickle: bool = typer.Option(False, help="Allow loading .joblib/.pkl models."),
+                   trusted: List[str] = TRUSTED_OPT,
+                   out: Optional[Path] = typer.Option(None, help="Write the prototype rows as .csv or .json."),
+                   ) -> None:
+    """Prototypes and criticisms (MMD-critic) of DATA as MODEL sees it: per class, or for one row."""
+    from whybox.anchors.prototypes import prototypes
+
+    est, df = _model_and_table(model, data, drop, trust_pickle, trusted)
+    x = None
+    if row is not None:
+        if not 0 <= row < len(df):
+            raise WhyboxError(f"--row {row} is out of range: DATA has {len(df)} rows")
+        x = df.iloc[[row]]
+    p = prototypes(est, df, x=x, n_prototypes=n_prototypes, n_criticisms=n_criticisms if x is None else 0, seed=seed)
+    for cls, idx in p.prototypes.items():
+        console.print(f"class {cls!r}: prototypes {idx}" + (f", criticisms {p.criticisms.get(cls)}"
+                                                              if p.criticisms.get(cls) else ""), markup=False)
+        console.print(df.iloc[idx].to_string(max_cols=12), markup=False, highlight=False)
+    if out is not None:
+        from whybox.core.explanation import atomic_write_text
+        rows = df.iloc[[i for v in p.prototypes.values() for i in v]].assign(
+            **{"class": [c for c, v in p.prototypes.items() for _ in v]})
+        if str(out).endswith(".csv"):
+            atomic_write_text(out, rows.to_csv())
+        elif str(out).endswith(".json"):
+            atomic_write_text(out, json.dumps(p.to_dict(), indent=1, default=str))
+        else:
+            raise WhyboxError(f"unknown output format {out}: use .csv or .json")
+
+
 def _cebab_or_table(ref: str):
     if ref.startswith("cebab:"):
         from whybox.counterfactuals.cebab import load_cebab

@@ -90,3 +90,12 @@ def check_finite(arr: np.ndarray, *, name: str, columns: list[str] | None = None
         raise InputError(
             f"{name} contains {int(bad.sum())} NaN/inf value(s); first at row {rows[0]}, column {_col(cs[0], columns)}. "
             "Impute or drop them before explaining, or pass allow_nan=True if the model handles missing values.")
+
+
+def converts_to_float(col: Any) -> bool:
+    """Whether every value of ``col`` converts to a float (an object column of numbers does)."""
+    try:
+        np.asarray(col).astype(float)
+        return True
+    except (TypeError, ValueError):
+        return False

@@ -9,6 +9,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from whybox.core.validation import converts_to_float
 from whybox.counterfactuals import tabular as T
 from whybox.errors import InputError
 
@@ -146,7 +147,7 @@ class CounterfactualExplainer:
         self.columns = list(spec.columns)
         self._frame = isinstance(data, pd.DataFrame)
         self._dtypes = data[self.columns].dtypes.to_dict() if self._frame else None
-        self.numeric = np.array([spec.kinds[c] == "continuous" and _is_num(D[:, c]) for c in range(p)])
+        self.numeric = np.array([spec.kinds[c] == "continuous" and converts_to_float(D[:, c]) for c in range(p)])
         if integer == "auto":
             self.integer = np.array([self.numeric[c] and np.allclose(D[:, c].astype(float),
                                                                      np.round(D[:, c].astype(float)))
@@ -202,7 +203,7 @@ class CounterfactualExplainer:
                 try:
                     xa = xa.astype(float)
                 except (TypeError, ValueError):
-                    bad = [self.columns[c] for c in range(xa.shape[1]) if not _is_num(xa[:, c])]
+                    bad = [self.columns[c] for c in range(xa.shape[1]) if not converts_to_float(xa[:, c])]
                     raise InputError(f"x has non-numeric value(s) in column(s) {bad} where data is numeric") from None
         return xa
 
@@ -362,13 +363,6 @@ def _active(spec: Any, row: np.ndarray, cols: np.ndarray) -> Any:
     on = [spec.columns[c] for c, v in zip(cols, vals) if v not in (0, 0.0, False)]
     return on[0] if len(on) == 1 else tuple(vals.tolist())
 
-
-def _is_num(col: np.ndarray) -> bool:
-    try:
-        col.astype(float)
-        return True
-    except (TypeError, ValueError):
-        return False
 
 
 def _can_move(P: T.Problem, f: int, varies: np.ndarray) -> bool:

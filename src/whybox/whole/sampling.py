@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from whybox.core.validation import converts_to_float
 from whybox.errors import InputError
 
 
@@ -87,7 +88,7 @@ class Sampler:
         cats = []
         for j, k in enumerate(self.kinds):
             col = reference[:, j]
-            if k == "categorical" or col.dtype == object and not _numeric(col):
+            if k == "categorical" or col.dtype == object and not converts_to_float(col):
                 cats.append(sorted({v for v in col if v == v}, key=str))
             else:
                 cats.append(None)
@@ -141,10 +142,3 @@ class Sampler:
     def decode(self, E: np.ndarray) -> np.ndarray:
         return self.encoder.inverse_transform(E)
 
-
-def _numeric(col: np.ndarray) -> bool:
-    try:
-        col.astype(float)
-        return True
-    except (TypeError, ValueError):
-        return False
