@@ -172,3 +172,42 @@ def test_text_boundary_removes_the_word_that_carries_the_decision():
     b = boundary_text(clf, "the plot was superb", vocabulary=["dull"])
     assert b.found and b.changes in (["'superb' were removed"], ["'superb' were 'dull'"])
     assert b.before == 1 and b.after == 0
+
+
+def test_text_anchor_leaves_the_callers_model_alone():
+    from whybox.datasets import tfidf_classifier
+    from whybox.models.text import as_text_model
+    rng = np.random.default_rng(1)
+    texts = [" ".join(rng.choice(["a", "b", "c", "good", "bad"], 5)) for _ in range(200)]
+    clf = tfidf_classifier(texts, np.array(["good" in t for t in texts], int))
+    m = as_text_model(clf)
+    a = anchor_text(m, "a good b c", budget=3000, seed=0)
+    assert m.budget is None and m.n_rows == a.n_queries       # counted on the caller's meter, budget untouched
+
+
+def test_text_prototypes_and_one_hot_groups():
+    from whybox.anchors.prototypes import prototypes_text
+    from whybox.datasets import tfidf_classifier
+    rng = np.random.default_rng(2)
+    topics = [["goal", "match", "team"], ["vote", "party", "election"], ["film", "actor", "scene"]]
+    texts = [" ".join(rng.choice(topics[i % 3], 4)) for i in range(240)]
+    clf = tfidf_classifier(texts, np.arange(240) % 3 == 2)               # class 1 = the film texts
+    p = prototypes_text(clf, texts, n_prototypes=2, n_criticisms=1, seed=0)
+    assert set(p.prototypes) == {False, True} or set(p.prototypes) == {0, 1}
+    films = [t for t in p.examples(what="prototypes") if any(w in t for w in topics[2])]
+    assert len(films) == 2                                            # the film class's two prototypes
+    loc = prototypes_text(clf, texts, x="film actor scene film", n_prototypes=2)
+    assert all(any(w in t for w in topics[2]) for t in loc.examples())
+    # a one-hot block is one feature of an anchor
+    n = 2000
+    colour = rng.integers(0, 3, n)
+    df = pd.DataFrame({"x0": rng.uniform(0, 1, n), "c_red": (colour == 0) * 1.0, "c_green": (colour == 1) * 1.0,
+                       "c_blue": (colour == 2) * 1.0})
+
+    def model(X):
+        X = np.asarray(X, float)
+        p1 = ((X[:, 0] > 0.5) & (X[:, 1] == 1)).astype(float)
+        return np.column_stack([1 - p1, p1])
+    x = pd.DataFrame({"x0": [0.8], "c_red": [1.0], "c_green": [0.0], "c_blue": [0.0]})
+    a = anchor(model, x, df, groups={"colour": ["c_red", "c_green", "c_blue"]}, seed=0)
+    assert a.valid and "colour" in a.features and "colour = c_red" in a.predicates

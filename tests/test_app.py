@@ -232,6 +232,12 @@ def test_browser_demo_flow(server, browser, tmp_path):
     page.click("#update")
     page.wait_for_function(f"document.getElementById('prediction').textContent !== '{before}'", timeout=60_000)
     assert page.text_content("#prediction") != before
+    # a rule and similar people
+    page.click("#rule-btn")
+    page.wait_for_function("document.getElementById('rule').textContent.length > 30 && "
+                           "!document.getElementById('rule').textContent.startsWith('looking')", timeout=60_000)
+    assert page.text_content("#rule").startswith(("As long as", "No simple rule"))
+    assert page.locator("#examples tr").count() >= 2
     # counterfactuals: what would need to change
     page.click("#reset")
     page.click("#cf-btn")
@@ -287,6 +293,10 @@ def test_whole_model_page(server, browser):
     assert r["kind"] == "tree" and f["metric"] == "agreement" and f["low"] <= f["value"] <= f["high"]
     assert len(r["rules"]) <= 4 and r["n_queries"] <= 3000 and r["trust"]
     assert c.post("/api/surrogate", json={"kind": "forest"}).status_code == 422
+    rule = c.post("/api/rule", json={"row": 5}).json()
+    assert rule["rule"].startswith(("As long as", "No simple rule")) and rule["anchor"]["n_queries"] <= 6000
+    assert c.post("/api/rule", json={"row": "5"}).status_code == 422
+    assert c.post("/api/rule", json={"row": 10**6}).status_code == 404
     assert c.get("/api/surrogate").status_code == 405                    # state changes only on POST
     page = browser.new_page()
     errors = []

@@ -204,7 +204,18 @@ def test_anchor_and_prototypes_commands(files, tmp_path, capsys):
     code, _, err = _inproc(capsys, "anchor", files / "rf.skops", files / "data.csv", "--drop", "label",
                            "--threshold", "1.5", ok=False)
     assert code == 2 and "threshold" in err
+    _, out, _ = _inproc(capsys, "anchor", files / "rf.skops", files / "data.csv", "--drop", "label", "--row", "3",
+                        "--composite", "--budget", "5000", "--out", tmp_path / "c.html")
+    page = (tmp_path / "c.html").read_text()
+    assert "LIME:" in out and "<script" not in page and "Decision boundary" in page and "Prototypes" in page
     _, out, _ = _inproc(capsys, "prototypes", files / "rf.skops", files / "data.csv", "--drop", "label",
                         "--n-prototypes", "2", "--out", tmp_path / "p.csv")
     assert "class 0: prototypes" in out and "class 1: prototypes" in out
     assert len(pd.read_csv(tmp_path / "p.csv")) == 4
+
+
+def test_simulate_command(files, tmp_path, capsys):
+    _, out, _ = _inproc(capsys, "simulate", files / "rf.skops", files / "data.csv", "--drop", "label", "--k", "10",
+                        "--n-test", "20", "--kinds", "lime,random", "--tests", "forward", "--out", tmp_path / "s.csv")
+    assert "forward" in out and "NSG" in out
+    assert len(pd.read_csv(tmp_path / "s.csv")) == 2

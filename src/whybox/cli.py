@@ -496,21 +496,37 @@ def anchor_cmd(model: Path = MODEL_ARG, data: Path = DATA_ARG,
                seed: int = typer.Option(0, help="Random seed."),
                trust_pickle: bool = typer.Option(False, help="Allow loading .joblib/.pkl models."),
                trusted: List[str] = TRUSTED_OPT,
-               out: Optional[Path] = typer.Option(None, help="Write the anchor as .json."),
+               composite: bool = typer.Option(False, help="Also LIME, the decision boundary and the prototypes, together."),
+               out: Optional[Path] = typer.Option(None, help="Write the anchor (or the composite) as .json, or the "
+                                                  "composite as .html."),
                ) -> None:
     """The anchor of one row: a rule on its features under which the model keeps its answer with
-    precision >= --threshold (Ribeiro et al. 2018); says plainly when no rule reaches it."""
+    precision >= --threshold (Ribeiro et al. 2018); says plainly when no rule reaches it. With
+    --composite, the four explanations of the row together (Hase & Bansal's Composite)."""
     import whybox
 
     est, df = _model_and_table(model, data, drop, trust_pickle, trusted)
     if not 0 <= row < len(df):
         raise WhyboxError(f"--row {row} is out of range: DATA has {len(df)} rows")
+    from whybox.core.explanation import atomic_write_text
+    if composite:
+        from whybox.anchors.composite import composite as run
+        c = run(est, df.iloc[[row]], df, seed=seed, budget=budget)
+        console.print(c.text(), markup=False, highlight=False)
+        if out is not None:
+            if str(out).endswith(".html"):
+                from whybox.io.report import composite_html
+                atomic_write_text(out, composite_html(c.to_dict(), rows=df))
+            elif str(out).endswith(".json"):
+                atomic_write_text(out, json.dumps(c.to_dict(), indent=1, default=str))
+            else:
+                raise WhyboxError(f"unknown output format {out}: use .json or .html")
+        return
     a = whybox.anchor(est, df.iloc[[row]], df, threshold=threshold, budget=budget, beam_size=beam_size, seed=seed)
     console.print(a.text(), markup=False, highlight=False)
     if out is not None:
         if not str(out).endswith(".json"):
-            raise WhyboxError(f"unknown output format {out}: use .json")
-        from whybox.core.explanation import atomic_write_text
+            raise WhyboxError(f"unknown output format {out}: use .json (or --composite with .html)")
         atomic_write_text(out, json.dumps(a.to_dict(), indent=1, default=str))
 
 
@@ -549,6 +565,30 @@ def prototypes_cmd(model: Path = MODEL_ARG, data: Path = DATA_ARG,
             atomic_write_text(out, json.dumps(p.to_dict(), indent=1, default=str))
         else:
             raise WhyboxError(f"unknown output format {out}: use .csv or .json")
+
+
+@app.command()
+def simulate(model: Path = MODEL_ARG, data: Path = DATA_ARG,
+             k: int = typer.Option(32, help="Training inputs the simulator learns from (and that are explained)."),
+             n_test: int = typer.Option(100, help="Held-out test inputs."),
+             kinds: str = typer.Option("lime,anchor,prototype,boundary,composite,random", help="Explanation types."),
+             tests: str = typer.Option("forward,counterfactual", help="forward and/or counterfactual."),
+             drop: List[str] = typer.Option([], help="Column(s) of DATA that are not model inputs (e.g. the label)."),
+             seed: int = typer.Option(0, help="Random seed."),
+             trust_pickle: bool = typer.Option(False, help="Allow loading .joblib/.pkl models."),
+             trusted: List[str] = TRUSTED_OPT,
+             out: Optional[Path] = typer.Option(None, help="Write the table as .csv or .json."),
+             ) -> None:
+    """Which explanation helps a simulator predict MODEL (binary classifier, numeric DATA)? Forward and
+    counterfactual simulatability with learned simulators: accuracy per phase, gain with a paired
+    bootstrap CI, NSG, counterfactual precision/generality."""
+    from whybox.simulate import simulatability
+
+    est, df = _model_and_table(model, data, drop, trust_pickle, trusted)
+    r = simulatability(est, df, kinds=[c.strip() for c in kinds.split(",") if c.strip()],
+                       tests=[t.strip() for t in tests.split(",") if t.strip()], k=k, n_test=n_test, seed=seed)
+    console.print(r.text(), markup=False, highlight=False)
+    _write_table(r.table.set_index(["test", "method"]), out)
 
 
 def _cebab_or_table(ref: str):

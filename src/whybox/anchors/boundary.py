@@ -100,8 +100,8 @@ def boundary_text(model: Any, text: str, *, vocabulary: Sequence[str] | None = N
     if not isinstance(text, str) or not text.strip():
         raise InputError(f"text must be a non-empty string, got {text!r}")
     vocab = [str(v) for v in (vocabulary or [])]
-    m = as_text_model(model, budget=budget)
-    m.reset_counts()
+    m = as_text_model(model).child(budget=budget)      # its own counters and budget; never the caller's
+    m.cache = True
     units = TextUnits.build(text, units="word", removal=removal)
     words = list(units.units)
     out0 = m([text])[0]

@@ -117,6 +117,8 @@ class Prototypes:
         idx = (self.prototypes if what == "prototypes" else self.criticisms)
         keys = [cls] if cls is not None else list(idx)
         chosen = [i for k in keys for i in idx.get(k, [])]
+        if isinstance(self.rows, list):
+            return [self.rows[i] for i in chosen]
         return self.rows.iloc[chosen] if hasattr(self.rows, "iloc") else np.asarray(self.rows)[chosen]
 
     def text(self) -> str:
@@ -235,3 +237,59 @@ def prototypes(model: Any, data: Any, *, n_prototypes: int = 3, n_criticisms: in
 
 def _plain(v: Any) -> Any:
     return v.item() if hasattr(v, "item") else v
+
+
+def prototypes_text(model: Any, texts: Sequence[str], *, embed: Any = None, x: str | None = None,
+                    n_prototypes: int = 3, n_criticisms: int = 2, neighbours: int = 100, output_weight: float = 1.0,
+                    max_rows: int = 5000, seed: int = 0) -> Prototypes:
+    """MMD-critic prototypes of a text classifier's ``texts``, per class (or, with ``x``, local), in a
+    model-aware space: ``embed(texts) -> (n, d)`` vectors (e.g. MiniLM sentence embeddings; default
+    TF-IDF) next to the model's outputs."""
+    from whybox.models.text import as_text_model
+
+    for name, v in (("n_prototypes", n_prototypes), ("n_criticisms", n_criticisms), ("neighbours", neighbours),
+                    ("output_weight", output_weight), ("max_rows", max_rows)):
+        check(name, v, decl=PARAMS[name])
+    check("seed", seed)
+    texts = [str(t) for t in texts]
+    if not texts:
+        raise InputError("prototypes need data: the training texts to choose examples from")
+    rng = np.random.default_rng(seed)
+    keep = np.sort(rng.choice(len(texts), max_rows, replace=False)) if len(texts) > max_rows else np.arange(len(texts))
+    texts = [texts[i] for i in keep]
+    m = as_text_model(model)
+    out = m(texts)
+    if embed is None:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        vec = TfidfVectorizer().fit(texts)
+        embed = lambda t: vec.transform(list(t)).toarray()          # noqa: E731
+    E = np.asarray(embed(texts), float)
+    w = float(output_weight) * np.sqrt(E.shape[1]) * float(np.mean(np.linalg.norm(E, axis=1)) / max(E.shape[1], 1) ** 0.5)
+    Z = np.hstack([E, w * out])
+    cls = out.argmax(axis=1)
+    names = m.output_names
+    label = (lambda c: _plain(names[c]) if names is not None else int(c))
+    protos, crits = {}, {}
+    if x is None:
+        for c in np.unique(cls):
+            idx = np.flatnonzero(cls == c)
+            per = max(5, int(len(idx) / (2 * n_prototypes) * min(1.0, 1000 / len(idx))))
+            K = rbf(Z[idx], Z[idx], median_gamma(Z[idx], rng, k=per))
+            p = mmd_prototypes(K, n_prototypes)
+            protos[label(c)] = [int(idx[i]) for i in p]
+            crits[label(c)] = [int(idx[i]) for i in mmd_criticisms(K, p, n_criticisms)]
+        scope = "global"
+    else:
+        ox = m([x])
+        cx = int(ox.argmax(axis=1)[0])
+        same = np.flatnonzero(cls == cx)
+        if len(same) == 0:
+            raise InputError(f"no text is assigned to the class the model gives x ({label(cx)!r})")
+        zx = np.hstack([np.asarray(embed([x]), float), w * ox])
+        near = same[np.argsort(((Z[same] - zx) ** 2).sum(axis=1), kind="stable")[:neighbours]]
+        K = rbf(Z[near], Z[near], median_gamma(Z[near], rng, k=max(5, len(near) // (2 * n_prototypes))))
+        protos[label(cx)] = [int(near[i]) for i in mmd_prototypes(K, n_prototypes)]
+        crits[label(cx)] = []
+        scope = "local"
+    return Prototypes(protos, crits, texts, scope, {}, {"n_prototypes": n_prototypes, "n_criticisms": n_criticisms,
+                                                         "neighbours": neighbours, "seed": seed})

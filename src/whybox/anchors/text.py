@@ -53,8 +53,8 @@ def anchor_text(model: Any, text: str, *, threshold: float = 0.95, delta: float 
     check("seed", seed)
     if not isinstance(text, str) or not text.strip():
         raise InputError(f"text must be a non-empty string, got {text!r}")
-    m = as_text_model(model, budget=budget)
-    m.reset_counts()
+    m = as_text_model(model).child(budget=budget)      # its own counters and budget; never the caller's
+    m.cache = True
     units = TextUnits.build(text, units="word", removal=removal, mask_token=mask_token)
     out0 = m([text])
     if out0.shape[1] < 2:

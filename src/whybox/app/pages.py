@@ -93,7 +93,10 @@ def row_page(info: dict[str, Any], row: int, payload: dict[str, Any], rows_table
         f"(local R² when features are hidden: 1 = perfect, ≤ 0 = poor): <b id='fidelity'>{payload['fidelity_r2']:.2f}</b></p></div></div>"
         "<div class='card'><h3>Why: each feature's push on the score</h3><div id='chart' style='height:420px'></div></div>"
         "<div class='card'><h3>In plain words</h3><p id='narrative'></p><p class='muted' id='verified'></p></div>"
-        f"{cf}<div class='card'><h3>What if?</h3><p class='muted'>Change values and press Update to see the new "
+        f"{cf}<div class='card' id='rule-card'><h3>A rule, and people like this one</h3><p class='muted'>A simple rule under "
+        "which the model keeps its answer, and rows of the data it treats the same way.</p><button id='rule-btn'>Show</button>"
+        "<p id='rule'></p><div id='examples'></div></div>"
+        f"<div class='card'><h3>What if?</h3><p class='muted'>Change values and press Update to see the new "
         f"prediction and explanation.</p><div class='whatif'><table id='whatif'>{feats}</table></div>"
         "<button id='update'>Update</button> <button id='reset'>Reset</button><div id='whatif-msg'></div></div>"
         + data_block("payload", payload) + data_block("rowinfo", {"row": row})
@@ -198,6 +201,24 @@ const whybox = (() => {
     $('update').addEventListener('click', refresh);
     $('method').addEventListener('change', refresh);
     $('reset').addEventListener('click', () => { document.querySelectorAll('#whatif input').forEach(i => { i.value = i.defaultValue; }); refresh(); });
+    $('rule-btn').addEventListener('click', async () => {
+      const box = $('rule'); show(box, 'looking for a rule…', 'muted');
+      try {
+        const r = await post('/api/rule', {row: row});
+        show(box, r.rule, r.valid ? '' : 'bad');
+        const ex = $('examples'); ex.textContent = '';
+        if (r.examples.length) {
+          const t = document.createElement('table'); const h = document.createElement('tr');
+          ['row', 'model says'].concat(r.columns.slice(0, 8)).forEach(c => { const th = document.createElement('th'); th.textContent = c; h.appendChild(th); });
+          t.appendChild(h);
+          r.examples.forEach(e => { const tr = document.createElement('tr');
+            [String(e.row), e.predicted].concat(r.columns.slice(0, 8).map(c => String(e.values[c]))).forEach(v => {
+              const td = document.createElement('td'); td.textContent = v; tr.appendChild(td); });
+            t.appendChild(tr); });
+          ex.appendChild(t);
+        }
+      } catch (err) { show(box, err.message, 'error'); }
+    });
     if ($('cf-btn')) $('cf-btn').addEventListener('click', async () => {
       const box = $('counterfactuals'); show(box, 'searching…', 'muted');
       try {

@@ -103,12 +103,15 @@ def _bodies():
     class Empty(Body):
         pass
 
+    class Row(Body):
+        row: StrictInt = Field(0, ge=0, description="the data row")
+
     class Surrogate(Body):
         kind: Literal["tree", "rules", "linear"] = "tree"
         max_depth: StrictInt = Field(3, ge=1, le=8, description="depth of a tree summary")
         budget: StrictInt = Field(3000, ge=1000, le=50_000, description="model queries to spend")
 
-    return Explain, Narrate, Evaluate, Counterfactuals, Fairness, Job, Empty, Surrogate
+    return Explain, Narrate, Evaluate, Counterfactuals, Fairness, Job, Empty, Surrogate, Row
 
 
 def create_app(state: AppState | None = None, *, token: str | None = None, trust_pickle: bool = False,
@@ -129,7 +132,7 @@ def create_app(state: AppState | None = None, *, token: str | None = None, trust
     token = token or new_token()
     limit = int(max_upload_mb * 1024 * 1024)
     pool = WorkerPool(workers, queue)
-    Explain, Narrate, Evaluate, Counterfactuals, Fairness, JobBody, Empty, SurrogateBody = _bodies()
+    Explain, Narrate, Evaluate, Counterfactuals, Fairness, JobBody, Empty, SurrogateBody, RowBody = _bodies()
     app = FastAPI(title="whybox", description="Explain a model, check the explanations, look for unfair gaps.",
                   version=__import__("whybox").__version__, docs_url=None, redoc_url=None)
     app.state.whybox, app.state.token, app.state.pool = st, token, pool
@@ -232,6 +235,11 @@ def create_app(state: AppState | None = None, *, token: str | None = None, trust
         """Group gaps of the model's decisions and of its explanations, by ``attribute``."""
         from whybox.app.fairness import fairness_report
         return await pool.run(fairness_report, st, b.attribute, n_explain=b.n_explain)
+
+    @app.post("/api/rule")
+    async def api_rule(b: RowBody):
+        """A rule (anchor) under which the model keeps its answer for a row, and similar rows it treats the same way."""
+        return await pool.run(st.rule_and_examples, b.row)
 
     @app.post("/api/surrogate")
     async def api_surrogate(b: SurrogateBody):

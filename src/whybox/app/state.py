@@ -113,6 +113,33 @@ class AppState:
                 self._cf = CounterfactualExplainer(self.model, self.X).precompute(self.outputs)   # same rows, order
             return self._cf
 
+    def rule_and_examples(self, row: Any) -> dict[str, Any]:
+        """For a lay reader: the row's anchor (a rule under which the model keeps its answer) and the
+        data rows the model treats the same way (MMD-critic prototypes near the row)."""
+        from whybox.anchors import anchor
+        from whybox.anchors.prototypes import prototypes
+
+        r = self.check_row(row)
+        frame = self.X.iloc[[r]]
+        a = anchor(self.model, frame, self.X, budget=6000, seed=self.seed, delta=0.1, epsilon=0.15, beam_size=1,
+                   batch_size=50)
+        p = prototypes(self.model, self.X, x=frame, n_prototypes=3, n_criticisms=0, seed=self.seed,
+                       neighbours=min(100, len(self.X)))
+        idx = [int(i) for v in p.prototypes.values() for i in v if int(i) != r][:3]
+        name = str(a.prediction)
+        if a.valid:
+            words = (f"As long as {' and '.join(a.predicates)}, the model answers “{name}” for "
+                     f"{100 * a.precision:.0f}% of such cases (at least {100 * a.precision_low:.0f}% with 95% "
+                     f"confidence). This rule covers {100 * a.coverage:.0f}% of the rows.")
+        else:
+            words = ("No simple rule keeps the model's answer reliably for this row: even the best one found, "
+                     f"{' and '.join(a.predicates) or 'none'}, holds for only {100 * a.precision:.0f}% of such cases.")
+        cols = list(self.X.columns)
+        examples = [{"row": i, "predicted": str(self.output_names[self.classes[i]]),
+                     "values": {c: _plain(self.X.iloc[i][c]) for c in cols}} for i in idx]
+        return {"row": r, "rule": words, "valid": a.valid, "anchor": a.to_dict(), "examples": examples,
+                "columns": cols}
+
     def whole_model(self, kind: str = "tree", max_depth: int = 3, budget: int = 3000) -> dict[str, Any]:
         """A global surrogate of the model around the loaded rows, with its fidelity (cached per setting)."""
         from whybox.whole import global_surrogate

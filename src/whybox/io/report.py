@@ -5,7 +5,7 @@ import base64
 import html
 import io
 import os
-from typing import Sequence
+from typing import Any, Sequence
 
 
 from whybox.core.explanation import Explanation, atomic_write_text
@@ -109,4 +109,32 @@ def surrogate_html(summary: dict, *, title: str = "whybox: the whole model") -> 
         parts.append("</table>")
     parts.append(f"<p class='muted'>{summary['n_queries']:,} model queries ({e(str(summary['queries']))}).</p>")
     parts.append("</body></html>")
+    return "".join(parts)
+
+
+def composite_html(summary: dict, *, title: str = "whybox: four explanations of one row", rows: Any = None) -> str:
+    """A self-contained page for a composite explanation (``Composite.to_dict()``): LIME's weights,
+    the anchor, the decision boundary and the prototypes, side by side. Everything escaped."""
+    e = html.escape
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title>",
+             "<style>body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;color:#222}"
+             ".grid{display:grid;grid-template-columns:1fr 1fr;gap:1em}.card{border:1px solid #ccc;border-radius:6px;"
+             "padding:.6em 1em}td,th{border-bottom:1px solid #ddd;padding:2px 8px}.pos{color:#b71c1c}.neg{color:#1f4e9c}"
+             "</style></head><body>", f"<h1>{e(title)}</h1><div class='grid'>"]
+    lime = "".join(f"<tr><td>{e(str(w['feature']))}</td><td class='{'pos' if w['weight'] > 0 else 'neg'}'>"
+                   f"{w['weight']:+.4g}</td></tr>" for w in summary["lime"])
+    parts.append(f"<div class='card'><h2>LIME: what pushes the score</h2><table>{lime}</table></div>")
+    parts.append(f"<div class='card'><h2>Anchor: a rule that holds</h2><p>{e(summary['anchor']['text'])}</p></div>")
+    parts.append(f"<div class='card'><h2>Decision boundary</h2><p>{e(summary['boundary']['text'])}</p></div>")
+    p = summary.get("prototypes")
+    if p:
+        items = ""
+        if rows is not None:
+            for cls, idx in p["prototypes"].items():
+                for i in idx:
+                    items += f"<li>{e(str(cls))}: {e(str(rows[i] if isinstance(rows, list) else rows.iloc[i].to_dict()))}</li>"
+        else:
+            items = "".join(f"<li>class {e(str(c))}: rows {e(str(v))}</li>" for c, v in p["prototypes"].items())
+        parts.append(f"<div class='card'><h2>Prototypes: cases the model treats the same way</h2><ul>{items}</ul></div>")
+    parts.append("</div></body></html>")
     return "".join(parts)
