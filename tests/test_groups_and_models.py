@@ -163,3 +163,15 @@ def test_kmeans_and_sample_backgrounds():
     assert s.data.shape == (30, 5)
     e = whybox.explain(onehot_model, df.iloc[:2], method="kernelshap", background=bg)
     np.testing.assert_allclose(e.base_values, bg.weights @ onehot_model(bg.data)[:, 0], atol=1e-12)
+
+
+def test_a_call_budget_never_changes_the_callers_model():
+    import whybox
+    m = whybox.Model(lambda X: X.sum(axis=1), batch_size=7)
+    X = np.random.default_rng(0).normal(size=(3, 4))
+    e = whybox.explain(m, X, method="occlusion", background=np.zeros((1, 4)), budget=100, batch_size=2)
+    assert m.budget is None and m.batch_size == 7                    # untouched
+    assert m.n_rows == e.n_model_rows > 0                             # but every row is on its meter
+    capped = whybox.Model(lambda X: X.sum(axis=1), budget=5)
+    with pytest.raises(whybox.BudgetError):                           # its own budget still holds
+        whybox.explain(capped, X, method="occlusion", background=np.zeros((1, 4)), budget=1000)

@@ -25,7 +25,8 @@ def as_model(model: Any, *, output: str = "auto", batch_size: int | None = None,
              budget: int | None = None, cache: bool = False, name: str | None = None) -> Model:
     """Wrap ``model`` in a :class:`Model`.
 
-    * a Model is returned as is (its budget/batch size updated when given);
+    * a Model is returned as is; with ``budget``/``batch_size``, a child that has them (its rows are
+      counted on the given Model too, and within that Model's own budget), the given Model unchanged;
     * a torch ``nn.Module`` gets autograd gradients (:class:`whybox.models.torch.TorchModel`);
     * a scikit-learn estimator uses ``predict_proba``, else ``decision_function``, else ``predict``
       (``output`` forces one); a model fitted on a DataFrame is fed DataFrames;
@@ -34,11 +35,15 @@ def as_model(model: Any, *, output: str = "auto", batch_size: int | None = None,
     if output not in OUTPUT_CHOICES:
         raise InputError(f"output must be one of {OUTPUT_CHOICES}, got {output!r}")
     if isinstance(model, Model):
+        if batch_size is None and budget is None:
+            return model
+        # the caller's Model is never changed: a child with this call's budget and batch size, whose
+        # rows are still counted on (and within the budget of) the caller's Model, sharing its cache
+        c = model.child(budget=budget)
         if batch_size is not None:
-            model.batch_size = int(batch_size)
-        if budget is not None:
-            model.budget = int(budget)
-        return model
+            c.batch_size = int(batch_size)
+        c._cache = model._cache
+        return c
     if _is_torch_module(model):
         from whybox.models.torch import TorchModel
         return TorchModel(model, batch_size=batch_size, budget=budget, name=name, cache=cache)
