@@ -211,3 +211,15 @@ def test_text_prototypes_and_one_hot_groups():
     x = pd.DataFrame({"x0": [0.8], "c_red": [1.0], "c_green": [0.0], "c_blue": [0.0]})
     a = anchor(model, x, df, groups={"colour": ["c_red", "c_green", "c_blue"]}, seed=0)
     assert a.valid and "colour" in a.features and "colour = c_red" in a.predicates
+
+
+def test_prototype_indices_refer_to_the_data_passed_even_when_it_is_sampled():
+    from whybox.anchors.prototypes import prototypes
+    X, centres = _clusters()
+    same = lambda Z: np.column_stack([np.full(len(Z), 0.7), np.full(len(Z), 0.3)])     # noqa: E731
+    p = prototypes(same, X, n_prototypes=3, n_criticisms=0, max_rows=120, seed=0)
+    idx = p.prototypes[0]
+    assert np.array_equal(p.examples(), X[idx])
+    assert np.max(np.min(((X[idx][:, None] - centres[None]) ** 2).sum(2), axis=1)) < 2.0
+    loc = prototypes(same, X, x=X[[250]], n_prototypes=2, max_rows=120, neighbours=30, seed=0)
+    assert all(np.linalg.norm(X[i] - X[250]) < 4 for i in loc.prototypes[0])

@@ -144,6 +144,16 @@ def _load_inputs(model: Path, data: Path, rows: Optional[str], drop: List[str], 
     return est, df, idx, bg
 
 
+def _check_row(row: int, df) -> None:
+    if not 0 <= row < len(df):
+        raise WhyboxError(f"--row {row} is out of range: DATA has {len(df)} rows")
+
+
+def _write_json(path: Path, summary: dict) -> None:
+    from whybox.core.explanation import atomic_write_text
+    atomic_write_text(path, json.dumps(summary, indent=1, default=str))
+
+
 def _target(target: Optional[str]) -> Any:
     """--target as typed: read as a class label when the model has labels ("1" matches class 1),
     else as an output index."""
@@ -345,8 +355,7 @@ def counterfactual(model: Path = MODEL_ARG, data: Path = DATA_ARG,
     from whybox.counterfactuals import counterfactuals as run
 
     est, df = _model_and_table(model, data, drop, trust_pickle, trusted)
-    if not 0 <= row < len(df):
-        raise WhyboxError(f"--row {row} is out of range: DATA has {len(df)} rows")
+    _check_row(row, df)
     ranges: dict[str, Any] = {}
     for f, v in _pairs(range_, "--range").items():
         if ":" in v:
@@ -417,7 +426,7 @@ def surrogate(model: Path = MODEL_ARG, data: Path = DATA_ARG,
         return
     from whybox.core.explanation import atomic_write_text
     if str(out).endswith(".json"):
-        atomic_write_text(out, json.dumps(s.to_dict(), indent=1, default=str))
+        _write_json(out, s.to_dict())
     elif str(out).endswith(".html"):
         from whybox.io.report import surrogate_html
         atomic_write_text(out, surrogate_html(s.to_dict()))
@@ -480,7 +489,7 @@ def extract(model: Path = MODEL_ARG,
         if str(curve).endswith(".csv"):
             atomic_write_text(curve, e.curve.to_csv(index=False))
         elif str(curve).endswith(".json"):
-            atomic_write_text(curve, json.dumps(e.to_dict(), indent=1, default=str))
+            _write_json(curve, e.to_dict())
         else:
             raise WhyboxError(f"unknown curve format {curve}: use .csv or .json")
     console.print(f"-> {out}")
@@ -506,8 +515,7 @@ def anchor_cmd(model: Path = MODEL_ARG, data: Path = DATA_ARG,
     import whybox
 
     est, df = _model_and_table(model, data, drop, trust_pickle, trusted)
-    if not 0 <= row < len(df):
-        raise WhyboxError(f"--row {row} is out of range: DATA has {len(df)} rows")
+    _check_row(row, df)
     from whybox.core.explanation import atomic_write_text
     if composite:
         from whybox.anchors.composite import composite as run
@@ -518,7 +526,7 @@ def anchor_cmd(model: Path = MODEL_ARG, data: Path = DATA_ARG,
                 from whybox.io.report import composite_html
                 atomic_write_text(out, composite_html(c.to_dict(), rows=df))
             elif str(out).endswith(".json"):
-                atomic_write_text(out, json.dumps(c.to_dict(), indent=1, default=str))
+                _write_json(out, c.to_dict())
             else:
                 raise WhyboxError(f"unknown output format {out}: use .json or .html")
         return
@@ -527,7 +535,7 @@ def anchor_cmd(model: Path = MODEL_ARG, data: Path = DATA_ARG,
     if out is not None:
         if not str(out).endswith(".json"):
             raise WhyboxError(f"unknown output format {out}: use .json (or --composite with .html)")
-        atomic_write_text(out, json.dumps(a.to_dict(), indent=1, default=str))
+        _write_json(out, a.to_dict())
 
 
 @app.command("prototypes")
@@ -547,8 +555,7 @@ def prototypes_cmd(model: Path = MODEL_ARG, data: Path = DATA_ARG,
     est, df = _model_and_table(model, data, drop, trust_pickle, trusted)
     x = None
     if row is not None:
-        if not 0 <= row < len(df):
-            raise WhyboxError(f"--row {row} is out of range: DATA has {len(df)} rows")
+        _check_row(row, df)
         x = df.iloc[[row]]
     p = prototypes(est, df, x=x, n_prototypes=n_prototypes, n_criticisms=n_criticisms if x is None else 0, seed=seed)
     for cls, idx in p.prototypes.items():
@@ -562,7 +569,7 @@ def prototypes_cmd(model: Path = MODEL_ARG, data: Path = DATA_ARG,
         if str(out).endswith(".csv"):
             atomic_write_text(out, rows.to_csv())
         elif str(out).endswith(".json"):
-            atomic_write_text(out, json.dumps(p.to_dict(), indent=1, default=str))
+            _write_json(out, p.to_dict())
         else:
             raise WhyboxError(f"unknown output format {out}: use .csv or .json")
 
@@ -759,7 +766,7 @@ def narrate(explanation: Path = typer.Argument(..., help="Explanation file (.jso
     Without --llm/--model (or their environment variables) the deterministic template narrator is
     used. Exit code 3 when the narrative is flagged (a contradicted claim, or a broken format rule)."""
     import whybox
-    from whybox.core.explanation import Explanation, atomic_write_text
+    from whybox.core.explanation import Explanation
 
     p = str(explanation)
     if not Path(p).is_file():
@@ -795,7 +802,7 @@ def narrate(explanation: Path = typer.Argument(..., help="Explanation file (.jso
     for issue in n.issues:
         console.print(f"  issue: {issue}")
     if out is not None:
-        atomic_write_text(out, json.dumps(n.to_dict(), indent=1, default=str))
+        _write_json(out, n.to_dict())
     if n.flagged:
         raise typer.Exit(3)
 

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from whybox.core.validation import as_python
 from whybox.errors import InputError
 from whybox.params import Int, check
 
@@ -41,15 +42,11 @@ class Boundary:
         return f"The model would say '{self.after}' instead of '{self.before}' if " + "; ".join(self.changes) + "."
 
     def to_dict(self) -> dict[str, Any]:
-        return {"changes": self.changes, "before": _plain(self.before), "after": _plain(self.after),
+        return {"changes": self.changes, "before": as_python(self.before), "after": as_python(self.after),
                 "found": self.found, "n_queries": self.n_queries, "seconds": self.seconds, "reason": self.reason,
                 "crossed": self.crossed if isinstance(self.crossed, (str, type(None))) else
                 self.crossed.to_dict(orient="records")[0] if hasattr(self.crossed, "to_dict") else str(self.crossed),
                 "text": self.text()}
-
-
-def _plain(v: Any) -> Any:
-    return v.item() if hasattr(v, "item") else v
 
 
 def boundary(model: Any, x: Any, data: Any, *, desired_class: Any = None, seed: int = 0, budget: int | None = None,
@@ -171,5 +168,5 @@ def boundary_text(model: Any, text: str, *, vocabulary: Sequence[str] | None = N
     new = render(state)
     after = int(np.argmax(m([new])[0]))
     changes = [f"'{w}' were removed" if s is None else f"'{w}' were '{s}'" for w, s in zip(words, state) if s != w]
-    return Boundary(text, new, changes, _plain(name(pred)), _plain(name(after)), int(m.n_rows),
+    return Boundary(text, new, changes, as_python(name(pred)), as_python(name(after)), int(m.n_rows),
                     time.perf_counter() - t0, True)

@@ -27,6 +27,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from whybox.core.validation import as_python
 from whybox.errors import InputError
 from whybox.params import Float, Int, check
 from whybox.problem import Problem
@@ -104,7 +105,8 @@ def mmd_criticisms(K: np.ndarray, prototypes: Sequence[int], c: int, *, regulari
 
 @dataclass
 class Prototypes:
-    """Prototypes (and criticisms) as row indices of the data they were chosen from, with their rows."""
+    """Prototypes (and criticisms) as row positions in the data passed (even when only a sample of it
+    was used), with that data."""
 
     prototypes: dict[Any, list[int]]            # class -> data row indices
     criticisms: dict[Any, list[int]]
@@ -182,7 +184,7 @@ def prototypes(model: Any, data: Any, *, n_prototypes: int = 3, n_criticisms: in
     if data is None or len(data) == 0:
         raise InputError("prototypes need data: the training rows to choose examples from")
     problem = Problem.build(model, data, kinds=kinds, budget=budget)
-    ref = problem.reference if problem.reference is not None else problem.matrix(data, name="data")
+    ref = problem.matrix(data, name="data")            # row i of ref is row i of data: indices refer to data
     rng = np.random.default_rng(seed)
     keep = np.sort(rng.choice(len(ref), max_rows, replace=False)) if len(ref) > max_rows else np.arange(len(ref))
     ref = ref[keep]
@@ -195,7 +197,6 @@ def prototypes(model: Any, data: Any, *, n_prototypes: int = 3, n_criticisms: in
     n_cls = max(1, len(np.unique(cls)))
     per = max(5, int(len(ref) / n_cls / (2 * n_prototypes) * min(1.0, 1000 / len(ref))))
     gamma = median_gamma(space.Z, rng, k=per) if gamma is None else float(gamma)
-    rows = data.iloc[keep] if hasattr(data, "iloc") else np.asarray(data)[keep]
     protos: dict[Any, list[int]] = {}
     crits: dict[Any, list[int]] = {}
     wit: dict[Any, list[float]] = {}
@@ -205,9 +206,9 @@ def prototypes(model: Any, data: Any, *, n_prototypes: int = 3, n_criticisms: in
             K = rbf(space.Z[idx], space.Z[idx], gamma)
             p = mmd_prototypes(K, n_prototypes)
             q = mmd_criticisms(K, p, n_criticisms)
-            k = _plain(label(int(c)))
-            protos[k] = [int(idx[i]) for i in p]
-            crits[k] = [int(idx[i]) for i in q]
+            k = as_python(label(int(c)))
+            protos[k] = [int(keep[idx[i]]) for i in p]
+            crits[k] = [int(keep[idx[i]]) for i in q]
             wk = K.mean(axis=1) - K[:, p].mean(axis=1)
             wit[k] = [float(wk[i]) for i in q]
         scope = "global"
@@ -225,18 +226,14 @@ def prototypes(model: Any, data: Any, *, n_prototypes: int = 3, n_criticisms: in
         near = same[np.argsort(dist, kind="stable")[:neighbours]]
         K = rbf(space.Z[near], space.Z[near], gamma)
         p = mmd_prototypes(K, n_prototypes)
-        k = _plain(label(cx))
-        protos[k] = [int(near[i]) for i in p]
-        crits[k] = [int(near[i]) for i in mmd_criticisms(K, p, n_criticisms)]
+        k = as_python(label(cx))
+        protos[k] = [int(keep[near[i]]) for i in p]
+        crits[k] = [int(keep[near[i]]) for i in mmd_criticisms(K, p, n_criticisms)]
         scope = "local"
-    return Prototypes(protos, crits, rows.reset_index(drop=True) if hasattr(rows, "reset_index") else rows, scope,
+    return Prototypes(protos, crits, data, scope,
                       wit, {"n_prototypes": n_prototypes, "n_criticisms": n_criticisms, "gamma": gamma,
                             "output_weight": output_weight, "neighbours": neighbours, "rows_used": int(len(ref)),
                             "seed": seed})
-
-
-def _plain(v: Any) -> Any:
-    return v.item() if hasattr(v, "item") else v
 
 
 def prototypes_text(model: Any, texts: Sequence[str], *, embed: Any = None, x: str | None = None,
@@ -251,12 +248,13 @@ def prototypes_text(model: Any, texts: Sequence[str], *, embed: Any = None, x: s
                     ("output_weight", output_weight), ("max_rows", max_rows)):
         check(name, v, decl=PARAMS[name])
     check("seed", seed)
-    texts = [str(t) for t in texts]
-    if not texts:
+    all_texts = [str(t) for t in texts]
+    if not all_texts:
         raise InputError("prototypes need data: the training texts to choose examples from")
     rng = np.random.default_rng(seed)
-    keep = np.sort(rng.choice(len(texts), max_rows, replace=False)) if len(texts) > max_rows else np.arange(len(texts))
-    texts = [texts[i] for i in keep]
+    keep = np.sort(rng.choice(len(all_texts), max_rows, replace=False)) if len(all_texts) > max_rows \
+        else np.arange(len(all_texts))
+    texts = [all_texts[i] for i in keep]
     m = as_text_model(model)
     out = m(texts)
     if embed is None:
@@ -268,7 +266,7 @@ def prototypes_text(model: Any, texts: Sequence[str], *, embed: Any = None, x: s
     Z = np.hstack([E, w * out])
     cls = out.argmax(axis=1)
     names = m.output_names
-    label = (lambda c: _plain(names[c]) if names is not None else int(c))
+    label = (lambda c: as_python(names[c]) if names is not None else int(c))
     protos, crits = {}, {}
     if x is None:
         for c in np.unique(cls):
@@ -276,8 +274,8 @@ def prototypes_text(model: Any, texts: Sequence[str], *, embed: Any = None, x: s
             per = max(5, int(len(idx) / (2 * n_prototypes) * min(1.0, 1000 / len(idx))))
             K = rbf(Z[idx], Z[idx], median_gamma(Z[idx], rng, k=per))
             p = mmd_prototypes(K, n_prototypes)
-            protos[label(c)] = [int(idx[i]) for i in p]
-            crits[label(c)] = [int(idx[i]) for i in mmd_criticisms(K, p, n_criticisms)]
+            protos[label(c)] = [int(keep[idx[i]]) for i in p]
+            crits[label(c)] = [int(keep[idx[i]]) for i in mmd_criticisms(K, p, n_criticisms)]
         scope = "global"
     else:
         ox = m([x])
@@ -288,8 +286,8 @@ def prototypes_text(model: Any, texts: Sequence[str], *, embed: Any = None, x: s
         zx = np.hstack([np.asarray(embed([x]), float), w * ox])
         near = same[np.argsort(((Z[same] - zx) ** 2).sum(axis=1), kind="stable")[:neighbours]]
         K = rbf(Z[near], Z[near], median_gamma(Z[near], rng, k=max(5, len(near) // (2 * n_prototypes))))
-        protos[label(cx)] = [int(near[i]) for i in mmd_prototypes(K, n_prototypes)]
+        protos[label(cx)] = [int(keep[near[i]]) for i in mmd_prototypes(K, n_prototypes)]
         crits[label(cx)] = []
         scope = "local"
-    return Prototypes(protos, crits, texts, scope, {}, {"n_prototypes": n_prototypes, "n_criticisms": n_criticisms,
+    return Prototypes(protos, crits, all_texts, scope, {}, {"n_prototypes": n_prototypes, "n_criticisms": n_criticisms,
                                                          "neighbours": neighbours, "seed": seed})

@@ -27,11 +27,12 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable
 
 import numpy as np
 
 from whybox.anchors.bandit import Arms, kl_lower, kl_upper, lucb
+from whybox.core.validation import as_python
 from whybox.errors import BudgetError, InputError
 from whybox.params import Float, Int, check
 
@@ -103,10 +104,12 @@ def check_params(threshold, delta, epsilon, beam_size, max_size, batch_size, bud
         check(name, v, decl=PARAMS[key])
 
 
-def search(rep: Any, model: Any, *, threshold: float, delta: float, epsilon: float, beam_size: int,
-           max_size: int | None, batch_size: int, max_validation: int, seed: int, t0: float) -> Anchor:
-    """The beam search over ``rep``'s predicates (see the module docstring); ``model`` is the counted
-    Model whose ``remaining`` budget bounds the sampling."""
+def search(rep: Any, model: Any, *, labels: Callable[[Any], np.ndarray], target: int, target_name: Any,
+           threshold: float, delta: float, epsilon: float, beam_size: int, max_size: int | None, batch_size: int,
+           max_validation: int, seed: int, t0: float) -> Anchor:
+    """The beam search over ``rep``'s predicates (see the module docstring). ``model`` is the counted
+    Model whose ``remaining`` budget bounds the sampling; ``labels(inputs)`` its class indices (through
+    ``model``); ``target`` the explained input's class and ``target_name`` its label."""
     rng = np.random.default_rng(seed)
     n_pred = rep.n_predicates
     if n_pred == 0:
@@ -116,30 +119,18 @@ def search(rep: Any, model: Any, *, threshold: float, delta: float, epsilon: flo
     if model.remaining < first:
         raise InputError(f"budget={int(model.budget):,} is too small for the bandit: the first round samples each of "
                          f"the {n_pred} candidate predicates {batch_size} times ({first:,} model rows)")
-    target = rep.label
     # every sample is kept with the predicates it satisfies and whether the model kept its answer: a
     # sample drawn for anchor A that satisfies predicate p is a draw conditioned on A + p, so an
     # extension starts from its parent's samples that satisfy it (as alibi does)
-    sat_rows: list[np.ndarray] = []
-    hit_rows: list[np.ndarray] = []
     store = {"sat": np.zeros((0, n_pred), bool), "hit": np.zeros(0, bool)}
     ids: dict[tuple, np.ndarray] = {}
 
-    def flush() -> None:
-        if sat_rows:
-            store["sat"] = np.vstack([store["sat"], *sat_rows])
-            store["hit"] = np.concatenate([store["hit"], *hit_rows])
-            sat_rows.clear()
-            hit_rows.clear()
-
     def draw(anchor: tuple, n: int) -> int:
         inputs, sat = rep.sample(anchor, n, rng)
-        hit = rep.labels(inputs) == target
-        flush()
+        hit = labels(inputs) == target
         start = len(store["hit"])
-        sat_rows.append(np.asarray(sat, bool))
-        hit_rows.append(hit)
-        flush()
+        store["sat"] = np.vstack([store["sat"], np.asarray(sat, bool)])
+        store["hit"] = np.concatenate([store["hit"], hit])
         ids[anchor] = np.concatenate([ids.get(anchor, np.zeros(0, np.int64)), np.arange(start, start + n)])
         return int(hit.sum())
 
@@ -147,18 +138,12 @@ def search(rep: Any, model: Any, *, threshold: float, delta: float, epsilon: flo
         if c in ids or parent not in ids:
             return
         par = ids[parent]
-        ok = store["sat"][par][:, list(c)].all(axis=1)
-        ids[c] = par[ok]
+        ids[c] = par[store["sat"][par][:, list(c)].all(axis=1)]
 
-    class _Stats(dict):
-        def __getitem__(self, c):
-            i = ids[c]
-            return [float(store["hit"][i].sum()), float(len(i))]
-
-        def get(self, c, default=None):
-            return self[c] if c in ids and len(ids[c]) else default
-
-    stats = _Stats()
+    def stats(c: tuple) -> tuple[float, float]:
+        """(samples where the model kept its answer, samples) of anchor ``c``."""
+        i = ids.get(c, np.zeros(0, np.int64))
+        return float(store["hit"][i].sum()), float(len(i))
 
     def can(n: int) -> bool:
         return model.remaining >= n
@@ -185,9 +170,7 @@ def search(rep: Any, model: Any, *, threshold: float, delta: float, epsilon: flo
                 break
             arms = Arms(len(cands), lambda i, n: draw(cands[i], n))
             for i, c in enumerate(cands):
-                known = stats.get(c)
-                if known:
-                    arms.pos[i], arms.n[i] = known
+                arms.pos[i], arms.n[i] = stats(c)
                 if arms.n[i] < batch_size:
                     need = batch_size - int(arms.n[i])
                     if not can(need):
@@ -198,17 +181,17 @@ def search(rep: Any, model: Any, *, threshold: float, delta: float, epsilon: flo
             for i in top:
                 c = cands[i]
                 while True:
-                    hits, n = stats[c]
+                    hits, n = stats(c)
                     p = hits / n
                     lo, hi = kl_lower(p, level / n), kl_upper(p, level / n)
                     undecided = (p >= threshold and lo < threshold) or (p < threshold and hi >= threshold)
                     if not undecided or n >= max_validation or not can(batch_size):
                         break
                     draw(c, batch_size)
-                hits, n = stats[c]
+                hits, n = stats(c)
                 p = hits / n
                 lo = kl_lower(p, level / n)
-                if best_any is None or p > stats[best_any][0] / stats[best_any][1]:
+                if best_any is None or p > stats(best_any)[0] / stats(best_any)[1]:
                     best_any = c
                 if p >= threshold and lo >= threshold and rep.coverage(c) > best_cov:
                     best_valid, best_cov = c, rep.coverage(c)
@@ -221,10 +204,10 @@ def search(rep: Any, model: Any, *, threshold: float, delta: float, epsilon: flo
     chosen = best_valid if best_valid is not None else best_any
     if chosen is None:
         raise InputError("the budget ran out before any anchor could be measured; raise the budget")
-    hits, n = stats[chosen]
+    hits, n = stats(chosen)
     p = hits / n
     return Anchor(predicates=[rep.predicate_text(i) for i in chosen], features=[rep.feature_of(i) for i in chosen],
-                  prediction=rep.label_name, precision=p, precision_low=kl_lower(p, level / n),
+                  prediction=as_python(target_name), precision=p, precision_low=kl_lower(p, level / n),
                   precision_high=kl_upper(p, level / n), coverage=rep.coverage(chosen),
                   valid=best_valid is not None, threshold=threshold, n_samples=int(n), n_queries=int(model.n_rows),
                   seconds=time.perf_counter() - t0, reason="" if best_valid is not None else reason,
@@ -236,6 +219,3 @@ def search(rep: Any, model: Any, *, threshold: float, delta: float, epsilon: flo
 class _Out(Exception):
     """The budget cannot pay for the next batch."""
 
-
-def names_of(labels: Sequence[Any] | None, i: int) -> Any:
-    return labels[i] if labels is not None else i

@@ -27,43 +27,33 @@ class TabularAnchors:
         spec = problem.spec
         self.features = list(spec.names)
         self.groups = [list(g) for g in spec.groups]
-        self.masks = []          # per predicate: boolean over reference rows
-        self.texts = []
-        self.keys = []           # per predicate: (feature, direction)
-        self.tests = []          # per predicate: (column(s), op, value)
-        self.pred_feature = []   # per predicate: index of its interpretable feature
-        self.features_of: list[str] = []
-        for name, cols in zip(self.features, self.groups):
+        self.texts: list[str] = []
+        self.keys: list[tuple] = []          # per predicate: (feature, direction)
+        self.tests: list[tuple] = []         # per predicate: (column(s), op, value)
+        self.pred_feature: list[int] = []    # per predicate: index of its interpretable feature
+        for f, (name, cols) in enumerate(zip(self.features, self.groups)):
             if len(cols) == 1 and spec.kinds[cols[0]] == "continuous" and converts_to_float(reference[:, cols[0]]) \
                     and len(np.unique(reference[:, cols[0]].astype(float))) > 4:
                 j = cols[0]
-                col = reference[:, j].astype(float)
-                q = np.unique(np.quantile(col, [0.25, 0.5, 0.75]))
+                q = np.unique(np.quantile(reference[:, j].astype(float), [0.25, 0.5, 0.75]))
                 v = float(x[j])
                 # one-sided predicates at every quartile edge on either side of the row's value (as in
                 # Ribeiro et al.'s code): two of them on one feature make an interval
                 for e in q:
-                    if v > e:
-                        self._add(len(self.features_of), f"{name} > {_num(e)}", col > e, (name, ">"), (j, ">", float(e)))
-                    else:
-                        self._add(len(self.features_of), f"{name} <= {_num(e)}", col <= e, (name, "<="), (j, "<=", float(e)))
+                    op = ">" if v > e else "<="
+                    self._add(f, f"{name} {op} {_num(e)}", (name, op), (j, op, float(e)))
             else:
-                m = np.ones(len(reference), dtype=bool)
-                for j in cols:
-                    m &= _equal(reference[:, j], x[j])
                 if len(cols) == 1:
                     txt = f"{name} = {_show(x[cols[0]])}"
                 else:
                     on = [spec.columns[j] for j in cols if _truthy(x[j])]
                     txt = f"{name} = {on[0] if len(on) == 1 else [_show(x[j]) for j in cols]}"
-                self._add(len(self.features_of), txt, m, (name, "="), (tuple(cols), "=", tuple(x[j] for j in cols)))
-            self.features_of.append(name)
-        self.M = np.column_stack(self.masks) if self.masks else np.zeros((len(reference), 0), bool)
+                self._add(f, txt, (name, "="), (tuple(cols), "=", tuple(x[j] for j in cols)))
+        self.M = self.satisfied(reference)   # (reference rows, predicates)
 
-    def _add(self, feature: int, text: str, mask: np.ndarray, key: tuple, test: tuple) -> None:
+    def _add(self, feature: int, text: str, key: tuple, test: tuple) -> None:
         self.pred_feature.append(feature)
         self.texts.append(text)
-        self.masks.append(mask)
         self.keys.append(key)
         self.tests.append(test)
 
@@ -84,7 +74,7 @@ class TabularAnchors:
 
     @property
     def n_predicates(self) -> int:
-        return len(self.masks)
+        return len(self.tests)
 
     def compatible(self, anchor: tuple, p: int) -> bool:
         """At most one predicate per feature and direction (a lower and an upper edge make an interval)."""
@@ -156,17 +146,18 @@ def anchor(model: Any, x: Any, data: Any = None, *, threshold: float = 0.95, del
     names = m.output_names
 
     def labels(Z: np.ndarray) -> np.ndarray:
-        out = m(Z)
-        return np.rint(out[:, 0]).astype(int) if out.shape[1] == 1 else out.argmax(axis=1)
+        return _classes(m(Z))
 
-    rep = TabularAnchors(problem, xm[0], ref)
-    rep.labels = labels
-    rep.label = labels(xm)[0]
-    rep.label_name = (names[rep.label] if names is not None and out0.shape[1] > 1 else rep.label)
-    if hasattr(rep.label_name, "item"):
-        rep.label_name = rep.label_name.item()
-    return search(rep, m, threshold=threshold, delta=delta, epsilon=epsilon, beam_size=beam_size, max_size=max_size,
+    target = int(_classes(out0)[0])
+    name = names[target] if names is not None and out0.shape[1] > 1 else target
+    return search(TabularAnchors(problem, xm[0], ref), m, labels=labels, target=target, target_name=name,
+                  threshold=threshold, delta=delta, epsilon=epsilon, beam_size=beam_size, max_size=max_size,
                   batch_size=batch_size, max_validation=max_validation, seed=seed, t0=t0)
+
+
+def _classes(out: np.ndarray) -> np.ndarray:
+    """Class indices: the arg-max of the scores, or the labels a one-column classifier returns."""
+    return np.rint(out[:, 0]).astype(int) if out.shape[1] == 1 else out.argmax(axis=1)
 
 
 

@@ -63,12 +63,8 @@ def anchor_text(model: Any, text: str, *, threshold: float = 0.95, delta: float 
     def labels(texts: list[str]) -> np.ndarray:
         return m(texts).argmax(axis=1)
 
-    rep = TextAnchors(units)
-    rep.labels = labels
-    rep.label = int(out0.argmax(axis=1)[0])
-    names = m.output_names
-    rep.label_name = names[rep.label] if names is not None else rep.label
-    if hasattr(rep.label_name, "item"):
-        rep.label_name = rep.label_name.item()
-    return search(rep, m, threshold=threshold, delta=delta, epsilon=epsilon, beam_size=beam_size, max_size=max_size,
-                  batch_size=batch_size, max_validation=max_validation, seed=seed, t0=t0)
+    target = int(out0.argmax(axis=1)[0])
+    name = m.output_names[target] if m.output_names is not None else target
+    return search(TextAnchors(units), m, labels=labels, target=target, target_name=name, threshold=threshold,
+                  delta=delta, epsilon=epsilon, beam_size=beam_size, max_size=max_size, batch_size=batch_size,
+                  max_validation=max_validation, seed=seed, t0=t0)

@@ -99,3 +99,8 @@ def converts_to_float(col: Any) -> bool:
         return True
     except (TypeError, ValueError):
         return False
+
+
+def as_python(v: Any) -> Any:
+    """A numpy (or torch) scalar as the Python value it holds; anything else as it is."""
+    return v.item() if hasattr(v, "item") else v

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from whybox.core.validation import as_python
 from whybox.errors import InputError
 from whybox.models.base import OUTPUT_CHOICES, Model  # noqa: F401  (Model is re-exported)
 
@@ -75,7 +76,7 @@ def sklearn_output(est: Any, output: str) -> tuple[Callable, str, list | None]:
     classes = getattr(est, "classes_", None)
     output_names = None
     if classes is not None and (chosen == "predict_proba" or (chosen == "decision_function" and len(classes) > 2)):
-        output_names = [c.item() if hasattr(c, "item") else c for c in classes]
+        output_names = [as_python(c) for c in classes]
     return fn, chosen, output_names
 
 

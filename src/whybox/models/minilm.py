@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from whybox.core.validation import as_python
 from whybox.errors import InputError
 
 
@@ -97,6 +98,6 @@ def train_minilm_classifier(texts: Sequence[str], labels: Any, *, C: float = 10.
         head.weight.copy_(torch.as_tensor(W, dtype=head.weight.dtype))
         head.bias.copy_(torch.as_tensor(b, dtype=head.bias.dtype))
     head = head.to(enc.device)
-    names = list(output_names) if output_names is not None else [c.item() if hasattr(c, "item") else c for c in lr.classes_]
+    names = list(output_names) if output_names is not None else [as_python(c) for c in lr.classes_]
     return TransformerClassifier(enc, tok, head, pooling="mean", normalize=True, output_names=names,
                                  max_length=max_length, batch_size=batch_size, name="MiniLM+head")

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -68,6 +68,23 @@ def nsg(base_acc: float, gain: float) -> float:
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(np.asarray(p, float), 0.02, 0.98)
     return np.log(p / (1 - p))
+
+
+class Baseline:
+    """The baseline-phase simulator: a logistic regression on ``features(inputs)`` (inverse
+    regularisation ``C``); when the training answers are all one class, that class (logit +-4)."""
+
+    def __init__(self, features: Callable[[Any], Any], X: Any, y: np.ndarray, *, C: float = 1.0):
+        from sklearn.linear_model import LogisticRegression
+        self.features = features
+        self.const = None if len(np.unique(y)) > 1 else (4.0 if y[0] == 1 else -4.0)
+        if self.const is None:
+            self.lr = LogisticRegression(C=C, max_iter=1000).fit(features(X), y)
+
+    def logit(self, X: Any) -> np.ndarray:
+        if self.const is not None:
+            return np.full(len(X), self.const)
+        return self.lr.decision_function(self.features(X))
 
 
 class _Combiner:

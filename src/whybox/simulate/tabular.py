@@ -7,21 +7,7 @@ import numpy as np
 
 from whybox.errors import InputError
 from whybox.problem import Problem
-from whybox.simulate.harness import KINDS, TESTS, Simulatability, run
-
-
-class _LR:
-    def __init__(self, X: np.ndarray, y: np.ndarray, mu: np.ndarray, sd: np.ndarray):
-        from sklearn.linear_model import LogisticRegression
-        self.mu, self.sd = mu, sd
-        self.const = None if len(np.unique(y)) > 1 else (4.0 if y[0] == 1 else -4.0)
-        if self.const is None:
-            self.lr = LogisticRegression(C=1.0, max_iter=1000).fit((X - mu) / sd, y)
-
-    def logit(self, X: np.ndarray) -> np.ndarray:
-        if self.const is not None:
-            return np.full(len(X), self.const)
-        return self.lr.decision_function((np.asarray(X, float) - self.mu) / self.sd)
+from whybox.simulate.harness import KINDS, TESTS, Baseline, Simulatability, run
 
 
 class TabularTask:
@@ -64,8 +50,8 @@ class TabularTask:
     def p1(self, Z: np.ndarray) -> np.ndarray:
         return self.problem.model(np.asarray(Z, float))[:, 1]
 
-    def baseline(self, X: np.ndarray, y: np.ndarray) -> _LR:
-        return _LR(X, y, self.mu, self.sd)
+    def baseline(self, X: np.ndarray, y: np.ndarray) -> Baseline:
+        return Baseline(lambda Z: (np.asarray(Z, float) - self.mu) / self.sd, X, y, C=1.0)
 
     def edits(self, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Each row with 1-3 features set to those of a random data row (a counterfactual edit)."""
@@ -115,8 +101,7 @@ class TabularTask:
             from whybox.anchors.prototypes import prototypes
             p = prototypes(self.problem, self.X, x=z, n_prototypes=self.n_prototypes, n_criticisms=0, seed=self.seed)
             idx = [i for v in p.prototypes.values() for i in v]
-            rows = self.X[idx] if len(self.X) <= p.params["rows_used"] else np.asarray(p.rows)[idx]
-            e = {"rows": np.asarray(rows, float), "labels": self.labels(rows)}
+            e = {"rows": self.X[idx], "labels": self.labels(self.X[idx])}
         elif kind == "boundary":
             from whybox.anchors.boundary import boundary
             b = boundary(self.problem.estimator, z, self.X, seed=self.seed)

@@ -14,26 +14,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from whybox.errors import InputError
-from whybox.simulate.harness import KINDS, TESTS, Simulatability, run
+from whybox.simulate.harness import KINDS, TESTS, Baseline, Simulatability, run
 
 
 def _words(text: str) -> list[str]:
     from whybox.representations.text import TextUnits
     return [w.lower() for w in TextUnits.build(text).units]
-
-
-class _TextLR:
-    def __init__(self, vec: Any, X: list[str], y: np.ndarray):
-        from sklearn.linear_model import LogisticRegression
-        self.vec = vec
-        self.const = None if len(np.unique(y)) > 1 else (4.0 if y[0] == 1 else -4.0)
-        if self.const is None:
-            self.lr = LogisticRegression(C=10.0, max_iter=1000).fit(vec.transform(X), y)
-
-    def logit(self, X: list[str]) -> np.ndarray:
-        if self.const is not None:
-            return np.full(len(X), self.const)
-        return self.lr.decision_function(self.vec.transform(X))
 
 
 class TextTask:
@@ -77,8 +63,8 @@ class TextTask:
     def labels(self, X: list[str]) -> np.ndarray:
         return self.m([t if t.strip() else "." for t in X]).argmax(axis=1)
 
-    def baseline(self, X: list[str], y: np.ndarray) -> _TextLR:
-        return _TextLR(self.vec, X, y)
+    def baseline(self, X: list[str], y: np.ndarray) -> Baseline:
+        return Baseline(self.vec.transform, X, y, C=10.0)
 
     def edits(self, X: list[str], rng: np.random.Generator) -> list[str]:
         out = []

@@ -40,6 +40,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from whybox.core.validation import as_python
 from whybox.errors import InputError, ModelError
 from whybox.params import Choice, Float, Int, check
 
@@ -197,21 +198,17 @@ class Extraction:
 
         import io
         buf = io.BytesIO()
-        torch.save({"state_dict": self.clone.state_dict(), "classes": [_plain(c) for c in self.classes],
+        torch.save({"state_dict": self.clone.state_dict(), "classes": [as_python(c) for c in self.classes],
                     "spec": self.spec.to_dict(), "hidden": list(self.params.get("hidden", ())),
                     "method": self.method}, buf)
         atomic_write_bytes(path, buf.getvalue())
 
     def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "classes": [_plain(c) for c in self.classes], "n_classes": self.n_classes,
+        return {"method": self.method, "classes": [as_python(c) for c in self.classes], "n_classes": self.n_classes,
                 "n_queries": self.n_queries, "evaluation_queries": self.evaluation_queries,
                 "response": self.response, "gradient": self.gradient, "agreement": self.agreement,
                 "accuracy": self.accuracy, "seconds": self.seconds, "params": self.params,
                 "curve": self.curve.to_dict(orient="records")}
-
-
-def _plain(v: Any) -> Any:
-    return v.item() if isinstance(v, np.generic) else v
 
 
 def _matrix(X: Any, spec: InputSpec) -> np.ndarray:
@@ -315,13 +312,7 @@ class _Victim:
                 self.classes = list(names) if names is not None else list(range(k))
         if self.mode == "probabilities":
             return _as_probabilities(out)
-        if k == 1:
-            vals = out[:, 0]
-            labels = np.rint(vals).astype(int) if np.allclose(vals, np.rint(vals)) else vals
-        else:
-            names = self.base.output_names
-            idx = out.argmax(axis=1)
-            labels = np.asarray(names, dtype=object)[idx] if names is not None else idx
+        labels = self.labels_of(out)
         ids = np.empty(len(labels), dtype=np.int64)
         for i, lab in enumerate(labels.tolist()):
             j = self._index.get(lab)
@@ -335,7 +326,7 @@ class _Victim:
         return ids
 
     def labels_of(self, out: np.ndarray) -> np.ndarray:
-        """Victim output -> class label (for evaluation; never changes the discovered classes)."""
+        """Victim output -> class labels (never changes the discovered classes)."""
         if out.shape[1] == 1:
             vals = out[:, 0]
             return np.rint(vals).astype(int) if np.allclose(vals, np.rint(vals)) else vals
@@ -439,7 +430,7 @@ def extract(model: Any, input_spec: Any, *, method: str = "cabage", budget: int 
                 break
         _, _, Deployed = _nets()
         deployed = Deployed(runner.clones[0], spec.low, spec.high).eval()
-    return Extraction(method=method, clone=deployed, classes=list(runner.class_list()), curve=pd.DataFrame(curve),
+    return Extraction(method=method, clone=deployed, classes=list(victim.classes), curve=pd.DataFrame(curve),
                       n_queries=int(victim.m.n_rows), evaluation_queries=int(eval_model.n_rows),
                       response=victim.mode or response, gradient=runner.gradient, spec=spec,
                       seconds=time.perf_counter() - t0,
@@ -480,7 +471,6 @@ class _Runner:
         self.k = k0
         # replay buffer
         self.U = np.empty((0, self.d), dtype=np.float32)
-        self.T: list = []             # targets: probabilities (n, k) or class indices (n,)
         self.loss = np.empty(0)
         self.exhausted = False
         if method == "cabage":
@@ -492,16 +482,11 @@ class _Runner:
             self.gradient = "none (random queries)"
 
     # ------------------------------------------------------------------ bookkeeping
-    def class_list(self) -> list:
-        if self.victim.mode == "probabilities":
-            return self.victim.classes
-        return self.victim.classes
-
     def k_found(self) -> int:
         return len(self.victim.classes)
 
-    def _grow(self) -> None:
-        k = max(2, self.k_found())
+    def _grow(self, k: int) -> None:
+        """Widen the clones' heads to ``k`` classes (new optimisers for the new parameters)."""
         if k > self.k:
             for i, c in enumerate(self.clones):
                 c.grow(k)
@@ -526,20 +511,23 @@ class _Runner:
         t = self.victim.read(out)
         if self.victim.mode == "probabilities":
             self.Tp = t if not len(self.U) else np.vstack([self.Tp, t])
-            if self.k < t.shape[1]:
-                for c in self.clones:
-                    c.grow(t.shape[1])
-                self.k = t.shape[1]
-                self.clone_opt = [self.torch.optim.Adam(c.parameters(), lr=self.lr) for c in self.clones]
+            self._grow(t.shape[1])
         else:
             self.Ti = t if not len(self.U) else np.concatenate([self.Ti, t])
-            self._grow()
+            self._grow(max(2, self.k_found()))
         self.U = np.vstack([self.U, U.astype(np.float32)])
         hi = self.loss.max() if len(self.loss) else 1.0
         self.loss = np.concatenate([self.loss, np.full(len(U), max(hi, 1.0))])
 
     def _query(self, U: np.ndarray) -> np.ndarray:
         return self.victim.raw(U)
+
+    def _teach(self, U: np.ndarray, *, replay: bool) -> None:
+        """Ask the victim about ``U``, keep the answers, and train the clones on them."""
+        out = self._query(U)
+        start = len(self.U)
+        self._add(U, out)
+        self._train_clones(np.arange(start, len(self.U)), replay=replay)
 
     # ------------------------------------------------------------------ clone training
     def _train_clones(self, new: np.ndarray, replay: bool) -> None:
@@ -581,10 +569,7 @@ class _Runner:
 
     def _round_random(self) -> None:
         U = self.rng.random((self.B, self.d)).astype(np.float32)
-        out = self._query(U)
-        start = len(self.U)
-        self._add(U, out)
-        self._train_clones(np.arange(start, len(self.U)), replay=True)
+        self._teach(U, replay=True)
 
     def _disagreement(self, u):
         torch = self.torch
@@ -627,10 +612,7 @@ class _Runner:
         U = u.numpy()[pick]
         for c in self.clones:
             c.train()
-        out = self._query(U)
-        start = len(self.U)
-        self._add(U, out)
-        self._train_clones(np.arange(start, len(self.U)), replay=True)
+        self._teach(U, replay=True)
 
     def _round_dfme(self) -> None:
         torch = self.torch
@@ -678,10 +660,7 @@ class _Runner:
         g.eval()
         with torch.no_grad():
             U = g(self._noise(self.B)).numpy()
-        out = self._query(U)
-        start = len(self.U)
-        self._add(U, out)
-        self._train_clones(np.arange(start, len(self.U)), replay=False)
+        self._teach(U, replay=False)
 
     # ------------------------------------------------------------------ prediction
     def predict_labels(self, X: np.ndarray) -> np.ndarray:
@@ -693,7 +672,7 @@ class _Runner:
             logits = c(torch.as_tensor(u, dtype=torch.float32))[:, : max(1, self.k_found())]
         c.train()
         idx = logits.numpy().argmax(axis=1)
-        classes = self.class_list()
+        classes = self.victim.classes
         if not classes:
             return np.full(len(X), None, dtype=object)
         return np.asarray(classes, dtype=object)[idx]

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
+from whybox.core.validation import as_python
 from whybox.errors import InputError
 
 
@@ -194,13 +195,12 @@ class RuleListClassifier(ClassifierMixin, BaseEstimator):
             prec = Yw[covered, cls].sum() / max(w[covered].sum(), 1e-300)
             if prec <= default_acc + 1e-12:
                 break
-            self.rules_.append(Rule([preds[i] for i in idx], self.classes_[cls].item() if hasattr(self.classes_[cls], "item")
-                                    else self.classes_[cls], support=float(w[covered].sum() / w.sum()),
+            self.rules_.append(Rule([preds[i] for i in idx], as_python(self.classes_[cls]), support=float(w[covered].sum() / w.sum()),
                                     n=int(covered.sum()), extra={"precision": float(prec)}))
             left &= ~covered
         counts = Yw[left].sum(axis=0) if left.any() else Yw.sum(axis=0)
         d = int(np.argmax(counts))
-        dflt = self.classes_[d].item() if hasattr(self.classes_[d], "item") else self.classes_[d]
+        dflt = as_python(self.classes_[d])
         self.rules_.append(Rule([], dflt, support=float(w[left].sum() / w.sum()), n=int(left.sum()),
                                 extra={"precision": float(counts[d] / max(counts.sum(), 1e-300))}))
         self.n_features_in_ = E.shape[1]

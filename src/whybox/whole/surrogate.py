@@ -29,6 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from whybox.core.validation import as_python
 from whybox.errors import InputError
 from whybox.params import Choice, Float, Int, check
 from whybox.problem import Problem, resolve_targets
@@ -158,11 +159,9 @@ class GlobalSurrogate:
 
 
 def _plain(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        return v.item()
     if isinstance(v, (frozenset, set)):
         return sorted(_plain(x) for x in v)
-    return v
+    return as_python(v)
 
 
 # ---------------------------------------------------------------------------------------------- fitting
@@ -266,7 +265,8 @@ def global_surrogate(model: Any, data: Any = None, *, kind: str = "tree", max_de
     fid: dict[str, Fidelity] = {}
     Ef = sampler.draw(n_fresh, fresh_rng)
     yf = read(ask(Ef))
-    fid["perturbed"] = fidelity(yf, est.predict(Ef), task=task_, E=Ef, sample="fresh perturbed samples",
+    pf = est.predict(Ef)
+    fid["perturbed"] = fidelity(yf, pf, task=task_, E=Ef, sample="fresh perturbed samples",
                                 confidence=confidence, labels=labels, seed=seed)
     queries["fidelity"] = n_fresh
     if n_hold:
@@ -278,14 +278,12 @@ def global_surrogate(model: Any, data: Any = None, *, kind: str = "tree", max_de
 
     rules = fit_info.get("rules")
     if rules is not None:
-        pf = est.predict(Ef)
         for rl in _leaf_order(rules, kind):
             hit = rl["mask"](Ef)
             rl["rule"].extra["n_fresh"] = int(hit.sum())
             if hit.any():
                 rl["rule"].extra["fidelity"] = (float((pf[hit] == yf[hit]).mean()) if task_ == "classification"
                                                 else _r2_or_none(yf[hit], pf[hit]))
-        rules = [rl["rule"] for rl in _leaf_order(rules, kind)]
     from sklearn.pipeline import Pipeline
 
     pipe = Pipeline([("encode", sampler.encoder), ("surrogate", est)])
