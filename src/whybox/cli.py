@@ -751,6 +751,67 @@ def _llm_client(llm: Optional[str], model: Optional[str], timeout: Optional[floa
 
 
 
+@app.command("explain-code")
+def explain_code_cmd(model: str = typer.Argument(..., help="A local causal LM folder (transformers, safetensors "
+                                                  "weights); with --llm, the code file instead."),
+                     file: Optional[Path] = typer.Argument(None, help="The code file (FILE.py)."),
+                     llm: Optional[str] = typer.Option(None, help="Score with an OpenAI-compatible completions "
+                                                      "endpoint at this URL (echo + logprobs) instead of a local model."),
+                     llm_model: Optional[str] = typer.Option(None, "--model", help="Model name at --llm."),
+                     mode: str = typer.Option("echo", help="Endpoint prompt scoring: echo or prompt_logprobs (vLLM)."),
+                     agg: str = typer.Option("mean", help="Node confidence from its tokens: mean, median or min."),
+                     parser: str = typer.Option("auto", help="auto, tree-sitter or ast."),
+                     on_error: str = typer.Option("mark", help="Code that does not parse: mark (keep what parses) "
+                                                  "or raise."),
+                     max_length: Optional[int] = typer.Option(None, help="Tokens per window (default: the model's context)."),
+                     batch_size: int = typer.Option(8, help="Windows per forward pass (local model)."),
+                     device: Optional[str] = typer.Option(None, help="cpu, cuda, ... (local model)."),
+                     trust_pickle: bool = typer.Option(False, help="Allow a model folder with pickled weights "
+                                                       "(pytorch_model.bin runs code when loaded)."),
+                     timeout: Optional[float] = typer.Option(None, help="LLM request timeout, seconds."),
+                     llm_budget: Optional[int] = typer.Option(None, help="Most LLM requests."),
+                     no_cache: bool = typer.Option(False, help="Do not use the LLM reply cache."),
+                     html: Optional[Path] = typer.Option(None, help="Write the AsC-Viz page (.html)."),
+                     out: Optional[Path] = typer.Option(None, help="Write tokens and nodes with confidences (.json)."),
+                     ) -> None:
+    """AsC-Eval and AsC-Viz of one code file: the probability MODEL gives each token, aligned to the
+    syntax tree, per node and per category; the code coloured by confidence."""
+    from whybox.code import EndpointLM, HFCausalLM, asc_file
+
+    if llm is not None:
+        if file is not None:
+            raise WhyboxError("with --llm give only the code file (the model is --model NAME)")
+        file, lm = Path(model), EndpointLM(_llm_client(llm, llm_model, timeout, llm_budget, no_cache), mode=mode)
+    else:
+        if file is None:
+            raise WhyboxError("give MODEL (a local model folder) and FILE, or FILE with --llm URL --model NAME")
+        lm = HFCausalLM(model, batch_size=batch_size, device=device, max_length=max_length, trust_pickle=trust_pickle)
+    try:
+        code = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WhyboxError(f"cannot read {file}: {getattr(exc, 'strerror', None) or exc}") from None
+    asc = asc_file(lm, code, name=file.name, agg=agg, parser=parser, on_error=on_error)
+    from whybox.io.code_view import render_asc_rich, write_asc_html
+
+    console.print(render_asc_rich(asc))
+    for e in asc.tree.errors[:5]:
+        console.print(f"does not parse: {e}", markup=False)
+    nodes = asc.nodes_frame()
+    leaves = nodes[nodes["leaf"] & nodes["confidence"].notna() & (nodes["node"] > 0)]
+    tab = leaves.groupby("category")["confidence"].agg(["count", "mean"]).sort_values("mean", ascending=False)
+    t = Table(title=f"{file.name}: {agg} token probability by category ({len(asc.alignment.scores)} tokens)")
+    for c in ("category", "nodes", "mean p"):
+        t.add_column(c)
+    for cat, r in tab.iterrows():
+        t.add_row(str(cat), str(int(r["count"])), f"{r['mean']:.3f}")
+    console.print(t)
+    if html is not None:
+        write_asc_html(asc, html)
+        console.print(f"wrote {html}", markup=False)
+    if out is not None:
+        _write_json(out, asc.to_dict())
+
+
 @app.command()
 def narrate(explanation: Path = typer.Argument(..., help="Explanation file (.json or .parquet; a JSON list from explain-text works too)."),
             row: int = typer.Option(0, help="Row of the explanation to narrate."),

@@ -260,3 +260,80 @@ def tfidf_classifier(texts: list[str], labels: Any, *, additive: bool = False, C
 
     vec = TfidfVectorizer(norm=None if additive else "l2", token_pattern=WORD_RE.pattern, lowercase=True)
     return make_pipeline(vec, LogisticRegression(C=C, max_iter=5000)).fit(texts, labels)
+
+
+STDLIB_SKIP = ("site-packages", "dist-packages", "test", "tests", "idle_test", "__pycache__")
+
+
+def stdlib_corpus(split: str = "all", *, test_share: float = 0.1, max_files: int | None = None,
+                  max_chars: int | None = None) -> list[tuple[str, str]]:
+    """Python source files of the standard library of the running Python (present on every install,
+    nothing downloaded), as ``(relative path, code)`` pairs sorted by path. Test suites and
+    site-packages are left out.
+
+    ``split`` "train", "test" or "all": a file is in "test" when the SHA-1 of its relative path,
+    read as a number, falls in the first ``test_share`` of the range, so the split never depends on
+    which other files exist. ``max_files`` keeps the first files (by path) of the split;
+    ``max_chars`` cuts each longer file after the last statement that ends within that many
+    characters and leaves code that still parses (a cut inside a docstring would turn prose into
+    "code"); a file with no such cut (its first statement is longer) is left out.
+    """
+    import hashlib
+    import sysconfig
+
+    if split not in ("train", "test", "all"):
+        raise InputError(f"split must be 'train', 'test' or 'all', got {split!r}")
+    if not (isinstance(test_share, float) and 0 < test_share < 1):
+        raise InputError(f"test_share must be a float in (0, 1), got {test_share!r}")
+    for name, v in (("max_files", max_files), ("max_chars", max_chars)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise InputError(f"{name} must be a positive integer or None, got {v!r}")
+    root = Path(sysconfig.get_paths()["stdlib"])
+    out = []
+    for p in sorted(root.rglob("*.py")):
+        rel = p.relative_to(root)
+        if any(part in STDLIB_SKIP for part in rel.parts):
+            continue
+        h = int(hashlib.sha1(rel.as_posix().encode()).hexdigest()[:8], 16) / 16 ** 8
+        if split != "all" and (h < test_share) != (split == "test"):
+            continue
+        try:
+            code = p.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        if max_chars is not None and len(code) > max_chars:
+            code = _cut_code(code, max_chars)
+        if code and code.strip():
+            out.append((rel.as_posix(), code))
+        if max_files is not None and len(out) >= max_files:
+            break
+    return out
+
+
+def _cut_code(code: str, max_chars: int) -> str | None:
+    import ast
+
+    lines = code.splitlines(keepends=True)
+    starts = [0]
+    for ln in lines:
+        starts.append(starts[-1] + len(ln))
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        tree = None
+    if tree is not None:
+        ends = set()
+        for n in ast.walk(tree):
+            if isinstance(n, ast.stmt) and n.end_lineno is not None:
+                ln = lines[n.end_lineno - 1]
+                e = starts[n.end_lineno - 1] + len(ln.encode("utf-8")[:n.end_col_offset].decode("utf-8", "replace"))
+                if e < max_chars:          # + the newline added below
+                    ends.add(e)
+        for e in sorted(ends, reverse=True)[:25]:
+            prefix = code[:e] + "\n"
+            try:
+                ast.parse(prefix)
+                return prefix
+            except SyntaxError:
+                continue
+    return None

@@ -103,6 +103,10 @@ PARAMS: dict[str, Any] = {
     "seed": Seed(),
     "budget": Int(1, MAX_ROWS, none=True),
     "batch_size": Int(1, MAX_ROWS, none=True),
+    # code (whybox.code)
+    "agg": Choice(("mean", "median", "min")),
+    "on_error": Choice(("mark", "raise")),
+    "n_boot": Int(100, 1_000_000),
     "chunk_rows": Int(1, 10**9),
     "rows_per_task": Int(1, 10**9),
     "k": Int(1, None, none=True),

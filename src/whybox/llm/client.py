@@ -58,6 +58,8 @@ class LLMReply:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached: bool = False
+    # text completions with echo: the prompt's tokens as [token, logprob or None (the first), character offset]
+    prompt_logprobs: list[list[Any]] | None = None
 
 
 class LLMClient:
@@ -167,7 +169,8 @@ class LLMClient:
             atomic_write_text(p, json.dumps({"server": self.where, "request": payload, "text": reply.text,
                                           "logprobs": reply.logprobs, "choices": reply.choices,
                                           "prompt_tokens": reply.prompt_tokens,
-                                          "completion_tokens": reply.completion_tokens}, ensure_ascii=False),
+                                          "completion_tokens": reply.completion_tokens,
+                                          "prompt_logprobs": reply.prompt_logprobs}, ensure_ascii=False),
                               mode=0o600)
         except OSError as exc:       # a cache that cannot be written costs a rerun, not the answer
             import warnings
@@ -204,7 +207,34 @@ class LLMClient:
             payload["seed"] = int(seed)
         if stop:
             payload["stop"] = list(stop)
-        key = self._key_of(payload)
+        return self._send(payload, lambda sdk: sdk.chat.completions.create(**payload),
+                          lambda resp: _reply(resp, self.where), self._key_of(payload), use_cache)
+
+    def completion(self, prompt: str, *, max_tokens: int = 0, echo: bool = False, logprobs: int | None = None,
+                   prompt_logprobs: int | None = None, temperature: float | None = None,
+                   use_cache: bool = True) -> LLMReply:
+        """One *text* completion (``/v1/completions``), the API that can score a prompt: with
+        ``echo=True`` and ``logprobs=k`` the server returns the log-probability of every prompt token
+        and its character offset (vLLM, llama.cpp, OpenAI's legacy models); ``prompt_logprobs=k`` asks
+        for vLLM's own field instead. Either lands in ``reply.prompt_logprobs`` as
+        ``[token, logprob or None, offset]`` (the first token has no context, hence no log-probability);
+        None when the server sent neither (or sent something malformed)."""
+        if not isinstance(prompt, str) or not prompt:
+            raise LLMError("a text completion needs a non-empty prompt string")
+        payload: dict[str, Any] = {"model": self.model, "prompt": prompt, "max_tokens": int(max_tokens),
+                                   "temperature": self.temperature if temperature is None else float(temperature)}
+        if echo:
+            payload["echo"] = True
+        if logprobs is not None:
+            payload["logprobs"] = int(logprobs)
+        extra = {} if prompt_logprobs is None else {"prompt_logprobs": int(prompt_logprobs)}
+        key = self._key_of({**payload, **extra, "endpoint": "completions"})
+        return self._send(payload, lambda sdk: sdk.completions.create(**payload, **({"extra_body": extra} if extra else {})),
+                          lambda resp: _text_reply(resp, self.where, prompt if echo or extra else None),
+                          key, use_cache)
+
+    def _send(self, payload: dict[str, Any], create: Any, parse: Any, key: str, use_cache: bool) -> LLMReply:
+        """The cached, budgeted, retried request every endpoint shares."""
         if use_cache:
             hit = self._cache_get(key)
             if hit is not None:
@@ -217,7 +247,7 @@ class LLMClient:
             self.n_requests += 1
             self._guard.start(self.timeout, self.max_reply_bytes)
             try:
-                resp = sdk.chat.completions.create(**payload)
+                resp = create(sdk)
                 break
             except Exception as exc:  # noqa: BLE001 - classified below
                 if self._guard.too_large:
@@ -234,7 +264,7 @@ class LLMClient:
                 wait *= 2
             finally:
                 self._guard.stop()
-        reply = _reply(resp, self.where)
+        reply = parse(resp)
         self.prompt_tokens += reply.prompt_tokens
         self.completion_tokens += reply.completion_tokens
         if use_cache:
@@ -293,7 +323,36 @@ def _cached_reply(d: Any) -> LLMReply | None:
     pt, ct = d.get("prompt_tokens", 0), d.get("completion_tokens", 0)
     if not (_is_count(pt) and _is_count(ct)):
         return None
-    return LLMReply(d["text"], lp, choices, pt, ct, cached=True)
+    plp = d.get("prompt_logprobs")
+    if plp is not None and _valid_prompt_logprobs(plp) is None:
+        return None
+    return LLMReply(d["text"], lp, choices, pt, ct, cached=True, prompt_logprobs=plp)
+
+
+def _logprob_or_none(v: Any) -> float | None | bool:
+    """A token log-probability (rounding above 0 by up to 1e-6 is clamped to 0), None, or False if invalid."""
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v > 1e-6:
+        return False
+    return min(float(v), 0.0)
+
+
+def _valid_prompt_logprobs(rows: Any) -> list[list[Any]] | None:
+    """``[[token, logprob|None, offset], ...]`` with string tokens, offsets that never go back, and
+    log-probabilities <= 0; None when anything is off."""
+    if not isinstance(rows, list) or not rows:
+        return None
+    out, last = [], 0
+    for r in rows:
+        if not isinstance(r, (list, tuple)) or len(r) != 3 or not isinstance(r[0], str):
+            return None
+        lp, off = _logprob_or_none(r[1]), r[2]
+        if lp is False or not _is_count(off) or off < last:
+            return None
+        last = off
+        out.append([r[0], lp, off])
+    return out
 
 
 def _valid_logprobs(lp: Any) -> list[dict[str, float]] | None:
@@ -427,6 +486,65 @@ def _reply(resp: Any, where: str) -> LLMReply:
         texts.append(content if isinstance(content, str) else "")
     return LLMReply(texts[0], _sdk_logprobs(getattr(choices[0], "logprobs", None)), texts,
                     *_usage(getattr(resp, "usage", None)))
+
+
+def _text_reply(resp: Any, where: str, prompt: str | None) -> LLMReply:
+    """A ``/v1/completions`` reply; with ``prompt`` (echo or prompt_logprobs asked), its prompt
+    log-probabilities from the legacy ``logprobs`` (tokens, token_logprobs, text_offset) or vLLM's
+    ``prompt_logprobs`` (per token None or {token id: {logprob, decoded_token}}, offsets rebuilt from
+    the decoded tokens, which must spell the prompt)."""
+    choices = getattr(resp, "choices", None)
+    if not choices or not isinstance(choices, (list, tuple)):
+        raise LLMError(f"LLM endpoint {where} returned no choices")
+    texts = [t if isinstance(t := getattr(c, "text", None), str) else "" for c in choices]
+    plp = None
+    if prompt is not None:
+        plp = _legacy_prompt_logprobs(getattr(choices[0], "logprobs", None))
+        if plp is None:
+            plp = _vllm_prompt_logprobs(getattr(choices[0], "prompt_logprobs", None), prompt)
+    return LLMReply(texts[0], None, texts, *_usage(getattr(resp, "usage", None)), prompt_logprobs=plp)
+
+
+def _field(obj: Any, name: str) -> Any:
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
+def _legacy_prompt_logprobs(lp: Any) -> list[list[Any]] | None:
+    if lp is None:
+        return None
+    toks, lps, offs = _field(lp, "tokens"), _field(lp, "token_logprobs"), _field(lp, "text_offset")
+    if not all(isinstance(v, (list, tuple)) for v in (toks, lps, offs)) or not (len(toks) == len(lps) == len(offs)):
+        return None
+    return _valid_prompt_logprobs([[t, v, o] for t, v, o in zip(toks, lps, offs)])
+
+
+def _vllm_prompt_logprobs(rows: Any, prompt: str) -> list[list[Any]] | None:
+    if not isinstance(rows, (list, tuple)) or not rows:
+        return None
+    out, off = [], 0
+    for i, r in enumerate(rows):
+        if r is None:
+            if i:
+                return None
+            out.append(None)
+            continue
+        if not isinstance(r, dict) or len(r) != 1:    # prompt_logprobs=0: the actual token only
+            return None
+        (entry,) = r.values()
+        tok, lp = _field(entry, "decoded_token"), _field(entry, "logprob")
+        if not isinstance(tok, str):
+            return None
+        out.append([tok, lp])
+    if out[0] is None:
+        return None         # the first token's text is unknown: the offsets cannot be rebuilt
+    rebuilt = []
+    for tok, lp in out:
+        rebuilt.append([tok, lp, off])
+        off += len(tok)
+    if "".join(t for t, _, _ in rebuilt) != prompt:
+        return None
+    rebuilt[0][1] = None
+    return _valid_prompt_logprobs(rebuilt)
 
 
 def _usage(usage: Any) -> tuple[int, int]:

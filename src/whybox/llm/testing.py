@@ -14,6 +14,11 @@ or the value of ``script(request_json)`` when the script is a callable. An entry
   bytes, sent one at a time: a slow-loris server), ``pad`` (bytes of whitespace before the reply
   JSON, for an oversized reply).
 
+Requests to ``/v1/completions`` (text completions) are answered from the same script: the reply's
+text is ``content`` (after the prompt when the request has ``echo``), and an entry may add
+``completion_logprobs`` (the legacy ``logprobs`` object: tokens, token_logprobs, text_offset) and
+``prompt_logprobs`` (vLLM's field), both sent exactly as given, malformed or not.
+
 ``requests`` holds every JSON body received; ``auth`` every Authorization header.
 """
 from __future__ import annotations
@@ -83,7 +88,8 @@ class ScriptedLLMServer:
                 except ValueError:
                     body = {}
                 outer.auth.append(self.headers.get("Authorization"))
-                if not self.path.rstrip("/").endswith("/chat/completions"):
+                path = self.path.rstrip("/")
+                if not path.endswith("/completions"):
                     self._send(404, b'{"error": {"message": "not found"}}')
                     return
                 entry = outer._next(body)
@@ -99,7 +105,8 @@ class ScriptedLLMServer:
                     err = {"error": {"message": entry.get("content", f"scripted error {status}"), "type": "scripted"}}
                     self._send(status, json.dumps(err).encode(), entry.get("headers"))
                     return
-                self._send(200, json.dumps(outer._completion(body, entry)).encode(), entry.get("headers"),
+                reply = outer._completion(body, entry) if path.endswith("/chat/completions") else outer._text(body, entry)
+                self._send(200, json.dumps(reply).encode(), entry.get("headers"),
                            float(entry.get("trickle", 0.0)), int(entry.get("pad", 0)))
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -126,6 +133,17 @@ class ScriptedLLMServer:
                 "model": body.get("model", self.model), "choices": choices,
                 "usage": {"prompt_tokens": words, "completion_tokens": len(str(contents[0]).split()),
                           "total_tokens": words + len(str(contents[0]).split())}}
+
+    def _text(self, body: dict, entry: dict) -> dict:
+        prompt = str(body.get("prompt", ""))
+        ch: dict[str, Any] = {"index": 0, "finish_reason": "length", "logprobs": entry.get("completion_logprobs"),
+                              "text": (prompt if body.get("echo") else "") + str(entry.get("content", ""))}
+        if "prompt_logprobs" in entry:
+            ch["prompt_logprobs"] = entry["prompt_logprobs"]
+        n = len(prompt.split())
+        return {"id": f"scripted-{len(self.requests)}", "object": "text_completion", "created": 0,
+                "model": body.get("model", self.model), "choices": [ch],
+                "usage": {"prompt_tokens": n, "completion_tokens": 0, "total_tokens": n}}
 
     def __exit__(self, *exc: Any) -> None:
         if self._server is not None:

@@ -5,7 +5,9 @@ Removal strategies
 ------------------
 * ``"delete"``: the unit disappears, with the whitespace that would otherwise double up;
 * ``"mask"``: the unit is replaced by a mask/unknown token (``mask_token``, e.g. ``"[MASK]"``);
-* ``"replace"``: the unit is replaced by a neutral string given by the user (``replacement``).
+* ``"replace"``: the unit is replaced by a neutral string given by the user (``replacement``), or by
+  its own string when ``replacement`` is a sequence with one per unit (code: an identifier by a
+  placeholder, a statement by ``pass``, a comment by nothing); nothing else changes.
 
 The all-ones vector always gives back the original text exactly; the text between units
 (punctuation for word units, spaces) is kept as fixed context.
@@ -88,7 +90,7 @@ class TextUnits:
     spans: tuple[tuple[int, int], ...]
     removal: str = "delete"
     mask_token: str = "[MASK]"
-    replacement: str | None = None
+    replacement: str | tuple[str, ...] | None = None
     unit_kind: str = "word"
 
     @classmethod
@@ -101,13 +103,18 @@ class TextUnits:
         if removal not in REMOVALS:
             raise InputError(f"removal must be one of {REMOVALS}, got {removal!r}")
         if removal == "replace" and not isinstance(replacement, str):
-            raise InputError("removal='replace' needs replacement=<a neutral string>, e.g. replacement='thing'")
+            if not (isinstance(replacement, (list, tuple)) and all(isinstance(r, str) for r in replacement)):
+                raise InputError("removal='replace' needs replacement=<a neutral string>, e.g. replacement='thing' "
+                                 "(or one string per unit)")
+            replacement = tuple(replacement)
         if removal == "mask" and mask_token is not None and not isinstance(mask_token, str):
             raise InputError(f"mask_token must be a string, got {mask_token!r}")
         spans = split_text(text, units, tokenizer=tokenizer)
         if not spans:
             kind = units if isinstance(units, str) else "custom"
             raise InputError(f"texts: text {index} has no {kind} units to explain: {text[:60]!r}")
+        if isinstance(replacement, tuple) and len(replacement) != len(spans):
+            raise InputError(f"replacement has {len(replacement)} strings for {len(spans)} units: give one per unit")
         return cls(text, tuple(spans), removal, mask_token or "[MASK]", replacement,
                    units if isinstance(units, str) else "custom")
 
@@ -144,7 +151,8 @@ class TextUnits:
         if self.removal == "delete":
             return [self._delete(pre, units, gaps, z) for z in Z]
         rep = self.mask_token if self.removal == "mask" else self.replacement
-        return [pre + "".join((u if k else rep) + g for u, g, k in zip(units, gaps, z)) for z in Z]
+        reps = tuple(rep) if isinstance(rep, (list, tuple)) else (rep,) * self.d
+        return [pre + "".join((u if k else r) + g for u, g, r, k in zip(units, gaps, reps, z)) for z in Z]
 
     def _delete(self, pre: str, units: list[str], gaps: list[str], z: np.ndarray) -> str:
         if z.all():
