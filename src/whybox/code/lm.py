@@ -151,8 +151,9 @@ class HFCausalLM(CausalLM):
                 logits = getattr(res, "logits", None)
                 if logits is None:
                     raise ModelError(f"{self.name} returned no logits: it is not a causal LM")
-                lp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-                got = lp.gather(-1, ids[:, 1:].to(self.device)[..., None])[..., 0].double().cpu().numpy()
+                logits = logits[:, :-1].float()       # log p = logit - logsumexp: no second (B, L, V) tensor
+                nxt = ids[:, 1:].to(self.device)[..., None]
+                got = (logits.gather(-1, nxt)[..., 0] - torch.logsumexp(logits, dim=-1)).double().cpu().numpy()
             for r, i in enumerate(part):
                 out[i] = got[r, :len(windows[i]) - 1]
         return out
