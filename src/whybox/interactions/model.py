@@ -1,0 +1,90 @@
+"""Exact Shapley interactions of a model's prediction on each row: the game of a row is the model
+output when the features of a coalition come from the row and the others from the background (the
+same removal game as ``method="shapley"``), evaluated on all 2^d coalitions through the prepared
+problem's counted Model; the indices are :mod:`whybox.interactions.exact`'s."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from whybox.errors import InputError, MethodError
+from whybox.interactions.exact import INDICES, interactions as game_interactions
+
+MAX_EXACT = 10
+
+
+@dataclass
+class Interactions:
+    """``values[r, j]``: the ``index`` value of coalition ``coalitions[j]`` (a tuple of feature
+    positions, sizes 0..order) on row r; ``base_values`` v(empty), ``predictions`` v(all features)."""
+
+    values: np.ndarray
+    coalitions: list[tuple[int, ...]]
+    feature_names: list[str]
+    index: str
+    order: int
+    base_values: np.ndarray
+    predictions: np.ndarray
+    target: np.ndarray
+    n_model_rows: int
+
+    def names(self) -> list[str]:
+        return [" x ".join(self.feature_names[i] for i in c) if c else "(empty set)" for c in self.coalitions]
+
+    def to_frame(self, row: int = 0) -> pd.DataFrame:
+        """One row's values, largest |value| first."""
+        df = pd.DataFrame({"coalition": self.names(), "size": [len(c) for c in self.coalitions],
+                           "value": self.values[row]})
+        return df.reindex(df["value"].abs().sort_values(ascending=False, kind="stable").index).reset_index(drop=True)
+
+    def matrix(self, row: int = 0) -> np.ndarray:
+        """The pairwise values of one row as a symmetric (d, d) matrix, first-order values on the diagonal."""
+        d = len(self.feature_names)
+        M = np.zeros((d, d))
+        for c, v in zip(self.coalitions, self.values[row]):
+            if len(c) == 1:
+                M[c[0], c[0]] = v
+            elif len(c) == 2:
+                M[c[0], c[1]] = M[c[1], c[0]] = v
+        return M
+
+
+def interactions(model: Any, X: Any, data: Any = None, *, index: str = "k-SII", order: int = 2,
+                 target: Any = None, max_features: int = MAX_EXACT, **problem_kw: Any) -> Interactions:
+    """Exact ``index`` ("SII", "k-SII", "STII", "FSII", named as shapiq names them) of every row of
+    ``X`` up to ``order``, with the background from ``data`` (as :func:`whybox.explain`). Needs
+    2^d coalitions x background rows per row: d <= ``max_features`` (at most 10 here)."""
+    from whybox.explainers.context import TabularContext
+    from whybox.neighbourhoods.masks import all_coalitions
+    from whybox.problem import Problem
+
+    if index not in INDICES:
+        raise InputError(f"index must be one of {INDICES}, got {index!r}")
+    if isinstance(max_features, bool) or not isinstance(max_features, int) or not 1 <= max_features <= MAX_EXACT:
+        raise InputError(f"max_features must be an integer in [1, {MAX_EXACT}], got {max_features!r}")
+    problem = model if isinstance(model, Problem) else Problem.build(model, data, rows=X, **problem_kw)
+    m, spec, bg = problem.model, problem.spec, problem.background
+    arr = problem.matrix(X)
+    d = spec.n_features
+    if d > max_features:
+        raise MethodError(f"exact interactions need all 2^d coalitions: d={d} is above max_features={max_features}; "
+                          "group features (groups=...) to reduce d")
+    if isinstance(order, bool) or not isinstance(order, int) or not 1 <= order <= d:
+        raise InputError(f"order must be an integer in [1, {d}] (the number of features), got {order!r}")
+    ctx = TabularContext(model=m, X=arr, spec=spec, background=bg, targets=np.zeros(len(arr), np.intp),
+                         fx=np.zeros(len(arr)), rng=np.random.default_rng(0))
+    Z = all_coalitions(d)
+    m.require(ctx.mask_cost(Z) + len(arr), what=f"exact interactions on {len(arr)} row(s) ({2 ** d} coalitions)")
+    rows0 = m.n_rows
+    outputs = m(arr)
+    targets = problem.targets(target, outputs, target_index=None)
+    ctx.targets, ctx.fx = targets, outputs[np.arange(len(arr)), targets]
+    V = ctx.evaluate_masks(Z)                       # (rows, 2^d): the game of each row, bitmask order
+    per_row = [game_interactions(v, index=index, order=order) for v in V]
+    coalitions = sorted(per_row[0], key=lambda c: (len(c), c))
+    values = np.array([[r[c] for c in coalitions] for r in per_row])
+    return Interactions(values, coalitions, list(spec.names), index, order, V[:, 0], V[:, -1], targets,
+                        m.n_rows - rows0)

@@ -1,0 +1,112 @@
+"""Exact Shapley interactions: the Möbius-based indices equal their direct definitions, known games
+give known values, and the model-level call agrees with exact Shapley values."""
+import itertools
+from math import comb, factorial
+
+import numpy as np
+import pytest
+
+from whybox.errors import InputError, MethodError
+from whybox.interactions import interactions, moebius
+from whybox.interactions.exact import fsii_least_squares, interactions as game_interactions
+
+
+def _game(n, seed):
+    return np.random.default_rng(seed).normal(size=2 ** n)
+
+
+def _mask(S):
+    return sum(1 << i for i in S)
+
+
+def _delta(v, S, T):
+    """Discrete derivative of v at T in the direction of S."""
+    return sum((-1) ** (len(S) - len(L)) * v[_mask(set(T) | set(L))] for r in range(len(S) + 1)
+               for L in itertools.combinations(S, r))
+
+
+def _rest(n, S):
+    others = [i for i in range(n) if i not in S]
+    return [T for r in range(len(others) + 1) for T in itertools.combinations(others, r)]
+
+
+@pytest.mark.parametrize("n,seed", [(4, 0), (5, 1), (6, 2)])
+def test_sii_and_stii_equal_their_direct_definitions(n, seed):
+    v = _game(n, seed)
+    for k in (2, 3):
+        sii = game_interactions(v, index="SII", order=k)
+        stii = game_interactions(v, index="STII", order=k)
+        for S in (S for r in range(1, k + 1) for S in itertools.combinations(range(n), r)):
+            s = len(S)
+            direct = sum(factorial(n - len(T) - s) * factorial(len(T)) / factorial(n - s + 1) * _delta(v, S, T)
+                         for T in _rest(n, S))
+            assert sii[S] == pytest.approx(direct, abs=1e-12)
+            want = _delta(v, S, ()) if s < k else \
+                k / n * sum(_delta(v, S, T) / comb(n - 1, len(T)) for T in _rest(n, S))
+            assert stii[S] == pytest.approx(want, abs=1e-12)
+
+
+@pytest.mark.parametrize("n,seed", [(4, 3), (5, 4)])
+def test_fsii_equals_the_faith_shap_least_squares_and_k_sii_is_efficient(n, seed):
+    v = _game(n, seed)
+    shapley = game_interactions(v, index="SII", order=1)
+    for k in (1, 2, 3):
+        f = game_interactions(v, index="FSII", order=k)
+        for T, b in fsii_least_squares(v, order=k).items():
+            assert f[T] == pytest.approx(b, abs=1e-9)
+        ks = game_interactions(v, index="k-SII", order=k)
+        assert sum(ks.values()) == pytest.approx(v[-1], abs=1e-10)         # efficiency (with v(empty))
+        assert sum(f.values()) == pytest.approx(v[-1], abs=1e-10)
+        top = game_interactions(v, index="SII", order=k)
+        assert all(ks[S] == pytest.approx(top[S], abs=1e-12) for S in ks if len(S) == k)
+    for i in range(n):                                                       # order 1 = Shapley value
+        for idx in ("k-SII", "FSII"):
+            assert game_interactions(v, index=idx, order=1)[(i,)] == pytest.approx(shapley[(i,)], abs=1e-12)
+
+
+def test_a_pairwise_game_gives_its_own_coefficients():
+    n = 5
+    rng = np.random.default_rng(7)
+    a, B = rng.normal(size=n), np.triu(rng.normal(size=(n, n)), 1)
+    v = np.array([a[[i for i in range(n) if m >> i & 1]].sum()
+                  + sum(B[i, j] for i in range(n) for j in range(i + 1, n) if m >> i & 1 and m >> j & 1)
+                  for m in range(2 ** n)])
+    for idx in ("k-SII", "STII", "FSII", "SII"):
+        r = game_interactions(v, index=idx, order=2)
+        for i, j in itertools.combinations(range(n), 2):
+            assert r[(i, j)] == pytest.approx(B[i, j], abs=1e-12)
+        for i in range(n):
+            want = a[i] + (0.5 * (B[i].sum() + B[:, i].sum()) if idx == "SII" else 0.0)
+            assert r[(i,)] == pytest.approx(want, abs=1e-12)
+    np.testing.assert_allclose(moebius(v)[[_mask((0, 1)), _mask((0, 1, 2))]], [B[0, 1], 0.0], atol=1e-12)
+    with pytest.raises(InputError, match="index"):
+        game_interactions(v, index="SHAP-IQ")
+    with pytest.raises(InputError, match="order"):
+        game_interactions(v, index="SII", order=6)
+    with pytest.raises(InputError, match="2\\^n"):
+        game_interactions(v[:-1])
+
+
+def test_model_interactions_agree_with_exact_shapley_and_are_efficient():
+    from sklearn.datasets import load_diabetes
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    import whybox
+
+    X, y = load_diabetes(return_X_y=True, as_frame=True)
+    X = X.iloc[:, :6]
+    gbr = GradientBoostingRegressor(n_estimators=30, random_state=0).fit(X, y)
+    bg = X.iloc[:12]
+    k = interactions(gbr, X.iloc[:3], bg, index="k-SII", order=2)
+    np.testing.assert_allclose(k.values.sum(1), k.predictions, atol=1e-8)
+    np.testing.assert_allclose(k.predictions, gbr.predict(X.iloc[:3]), atol=1e-8)
+    assert 3 * (2 ** 6 - 2) <= k.n_model_rows <= 3 + 3 * 2 ** 6 * 12      # counted, at most rows x 2^d x background
+    sv = interactions(gbr, X.iloc[:3], bg, index="SII", order=1)
+    e = whybox.explain(gbr, X.iloc[:3], background=bg, method="shapley")
+    np.testing.assert_allclose(sv.values[:, 1:], e.values, atol=1e-10)
+    M = k.matrix(0)
+    assert np.allclose(M, M.T) and k.to_frame(0)["value"].abs().is_monotonic_decreasing
+    with pytest.raises(MethodError, match="2\\^d"):
+        interactions(gbr, X.iloc[:1], bg, max_features=4)
+    with pytest.raises(InputError, match="index"):
+        interactions(gbr, X.iloc[:1], bg, index="shap")
