@@ -93,3 +93,17 @@ def test_atomic_writes_use_normal_permissions(exp, tmp_path):
     for name in ("e.json", "e.parquet", "e.html"):
         exp.save(tmp_path / name)
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~mask
+
+
+def test_repr_html_for_notebooks_is_compact_and_escaped(exp):
+    h = exp._repr_html_(max_rows=2, k=3)
+    assert "method <code>kernelshap</code>" in h and "6 row(s)" in h and "and 4 more row(s)" in h
+    assert h.count("<b>row ") == 2 and h.count("height:9px") == 6          # k bars per shown row
+    top = exp.top_features(0, 1)[0][0]
+    assert top in h and "<script" not in h
+    e = Explanation(values=np.array([[1.0, -2.0]]), base_values=np.array([0.0]), predictions=np.array([-1.0]),
+                    feature_names=["<b>x</b>", "y"], target=np.array([0]), method="m<i>",
+                    data=np.array([["<img src=x>", "2"]], dtype=object))
+    h = e._repr_html_()
+    assert "<b>x</b>" not in h and "&lt;b&gt;x&lt;/b&gt;" in h and "&lt;img" in h and "m&lt;i&gt;" in h
+    assert h.index("8px'>y = 2") < h.index("8px'>&lt;b&gt;x")               # largest |value| first

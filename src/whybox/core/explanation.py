@@ -352,6 +352,42 @@ class Explanation:
         from whybox.io import plots
         return plots.plot(self, kind=kind, row=row, max_features=max_features, path=path, ax=ax)
 
+    def _repr_html_(self, max_rows: int = 5, k: int = 5) -> str:
+        """A compact view for notebooks: what was explained, then per row (at most ``max_rows``) the
+        explained output, its base value and the ``k`` largest attributions as bars (no script;
+        names and values escaped)."""
+        import html as _html
+
+        n, d = self.shape[:2]
+        esc = _html.escape
+        head = (f"<div style='font-family:system-ui,sans-serif;font-size:13px'><b>whybox Explanation</b> "
+                f"&middot; method <code>{esc(self.method)}</code> &middot; {n:,} row(s) &times; {d} feature(s)"
+                f" &middot; {self.n_model_rows:,} model rows &middot; {self.seconds:.3f} s")
+        if self.all_outputs:
+            names = self.output_names or list(range(self.shape[2]))
+            return (head + f"<br>every output ({esc(', '.join(map(str, names)))}): slice one with "
+                    "<code>e[:, :, label]</code> for the per-row view.</div>")
+        parts = [head, "<table style='border-collapse:collapse;margin-top:4px'>"]
+        names = self.target_names()
+        for r in range(min(n, max_rows)):
+            top = self.top_features(r, k)
+            vmax = max((abs(v) for _, v in top), default=0.0) or 1.0
+            base = self.base_values[r]
+            base_txt = "" if not np.isfinite(base) else f", base {base:.4g}"
+            parts.append(f"<tr><td colspan='3' style='padding-top:6px'><b>row {r}</b>: output "
+                         f"{esc(str(names[r]))} = {self.predictions[r]:.4g}{base_txt}</td></tr>")
+            for name, v in top:
+                j = self.feature_names.index(name)
+                shown = "" if self.data is None else f" = {esc(str(self.data[r, j]))[:30]}"
+                colour = "#d6604d" if v > 0 else "#4393c3"
+                parts.append(f"<tr><td style='padding:0 8px'>{esc(name)}{shown}</td><td style='text-align:right;"
+                             f"padding:0 8px'>{v:+.4g}</td><td><div style='background:{colour};height:9px;"
+                             f"width:{int(120 * abs(v) / vmax)}px'></div></td></tr>")
+        parts.append("</table>")
+        if n > max_rows:
+            parts.append(f"<div>... and {n - max_rows:,} more row(s)</div>")
+        return "".join(parts) + "</div>"
+
     def __repr__(self) -> str:
         n, d = self.shape[:2]
         outs = f", outputs={self.shape[2]}" if self.all_outputs else ""
