@@ -107,3 +107,37 @@ def test_repr_html_for_notebooks_is_compact_and_escaped(exp):
     h = e._repr_html_()
     assert "<b>x</b>" not in h and "&lt;b&gt;x&lt;/b&gt;" in h and "&lt;img" in h and "m&lt;i&gt;" in h
     assert h.index("8px'>y = 2") < h.index("8px'>&lt;b&gt;x")               # largest |value| first
+
+
+def test_dependence_plot_shows_attribution_against_value_coloured_by_the_interacting_feature():
+    import matplotlib
+    matplotlib.use("Agg")
+    rng = np.random.default_rng(1)
+    X = pd.DataFrame(rng.normal(size=(120, 3)), columns=["a", "b", "c"])
+    f = lambda Z: (Z[:, 0] * Z[:, 2] + 0.5 * Z[:, 1])[:, None]     # a's effect depends on c
+    e = whybox.explain(f, X, method="shapley", background=np.zeros((1, 3)))
+    fig = e.plot("dependence", feature="a")
+    pts = fig.axes[0].collections[0].get_offsets()
+    np.testing.assert_allclose(pts[:, 0], X["a"].to_numpy())
+    np.testing.assert_allclose(pts[:, 1], e.values[:, 0])
+    assert fig.axes[1].get_ylabel() == "c"                          # the colour bar: the interacting feature
+    fig2 = e.plot("dependence", feature=1, color=None)
+    assert len(fig2.axes) == 1
+    with pytest.raises(whybox.InputError, match="feature must be one of"):
+        e.plot("dependence", feature="zz")
+    with pytest.raises(whybox.InputError, match="needs feature="):
+        e.plot("dependence")
+
+
+def test_interaction_heatmap_draws_the_pairwise_matrix(tmp_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    from whybox.interactions import interactions
+    rng = np.random.default_rng(2)
+    X = pd.DataFrame(rng.normal(size=(3, 4)), columns=list("pqrs"))
+    f = lambda Z: (Z[:, 0] * Z[:, 1] - Z[:, 2])[:, None]
+    iv = interactions(f, X, rng.normal(size=(6, 4)), index="k-SII", order=2)
+    fig = iv.plot(0, path=tmp_path / "h.png")
+    np.testing.assert_allclose(fig.axes[0].images[0].get_array(), iv.matrix(0))
+    assert (tmp_path / "h.png").stat().st_size > 1000
+    assert abs(iv.matrix(0)[0, 2]) < 1e-12 and abs(iv.matrix(0)[0, 1]) > 1e-3   # p x r do not interact; p x q do

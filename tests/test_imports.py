@@ -12,6 +12,7 @@ HAND_OFFS = {
     ("whybox.core.explanation", "whybox.io.plots"),          # Explanation.plot
     ("whybox.core.explanation", "whybox.io.report"),         # Explanation.save(".html")
     ("whybox.core.explanation", "whybox.io.text_render"),    # Explanation.save(".html") for text
+    ("whybox.interactions.model", "whybox.io.plots"),        # Interactions.plot
 }
 FACES = ("whybox.io", "whybox.app", "whybox.cli", "whybox.__main__")
 

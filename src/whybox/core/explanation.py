@@ -342,15 +342,19 @@ class Explanation:
         return shap.Explanation(values=self.values.copy(), base_values=self.base_values.copy(), data=data,
                                 feature_names=list(self.feature_names))
 
-    def plot(self, kind: str = "bar", row: int = 0, *, max_features: int = 10, path: str | None = None, ax=None):
-        """Plot with matplotlib: ``bar`` or ``waterfall`` for one row, ``beeswarm`` for all rows.
-        Saves a PNG when ``path`` is given; returns the matplotlib Figure."""
-        if kind == "beeswarm" or kind == "bar_global":
+    def plot(self, kind: str = "bar", row: int = 0, *, max_features: int = 10, path: str | None = None, ax=None,
+             feature: Any = None, color: Any = "auto"):
+        """Plot with matplotlib: ``bar`` or ``waterfall`` for one row, ``beeswarm`` for all rows,
+        ``dependence`` for one ``feature`` over all rows (coloured by ``color``: a feature, None, or
+        "auto", the feature that best explains the spread). Saves a PNG when ``path`` is given;
+        returns the matplotlib Figure."""
+        if kind in ("beeswarm", "bar_global", "dependence"):
             self._one_target(f"the {kind} plot")
         elif self.all_outputs:
             raise InputError(f"the {kind} plot shows one output: e[:, :, <label>].plot(...)")
         from whybox.io import plots
-        return plots.plot(self, kind=kind, row=row, max_features=max_features, path=path, ax=ax)
+        return plots.plot(self, kind=kind, row=row, max_features=max_features, path=path, ax=ax, feature=feature,
+                          color=color)
 
     def _repr_html_(self, max_rows: int = 5, k: int = 5) -> str:
         """A compact view for notebooks: what was explained, then per row (at most ``max_rows``) the

@@ -40,6 +40,12 @@ class Interactions:
                            "value": self.values[row]})
         return df.reindex(df["value"].abs().sort_values(ascending=False, kind="stable").index).reset_index(drop=True)
 
+    def plot(self, row: int = 0, *, path: str | None = None, ax=None):
+        """Heatmap of one row's pairwise values (matplotlib Figure; a PNG when ``path`` is given)."""
+        from whybox.io.plots import interaction_heatmap
+
+        return interaction_heatmap(self, row=row, path=path, ax=ax)
+
     def matrix(self, row: int = 0) -> np.ndarray:
         """The pairwise values of one row as a symmetric (d, d) matrix, first-order values on the diagonal."""
         d = len(self.feature_names)

@@ -1,4 +1,5 @@
-"""Matplotlib plots of an Explanation, in the look shap users know: bar, waterfall, beeswarm."""
+"""Matplotlib plots of an Explanation, in the look shap users know: bar, waterfall, beeswarm,
+dependence (with interaction colouring); and the heatmap of pairwise Shapley interactions."""
 from __future__ import annotations
 
 import numpy as np
@@ -25,9 +26,15 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def plot(exp, *, kind: str = "bar", row: int = 0, max_features: int = 10, path: str | None = None, ax=None):
-    if kind not in ("bar", "waterfall", "beeswarm"):
-        raise InputError(f"unknown plot kind {kind!r}; use 'bar', 'waterfall' or 'beeswarm'")
+KINDS = ("bar", "waterfall", "beeswarm", "dependence")
+
+
+def plot(exp, *, kind: str = "bar", row: int = 0, max_features: int = 10, path: str | None = None, ax=None,
+         feature=None, color="auto"):
+    if kind not in KINDS:
+        raise InputError(f"unknown plot kind {kind!r}; use one of {KINDS}")
+    if kind == "dependence":
+        return _finish(_dependence(exp, feature, color, ax), path)
     if kind != "beeswarm" and not 0 <= row < len(exp):
         raise InputError(f"row {row} out of range: the explanation has {len(exp)} rows")
     plt = _mpl()
@@ -45,11 +52,105 @@ def plot(exp, *, kind: str = "bar", row: int = 0, max_features: int = 10, path: 
         _waterfall(exp, row, k, ax)
     else:
         _beeswarm(exp, k, ax)
+    return _finish(fig, path)
+
+
+def _finish(fig, path):
     fig.tight_layout()
     if path is not None:
         fig.savefig(path, dpi=110)
-        plt.close(fig)
+        _mpl().close(fig)
     return fig
+
+
+def _column(exp, feature, what: str) -> int:
+    names = list(exp.feature_names)
+    if isinstance(feature, (int, np.integer)) and not isinstance(feature, bool) and 0 <= int(feature) < len(names):
+        return int(feature)
+    if isinstance(feature, str) and feature in names:
+        return names.index(feature)
+    raise InputError(f"{what} must be one of the explanation's features ({names[:6]}{'...' if len(names) > 6 else ''}) "
+                     f"or its index, got {feature!r}")
+
+
+def _numeric(col) -> tuple[np.ndarray, list | None]:
+    """Values of a data column as floats; categories as codes (and their labels)."""
+    try:
+        return np.asarray(col, dtype=float), None
+    except (TypeError, ValueError):
+        cats = sorted({str(v) for v in col})
+        return np.array([cats.index(str(v)) for v in col], dtype=float), cats
+
+
+def interaction_partner(exp, j: int) -> int | None:
+    """The feature whose values best explain what feature j's value alone does not: the largest
+    |correlation| with the attribution of j after removing its mean within deciles of j's value (the
+    idea of shap's approximate_interactions)."""
+    x, _ = _numeric(exp.data[:, j])
+    y = exp.values[:, j]
+    edges = np.unique(np.quantile(x, np.linspace(0, 1, 11)))
+    b = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, max(len(edges) - 2, 0))
+    means = np.bincount(b, weights=y) / np.maximum(np.bincount(b), 1)
+    resid = y - means[b]
+    best, score = None, 0.0
+    for k in range(exp.values.shape[1]):
+        if k == j:
+            continue
+        z, _ = _numeric(exp.data[:, k])
+        if np.std(z) == 0 or np.std(resid) == 0:
+            continue
+        c = abs(float(np.corrcoef(z, resid)[0, 1]))
+        if np.isfinite(c) and c > score:
+            best, score = k, c
+    return best
+
+
+def _dependence(exp, feature, color, ax):
+    if exp.data is None:
+        raise InputError("the dependence plot needs the explained rows' feature values (Explanation.data)")
+    if feature is None:
+        raise InputError("the dependence plot needs feature=<a feature name or index>")
+    j = _column(exp, feature, "feature")
+    plt = _mpl()
+    fig = ax.figure if ax is not None else plt.subplots(figsize=(6.5, 4.2))[0]
+    ax = ax if ax is not None else fig.axes[0]
+    x, cats = _numeric(exp.data[:, j])
+    c = interaction_partner(exp, j) if color == "auto" else (None if color is None else _column(exp, color, "color"))
+    if c is None:
+        ax.scatter(x, exp.values[:, j], s=14, color="#1f77b4", alpha=0.8, linewidths=0)
+    else:
+        z, zc = _numeric(exp.data[:, c])
+        sc = ax.scatter(x, exp.values[:, j], s=14, c=z, cmap="coolwarm", alpha=0.85, linewidths=0)
+        bar = fig.colorbar(sc, ax=ax)
+        bar.set_label(exp.feature_names[c])
+        if zc is not None:
+            bar.set_ticks(range(len(zc)), labels=zc)
+    if cats is not None:
+        ax.set_xticks(range(len(cats)), cats, rotation=30)
+    ax.axhline(0, color="#444", lw=0.8)
+    ax.set_xlabel(exp.feature_names[j])
+    ax.set_ylabel(f"{exp.method} attribution of {exp.feature_names[j]}")
+    ax.set_title(f"{len(exp)} rows" + ("" if c is None else f"; colour: {exp.feature_names[c]}"), fontsize=10)
+    return fig
+
+
+def interaction_heatmap(iv, *, row: int = 0, path: str | None = None, ax=None):
+    """The pairwise values of one row of :class:`whybox.interactions.Interactions` as a heatmap
+    (first-order values on the diagonal), red positive, blue negative, symmetric colour scale."""
+    if not 0 <= row < len(iv.values):
+        raise InputError(f"row {row} out of range: there are {len(iv.values)} rows")
+    plt = _mpl()
+    M = iv.matrix(row)
+    d = len(M)
+    fig = ax.figure if ax is not None else plt.subplots(figsize=(0.45 * d + 3, 0.45 * d + 2))[0]
+    ax = ax if ax is not None else fig.axes[0]
+    vmax = float(np.abs(M).max()) or 1.0
+    im = ax.imshow(M, cmap="RdBu_r", vmin=-vmax, vmax=vmax)
+    ax.set_xticks(range(d), iv.feature_names, rotation=45, ha="right")
+    ax.set_yticks(range(d), iv.feature_names)
+    fig.colorbar(im, ax=ax).set_label(f"{iv.index} (order {iv.order})")
+    ax.set_title(f"row {row}: pairwise interactions (diagonal: single features)", fontsize=10)
+    return _finish(fig, path)
 
 
 def _labels(exp, row, order):
