@@ -55,7 +55,7 @@ def test_nan_base_values_survive_json(tmp_path):
     assert np.isnan(back.base_values).all()
 
 
-@pytest.mark.parametrize("kind", ["bar", "waterfall", "beeswarm"])
+@pytest.mark.parametrize("kind", ["bar", "waterfall", "beeswarm", "decision", "heatmap"])
 def test_plots_write_png(exp, tmp_path, kind):
     p = tmp_path / f"{kind}.png"
     exp.plot(kind, row=1, path=str(p))
@@ -141,3 +141,28 @@ def test_interaction_heatmap_draws_the_pairwise_matrix(tmp_path):
     np.testing.assert_allclose(fig.axes[0].images[0].get_array(), iv.matrix(0))
     assert (tmp_path / "h.png").stat().st_size > 1000
     assert abs(iv.matrix(0)[0, 2]) < 1e-12 and abs(iv.matrix(0)[0, 1]) > 1e-3   # p x r do not interact; p x q do
+
+
+def test_waterfall_beeswarm_and_decision_read_back_what_they_claim():
+    import re
+    import matplotlib
+    matplotlib.use("Agg")
+    rng = np.random.default_rng(3)
+    X = pd.DataFrame(rng.normal(size=(30, 6)), columns=list("abcdef"))
+    w = np.array([3.0, -2.0, 1.0, 0.5, -0.25, 0.1])
+    f = lambda Z: (Z @ w + 0.3 * Z[:, 0] * Z[:, 1])[:, None]
+    bg = rng.normal(size=(8, 6))
+    e = whybox.explain(f, X, method="shapley", background=bg)
+    label = e.plot("waterfall", row=2).axes[0].get_xlabel()
+    base, out = map(float, re.findall(r"base (\S+) -> output (\S+) ", label)[0])
+    assert base == pytest.approx(f(bg).mean(), rel=1e-3) and out == pytest.approx(f(X.iloc[[2]].to_numpy())[0, 0], rel=1e-3)
+    assert "miss" not in label
+    lime = whybox.explain(f, X.iloc[:3], method="lime", background=bg, n_samples=200)
+    assert "miss it by" in lime.plot("waterfall", row=0).axes[0].get_xlabel()     # not efficient: said so
+    ticks = [t.get_text() for t in e.plot("beeswarm", max_features=4).axes[0].get_yticklabels()]
+    imp = np.abs(e.values).mean(0)
+    assert ticks == [e.feature_names[j] for j in np.argsort(-imp)[:4][::-1]]      # max_display, by mean |value|
+    lines = e.plot("decision", max_features=3).axes[0].get_lines()
+    ends = np.array([ln.get_xdata()[[0, -1]] for ln in lines])
+    np.testing.assert_allclose(ends[:, 0], e.base_values, atol=1e-9)
+    np.testing.assert_allclose(ends[:, 1], e.predictions, atol=1e-9)

@@ -344,11 +344,12 @@ class Explanation:
 
     def plot(self, kind: str = "bar", row: int = 0, *, max_features: int = 10, path: str | None = None, ax=None,
              feature: Any = None, color: Any = "auto"):
-        """Plot with matplotlib: ``bar`` or ``waterfall`` for one row, ``beeswarm`` for all rows,
+        """Plot with matplotlib: ``bar`` or ``waterfall`` for one row; ``beeswarm``, ``decision`` and
+        ``heatmap`` for all rows;
         ``dependence`` for one ``feature`` over all rows (coloured by ``color``: a feature, None, or
         "auto", the feature that best explains the spread). Saves a PNG when ``path`` is given;
         returns the matplotlib Figure."""
-        if kind in ("beeswarm", "bar_global", "dependence"):
+        if kind in ("beeswarm", "bar_global", "dependence", "decision", "heatmap"):
             self._one_target(f"the {kind} plot")
         elif self.all_outputs:
             raise InputError(f"the {kind} plot shows one output: e[:, :, <label>].plot(...)")

@@ -26,7 +26,7 @@ def _fmt(v) -> str:
     return str(v)
 
 
-KINDS = ("bar", "waterfall", "beeswarm", "dependence")
+KINDS = ("bar", "waterfall", "beeswarm", "dependence", "decision", "heatmap")
 
 
 def plot(exp, *, kind: str = "bar", row: int = 0, max_features: int = 10, path: str | None = None, ax=None,
@@ -35,7 +35,7 @@ def plot(exp, *, kind: str = "bar", row: int = 0, max_features: int = 10, path: 
         raise InputError(f"unknown plot kind {kind!r}; use one of {KINDS}")
     if kind == "dependence":
         return _finish(_dependence(exp, feature, color, ax), path)
-    if kind != "beeswarm" and not 0 <= row < len(exp):
+    if kind in ("bar", "waterfall") and not 0 <= row < len(exp):
         raise InputError(f"row {row} out of range: the explanation has {len(exp)} rows")
     plt = _mpl()
     d = len(exp.feature_names)
@@ -50,6 +50,10 @@ def plot(exp, *, kind: str = "bar", row: int = 0, max_features: int = 10, path: 
         _bar(exp, row, k, ax)
     elif kind == "waterfall":
         _waterfall(exp, row, k, ax)
+    elif kind == "decision":
+        _decision(exp, k, ax)
+    elif kind == "heatmap":
+        _heatmap(exp, k, ax)
     else:
         _beeswarm(exp, k, ax)
     return _finish(fig, path)
@@ -193,8 +197,46 @@ def _waterfall(exp, row, k, ax):
     ax.set_yticks(range(len(steps)), ys)
     ax.axvline(base, color="#888", ls="--", lw=0.8)
     ax.axvline(start, color="#222", ls=":", lw=0.8)
-    ax.set_xlabel(f"base {base:.4g} -> output {start:.4g} ({exp.method})")
+    gap = exp.predictions[row] - start
+    note = "" if abs(gap) <= 1e-6 * max(1.0, abs(start)) else \
+        f"; f(x) = {exp.predictions[row]:.4g}: the attributions miss it by {gap:+.3g}"
+    ax.set_xlabel(f"base {base:.4g} -> output {start:.4g} ({exp.method}{note})")
     ax.set_title(f"row {exp.row_ids[row]}: how each feature moves the output", fontsize=10)
+
+
+def _decision(exp, k, ax):
+    """shap's decision plot: each row a line from its base value (bottom) through the k most important
+    features (by mean |value|, most important on top; the others summed first) to its output."""
+    imp = np.abs(exp.values).mean(axis=0)
+    order = np.argsort(-imp, kind="stable")[:k][::-1]          # bottom .. top
+    rest = np.setdiff1d(np.arange(exp.values.shape[1]), order)
+    base = np.where(np.isfinite(exp.base_values), exp.base_values, exp.predictions - exp.values.sum(1))
+    steps = ([exp.values[:, rest].sum(1)] if len(rest) else []) + [exp.values[:, j] for j in order]
+    labels = ([f"{len(rest)} other features"] if len(rest) else []) + [exp.feature_names[j] for j in order]
+    path = np.cumsum(np.column_stack([base] + steps), axis=1)   # (rows, 1 + steps)
+    ys = np.arange(path.shape[1]) - 0.5
+    cmap = _mpl().get_cmap("coolwarm")
+    lo, hi = float(path[:, -1].min()), float(path[:, -1].max())
+    for r in range(len(path)):
+        ax.plot(path[r], ys, color=cmap((path[r, -1] - lo) / (hi - lo) if hi > lo else 0.5), lw=1, alpha=0.8)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_ylim(-0.5, len(labels) - 0.5)
+    ax.set_xlabel(f"output ({exp.method}); lines start at each row's base value")
+    ax.set_title(f"{len(exp)} rows: from base value to output", fontsize=10)
+
+
+def _heatmap(exp, k, ax):
+    """shap's heatmap: rows (sorted by output) x the k most important features, values coloured."""
+    imp = np.abs(exp.values).mean(axis=0)
+    order = np.argsort(-imp, kind="stable")[:k]
+    rows = np.argsort(exp.predictions, kind="stable")
+    M = exp.values[np.ix_(rows, order)].T
+    vmax = float(np.abs(M).max()) or 1.0
+    im = ax.imshow(M, aspect="auto", cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
+    ax.set_yticks(range(len(order)), [exp.feature_names[j] for j in order])
+    ax.set_xlabel(f"rows, sorted by output ({len(exp)})")
+    ax.figure.colorbar(im, ax=ax).set_label(f"{exp.method} attribution")
+    ax.set_title("attributions of the most important features", fontsize=10)
 
 
 def _beeswarm(exp, k, ax):
