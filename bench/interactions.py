@@ -64,20 +64,15 @@ def main() -> None:
     from sklearn.ensemble import GradientBoostingRegressor
 
     from whybox.interactions.exact import fsii_least_squares, interactions as game_interactions
-    from whybox.explainers.context import TabularContext
-    from whybox.neighbourhoods.masks import all_coalitions
-    from whybox.problem import Problem
+    from whybox.interactions.model import removal_games
 
     games = [{"n": n, "v": np.random.default_rng(n).normal(size=2 ** n).tolist(), "name": f"random n={n}"}
              for n in range(4, 10)]
     X, y = load_diabetes(return_X_y=True, as_frame=True)
     X = X.iloc[:, :6]
     gbr = GradientBoostingRegressor(random_state=0).fit(X, y)
-    pb = Problem.build(gbr, X.iloc[:20])
-    arr = pb.matrix(X.iloc[:3])
-    ctx = TabularContext(model=pb.model, X=arr, spec=pb.spec, background=pb.background, targets=np.zeros(3, np.intp),
-                         fx=np.zeros(3), rng=np.random.default_rng(0))
-    for r, v in enumerate(ctx.evaluate_masks(all_coalitions(6))):
+    V, *_ = removal_games(gbr, X.iloc[:3], X.iloc[:20])
+    for r, v in enumerate(V):
         games.append({"n": 6, "v": v.tolist(), "name": f"diabetes GBR row {r}"})
     py = venv(Path(args.shapiq_venv))
     with tempfile.TemporaryDirectory() as tmp:

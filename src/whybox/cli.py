@@ -796,9 +796,7 @@ def explain_code_cmd(model: str = typer.Argument(..., help="A local causal LM fo
     console.print(render_asc_rich(asc))
     for e in asc.tree.errors[:5]:
         console.print(f"does not parse: {e}", markup=False)
-    nodes = asc.nodes_frame()
-    leaves = nodes[nodes["leaf"] & nodes["confidence"].notna() & (nodes["node"] > 0)]
-    tab = leaves.groupby("category")["confidence"].agg(["count", "mean"]).sort_values("mean", ascending=False)
+    tab = asc.categories()
     t = Table(title=f"{file.name}: {agg} token probability by category ({len(asc.alignment.scores)} tokens)")
     for c in ("category", "nodes", "mean p"):
         t.add_column(c)

@@ -313,10 +313,9 @@ def stdlib_corpus(split: str = "all", *, test_share: float = 0.1, max_files: int
 def _cut_code(code: str, max_chars: int) -> str | None:
     import ast
 
-    lines = code.splitlines(keepends=True)
-    starts = [0]
-    for ln in lines:
-        starts.append(starts[-1] + len(ln))
+    from whybox.code.syntax import ast_offsets
+
+    at, _ = ast_offsets(code)
     try:
         tree = ast.parse(code)
     except (SyntaxError, ValueError):
@@ -325,8 +324,7 @@ def _cut_code(code: str, max_chars: int) -> str | None:
         ends = set()
         for n in ast.walk(tree):
             if isinstance(n, ast.stmt) and n.end_lineno is not None:
-                ln = lines[n.end_lineno - 1]
-                e = starts[n.end_lineno - 1] + len(ln.encode("utf-8")[:n.end_col_offset].decode("utf-8", "replace"))
+                e = at(n.end_lineno, n.end_col_offset)
                 if e < max_chars:          # + the newline added below
                     ends.add(e)
         for e in sorted(ends, reverse=True)[:25]:

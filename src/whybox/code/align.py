@@ -45,9 +45,6 @@ class Alignment:
         lo, hi = np.searchsorted(self._sorted, [node, self._end[node]])
         return np.sort(self._order[lo:hi])
 
-    def own_tokens(self, node: int) -> np.ndarray:
-        return np.flatnonzero(self.node_of_token == node)
-
     def confidence(self, agg: str = "mean") -> np.ndarray:
         """Per node, the aggregate of its subtree's token probabilities (NaN with no token)."""
         fn = _agg(agg)

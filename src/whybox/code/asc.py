@@ -49,6 +49,13 @@ class AscFile:
                          "source": t.text[n.start:n.end][:60]})
         return pd.DataFrame(rows)
 
+    def categories(self) -> pd.DataFrame:
+        """Per category, its leaf nodes that have a confidence: count and mean, highest mean first."""
+        nodes = self.nodes_frame()
+        leaves = nodes[nodes["leaf"] & nodes["confidence"].notna() & (nodes["node"] > 0)]
+        return (leaves.groupby("category")["confidence"].agg(["count", "mean"])
+                .sort_values("mean", ascending=False, kind="stable"))
+
     def tokens_frame(self) -> pd.DataFrame:
         s, al = self.alignment.scores, self.alignment
         return pd.DataFrame({"token": s.tokens, "start": s.offsets[:, 0], "end": s.offsets[:, 1],
@@ -135,18 +142,11 @@ def asc_eval(lm: Any, corpus: Any, *, agg: str = "mean", parser: str = "auto", l
         check_finite(sc)
         al = align(tree, sc)
         files.append(AscFile(name, tree, al, al.confidence(agg), agg))
-    rng = np.random.default_rng(seed)
-    W = rng.multinomial(len(files), np.full(len(files), 1 / len(files)), size=n_boot).astype(float)
+    W = _file_weights(len(files), n_boot, seed)
 
     def table(keys_per_file: list[list[tuple[str, float]]], key: str) -> pd.DataFrame:
         names = sorted({k for f in keys_per_file for k, _ in f})
-        ix = {k: j for j, k in enumerate(names)}
-        S = np.zeros((len(files), len(names)))
-        N = np.zeros((len(files), len(names)))
-        for i, f in enumerate(keys_per_file):
-            for k, v in f:
-                S[i, ix[k]] += v
-                N[i, ix[k]] += 1
+        S, N = _file_sums(keys_per_file, names)
         tot_n = N.sum(0)
         with np.errstate(invalid="ignore", divide="ignore"):
             boot = (W @ S) / (W @ N)
@@ -161,16 +161,15 @@ def asc_eval(lm: Any, corpus: Any, *, agg: str = "mean", parser: str = "auto", l
         df = pd.DataFrame(rows, columns=[key, "n_nodes", "n_files", "mean", "ci_low", "ci_high"])
         return df.sort_values("mean", ascending=False, kind="stable").reset_index(drop=True)
 
-    per_concept, per_cat, per_group, cat_of = [], [], [], {}
+    per_concept, per_cat, cat_of = [], [], {}
     for f in files:
         conf = f.confidence
         for n in f.tree.nodes:
             cat_of.setdefault(n.type, n.category)
         used = _parsed_nodes(f)
         per_concept.append([(n.type, conf[n.index]) for n in used])
-        leaves = [(n.category, conf[n.index]) for n in used if n.is_leaf]
-        per_cat.append(leaves)
-        per_group.append([(g, v) for c, v in leaves for g, cats in GROUPS.items() if c in cats])
+        per_cat.append([(n.category, conf[n.index]) for n in used if n.is_leaf])
+    per_group = [_group_leaves(f) for f in files]
     concepts = table(per_concept, "concept")
     concepts = concepts[concepts["n_nodes"] >= min_nodes].reset_index(drop=True)
     concepts.insert(1, "category", [cat_of[c] for c in concepts["concept"]])
@@ -187,22 +186,39 @@ def _parsed_nodes(f: AscFile) -> list:
             and (not bad[n.index] or n.type == "ERROR" and not bad[n.parent])]
 
 
+def _group_leaves(f: AscFile) -> list[tuple[str, float]]:
+    """(group, confidence) of each parsed leaf of a file that falls in one of the GROUPS."""
+    return [(g, f.confidence[n.index]) for n in _parsed_nodes(f) if n.is_leaf
+            for g, cats in GROUPS.items() if n.category in cats]
+
+
+def _file_sums(per_file: list[list[tuple[str, float]]], names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per file and name, the sum of the values and their count: (files, names) each."""
+    ix = {k: j for j, k in enumerate(names)}
+    S = np.zeros((len(per_file), len(names)))
+    N = np.zeros((len(per_file), len(names)))
+    for i, f in enumerate(per_file):
+        for k, v in f:
+            if k in ix:
+                S[i, ix[k]] += v
+                N[i, ix[k]] += 1
+    return S, N
+
+
+def _file_weights(n_files: int, n_boot: int, seed: int) -> np.ndarray:
+    """Bootstrap resamples of the files, as how often each file is drawn: (n_boot, files)."""
+    return np.random.default_rng(seed).multinomial(n_files, np.full(n_files, 1 / n_files), size=n_boot).astype(float)
+
+
 def group_difference(ev: AscEval, a: str = "keywords+punctuation", b: str = "identifiers+literals", *,
                      n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
     """Mean confidence of group ``a`` minus group ``b`` with a 95% file-bootstrap interval (paired:
     both groups are resampled with the same files)."""
-    S = np.zeros((len(ev.files), 2))
-    N = np.zeros((len(ev.files), 2))
-    for i, f in enumerate(ev.files):
-        for n in _parsed_nodes(f):
-            v = f.confidence[n.index]
-            if not n.is_leaf:
-                continue
-            for j, g in enumerate((a, b)):
-                if n.category in GROUPS[g]:
-                    S[i, j] += v
-                    N[i, j] += 1
-    W = np.random.default_rng(seed).multinomial(len(ev.files), np.full(len(ev.files), 1 / len(ev.files)), size=n_boot)
+    for name, g in (("a", a), ("b", b)):
+        if g not in GROUPS:
+            raise InputError(f"{name} must be one of {sorted(GROUPS)}, got {g!r}")
+    S, N = _file_sums([_group_leaves(f) for f in ev.files], [a, b])
+    W = _file_weights(len(ev.files), n_boot, seed)
     with np.errstate(invalid="ignore", divide="ignore"):
         m = (W @ S) / (W @ N)
     d = m[:, 0] - m[:, 1]

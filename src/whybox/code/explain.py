@@ -145,20 +145,15 @@ def explain_code(lm: Any, prompt: str, completion: str, *, method: str = "occlus
 
     check("seed", seed)
     check("budget", budget)
-    if not isinstance(completion, str) or not completion:
-        raise InputError("completion must be a non-empty string (the text whose probability is explained)")
-    if score not in SCORES:
-        raise InputError(f"score must be one of {SCORES}, got {score!r}")
     if str(method).lower() not in MASKING_METHODS:
         raise InputError(f"method must be one of {list(MASKING_METHODS)} for code, got {method!r}")
     model = as_causal_lm(lm)
+    tm = completion_model(model, completion, score=score, budget=budget)
     tree = parse(prompt, language=language, parser=parser, on_error=on_error)
     found = code_units(tree, units, placeholder=placeholder)
     if not found:
         raise InputError(f"the prompt has no {units!r} units to explain")
     spans = [(s, e) for s, e, _, _ in found]
-
-    tm = completion_model(model, completion, score=score, budget=budget)
     exp = explain_text(tm, prompt, method=method, units=lambda _t: spans, removal="replace",
                        replacement=[r for _, _, r, _ in found], seed=seed, **method_params)
     exp.feature_names = [_label(tree, s, e, k) for s, e, _, k in found]

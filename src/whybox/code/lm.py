@@ -69,12 +69,10 @@ class CausalLM:
 
 
 def _check_texts(texts: Any, name: str = "texts") -> list[str]:
-    if isinstance(texts, str):
-        texts = [texts]
-    items = list(texts)
+    from whybox.models.text import check_texts
+
+    items = check_texts(texts, name=name)
     for i, t in enumerate(items):
-        if not isinstance(t, str):
-            raise InputError(f"{name}[{i}] is a {type(t).__name__}, not a string")
         if not t:
             raise InputError(f"{name}[{i}] is empty: there is nothing to score")
     return items

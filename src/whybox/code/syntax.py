@@ -141,10 +141,6 @@ class SyntaxTree:
                 end[n.index] = end[n.children[-1]]
         return end
 
-    def line_col(self, offset: int) -> str:
-        """``line:column`` (both from 1) of a character offset."""
-        return _line_col(self.text, offset)
-
 
 # --------------------------------------------------------------------------------- parsing
 def parse(text: str, *, language: str = "python", parser: str = "auto", on_error: str = "mark") -> SyntaxTree:
@@ -247,15 +243,9 @@ def _line_col(text: str, offset: int) -> str:
 _SOFT = {"True": "true", "False": "false", "None": "none"}
 
 
-def _parse_ast(text: str, language: str) -> SyntaxTree:
-    if language != "python":
-        raise InputError(f"the ast fallback parses Python only; for {language!r} install tree-sitter and its grammar")
-    try:
-        module = ast.parse(text)
-    except SyntaxError as exc:
-        where = f"line {exc.lineno}:{(exc.offset or 0)}" if exc.lineno else "somewhere"
-        raise InputError(f"the code does not parse ({where}: {exc.msg}); the ast parser cannot keep the part "
-                         "that parses: install whybox[code] (tree-sitter) for that") from None
+def ast_offsets(text: str):
+    """``(at, line_start)``: ``at(lineno, col)`` turns an ``ast`` position (line from 1, column in
+    UTF-8 bytes) into a character offset of ``text``; ``line_start[i]`` is where line i+1 starts."""
     lines = text.splitlines(keepends=True)
     line_start = [0]
     for ln in lines:
@@ -265,6 +255,19 @@ def _parse_ast(text: str, language: str) -> SyntaxTree:
         ln = lines[lineno - 1] if lineno - 1 < len(lines) else ""
         return line_start[lineno - 1] + len(ln.encode("utf-8")[:col_bytes].decode("utf-8", "replace"))
 
+    return at, line_start
+
+
+def _parse_ast(text: str, language: str) -> SyntaxTree:
+    if language != "python":
+        raise InputError(f"the ast fallback parses Python only; for {language!r} install tree-sitter and its grammar")
+    try:
+        module = ast.parse(text)
+    except SyntaxError as exc:
+        where = f"line {exc.lineno}:{(exc.offset or 0)}" if exc.lineno else "somewhere"
+        raise InputError(f"the code does not parse ({where}: {exc.msg}); the ast parser cannot keep the part "
+                         "that parses: install whybox[code] (tree-sitter) for that") from None
+    at, line_start = ast_offsets(text)
     spans: list[tuple[int, int, int, str, bool]] = []      # start, end, order, type, named
     order = 0
     for node in ast.walk(module):

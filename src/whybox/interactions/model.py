@@ -58,17 +58,15 @@ class Interactions:
         return M
 
 
-def interactions(model: Any, X: Any, data: Any = None, *, index: str = "k-SII", order: int = 2,
-                 target: Any = None, max_features: int = MAX_EXACT, **problem_kw: Any) -> Interactions:
-    """Exact ``index`` ("SII", "k-SII", "STII", "FSII", named as shapiq names them) of every row of
-    ``X`` up to ``order``, with the background from ``data`` (as :func:`whybox.explain`). Needs
-    2^d coalitions x background rows per row: d <= ``max_features`` (at most 10 here)."""
+def removal_games(model: Any, X: Any, data: Any = None, *, target: Any = None, max_features: int = MAX_EXACT,
+                  **problem_kw: Any):
+    """The removal game of every row of ``X`` on all 2^d coalitions (bitmask order: feature i is bit
+    i; features outside a coalition come from the background of ``data``), evaluated through the
+    prepared problem's counted Model: ``(V (rows, 2^d), problem, targets, model rows spent)``."""
     from whybox.explainers.context import TabularContext
     from whybox.neighbourhoods.masks import all_coalitions
     from whybox.problem import Problem
 
-    if index not in INDICES:
-        raise InputError(f"index must be one of {INDICES}, got {index!r}")
     if isinstance(max_features, bool) or not isinstance(max_features, int) or not 1 <= max_features <= MAX_EXACT:
         raise InputError(f"max_features must be an integer in [1, {MAX_EXACT}], got {max_features!r}")
     problem = model if isinstance(model, Problem) else Problem.build(model, data, rows=X, **problem_kw)
@@ -78,8 +76,6 @@ def interactions(model: Any, X: Any, data: Any = None, *, index: str = "k-SII", 
     if d > max_features:
         raise MethodError(f"exact interactions need all 2^d coalitions: d={d} is above max_features={max_features}; "
                           "group features (groups=...) to reduce d")
-    if isinstance(order, bool) or not isinstance(order, int) or not 1 <= order <= d:
-        raise InputError(f"order must be an integer in [1, {d}] (the number of features), got {order!r}")
     ctx = TabularContext(model=m, X=arr, spec=spec, background=bg, targets=np.zeros(len(arr), np.intp),
                          fx=np.zeros(len(arr)), rng=np.random.default_rng(0))
     Z = all_coalitions(d)
@@ -88,9 +84,24 @@ def interactions(model: Any, X: Any, data: Any = None, *, index: str = "k-SII", 
     outputs = m(arr)
     targets = problem.targets(target, outputs, target_index=None)
     ctx.targets, ctx.fx = targets, outputs[np.arange(len(arr)), targets]
-    V = ctx.evaluate_masks(Z)                       # (rows, 2^d): the game of each row, bitmask order
+    return ctx.evaluate_masks(Z), problem, targets, m.n_rows - rows0
+
+
+def interactions(model: Any, X: Any, data: Any = None, *, index: str = "k-SII", order: int = 2,
+                 target: Any = None, max_features: int = MAX_EXACT, **problem_kw: Any) -> Interactions:
+    """Exact ``index`` ("SII", "k-SII", "STII", "FSII", named as shapiq names them) of every row of
+    ``X`` up to ``order``, with the background from ``data`` (as :func:`whybox.explain`). Needs
+    2^d coalitions x background rows per row: d <= ``max_features`` (at most 10 here)."""
+    if index not in INDICES:
+        raise InputError(f"index must be one of {INDICES}, got {index!r}")
+    from whybox.problem import Problem
+
+    problem = model if isinstance(model, Problem) else Problem.build(model, data, rows=X, **problem_kw)
+    d = problem.spec.n_features
+    if d <= MAX_EXACT and (isinstance(order, bool) or not isinstance(order, int) or not 1 <= order <= d):
+        raise InputError(f"order must be an integer in [1, {d}] (the number of features), got {order!r}")
+    V, problem, targets, spent = removal_games(problem, X, target=target, max_features=max_features)
     per_row = [game_interactions(v, index=index, order=order) for v in V]
     coalitions = sorted(per_row[0], key=lambda c: (len(c), c))
     values = np.array([[r[c] for c in coalitions] for r in per_row])
-    return Interactions(values, coalitions, list(spec.names), index, order, V[:, 0], V[:, -1], targets,
-                        m.n_rows - rows0)
+    return Interactions(values, coalitions, list(problem.spec.names), index, order, V[:, 0], V[:, -1], targets, spent)

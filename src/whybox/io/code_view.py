@@ -57,21 +57,31 @@ def _path(asc: AscFile, i: int) -> str:
     return " < ".join(names)
 
 
-def code_fragment(asc: AscFile) -> str:
-    """The coloured code as a ``<pre>`` element."""
+def _pieces(asc: AscFile):
+    """The text in order as ``(piece, leaf node or None, its shown confidence)``: leaves, and the
+    text between them (None)."""
     t = asc.tree
     conf = _leaf_conf(asc)
-    parts, pos = [], 0
+    pos = 0
     for n in sorted(t.leaves(), key=lambda n: n.start):
         if n.start < pos:
             continue
-        parts.append(html.escape(t.text[pos:n.start]))
-        p = conf[n.index]
+        yield t.text[pos:n.start], None, np.nan
+        yield t.text[n.start:n.end], n, conf[n.index]
+        pos = n.end
+    yield t.text[pos:], None, np.nan
+
+
+def code_fragment(asc: AscFile) -> str:
+    """The coloured code as a ``<pre>`` element."""
+    parts = []
+    for piece, n, p in _pieces(asc):
+        if n is None:
+            parts.append(html.escape(piece))
+            continue
         tip = f"{n.type} ({n.category}) p={p:.3f}  |  {_path(asc, n.index)}" if np.isfinite(p) else n.type
         parts.append(f"<span style='background:{colour(p)}' title='{html.escape(tip, quote=True)}'>"
-                     f"{html.escape(t.text[n.start:n.end])}</span>")
-        pos = n.end
-    parts.append(html.escape(t.text[pos:]))
+                     f"{html.escape(piece)}</span>")
     return "<pre class='code'>" + "".join(parts) + "</pre>"
 
 
@@ -109,11 +119,8 @@ def render_asc_html(asc: AscFile, *, title: str | None = None, concepts: Any = N
     errs = "".join(f"<li class='err'>{html.escape(e)}</li>" for e in asc.tree.errors[:10])
     if len(asc.tree.errors) > 10:
         errs += f"<li class='err'>and {len(asc.tree.errors) - 10} more</li>"
-    rows = []
-    cat_tab = asc.nodes_frame()
-    cat_tab = cat_tab[cat_tab["leaf"] & cat_tab["confidence"].notna() & (cat_tab["node"] > 0)]
-    for cat, g in cat_tab.groupby("category"):
-        rows.append(f"<tr><td>{html.escape(str(cat))}</td><td>{len(g)}</td><td>{g['confidence'].mean():.3f}</td></tr>")
+    rows = [f"<tr><td>{html.escape(str(cat))}</td><td>{int(r['count'])}</td><td>{r['mean']:.3f}</td></tr>"
+            for cat, r in asc.categories().iterrows()]
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
              f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>",
              f"<p class='meta'>{len(s)} tokens scored (teacher forcing; {s.n_unscored} without context left out), "
@@ -141,19 +148,11 @@ def render_asc_rich(asc: AscFile):
     """The coloured code as a ``rich.text.Text`` (print it with a rich Console)."""
     from rich.text import Text
 
-    t = asc.tree
-    conf = _leaf_conf(asc)
-    out, pos = Text(), 0
-    for n in sorted(t.leaves(), key=lambda n: n.start):
-        if n.start < pos:
-            continue
-        out.append(t.text[pos:n.start])
-        p = conf[n.index]
+    out = Text()
+    for piece, _, p in _pieces(asc):
         if np.isfinite(p):
             r, g = (255, int(255 * 2 * p)) if p < 0.5 else (int(255 * 2 * (1 - p)), 255)
-            out.append(t.text[n.start:n.end], style=f"black on rgb({r},{min(g, 255)},90)")
+            out.append(piece, style=f"black on rgb({r},{min(g, 255)},90)")
         else:
-            out.append(t.text[n.start:n.end])
-        pos = n.end
-    out.append(t.text[pos:])
+            out.append(piece)
     return out
