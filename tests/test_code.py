@@ -241,7 +241,23 @@ def test_endpoint_vllm_prompt_logprobs_and_bad_replies(tmp_path):
         s = EndpointLM(LLMClient(srv.base_url, "m", cache=False), mode="prompt_logprobs").score(["a = 1\nb = a"])[0]
         assert s.tokens == [" =", " 1", "\nb", " =", " a"] and (s.logprobs == -0.5).all()
         assert srv.requests[0]["prompt_logprobs"] == 0
-    with ScriptedLLMServer(vllm) as srv:        # first entry None: the offsets cannot be rebuilt
+    with ScriptedLLMServer(vllm) as srv:        # vLLM: first entry None, its text is what the others leave
+        s = EndpointLM(LLMClient(srv.base_url, "m", cache=False), mode="prompt_logprobs").score(["a = 1\nb = a"])[0]
+        assert s.tokens == [" =", " 1", "\nb", " =", " a"] and (s.logprobs == -0.5).all()
+        assert s.offsets[:, 0].tolist() == [1, 3, 5, 7, 9]
+
+    def bos(body):                              # a BOS first (None), then every prompt token scored
+        toks = re.findall(r"\s*\S+", body["prompt"])
+        return {"content": "", "prompt_logprobs": [None] + [{str(i): {"logprob": -0.25, "decoded_token": t}}
+                                                            for i, t in enumerate(toks)]}
+
+    def wrong(body):                            # decoded tokens that do not end the prompt: refused
+        return {"content": "", "prompt_logprobs": [None, {"1": {"logprob": -0.5, "decoded_token": " z"}}]}
+
+    with ScriptedLLMServer(bos) as srv:
+        s = EndpointLM(LLMClient(srv.base_url, "m", cache=False), mode="prompt_logprobs").score(["a = 1"])[0]
+        assert s.tokens == ["a", " =", " 1"] and (s.logprobs == -0.25).all()
+    with ScriptedLLMServer(wrong) as srv:
         with pytest.raises(LLMError, match="no usable prompt log-probabilities"):
             EndpointLM(LLMClient(srv.base_url, "m", cache=False), mode="prompt_logprobs").score(["a = 1"])
     for script in (["plain text, no logprobs"], lambda b: _legacy(b, "offsets"), lambda b: _legacy(b, "positive")):

@@ -535,15 +535,30 @@ def _vllm_prompt_logprobs(rows: Any, prompt: str) -> list[list[Any]] | None:
         if not isinstance(tok, str):
             return None
         out.append([tok, lp])
+    first_scored = False
     if out[0] is None:
-        return None         # the first token's text is unknown: the offsets cannot be rebuilt
+        # vLLM never scores the first prompt token and sends None for it: its text is what the prompt
+        # has before the text the other decoded tokens spell. Nothing before them: the first token was
+        # a BOS (decoded as ""), so the next token is conditioned on it and keeps its log-probability.
+        rest = "".join(t for t, _ in out[1:])
+        if not prompt.endswith(rest):
+            return None
+        head = prompt[:len(prompt) - len(rest)]
+        if head:
+            out[0] = [head, None]
+        else:
+            out = out[1:]
+            first_scored = True
+        if not out:
+            return None
     rebuilt = []
     for tok, lp in out:
         rebuilt.append([tok, lp, off])
         off += len(tok)
     if "".join(t for t, _, _ in rebuilt) != prompt:
         return None
-    rebuilt[0][1] = None
+    if not first_scored:
+        rebuilt[0][1] = None
     return _valid_prompt_logprobs(rebuilt)
 
 
