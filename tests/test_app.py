@@ -75,7 +75,14 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server():
-    s = Server()
+    s = Server("--demo", "breast-cancer")
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def census_server():
+    s = Server()                                 # the default demo: synthetic census with protected attributes
     yield s
     s.stop()
 
@@ -103,8 +110,10 @@ def test_api(server):
     c = server.client()
     info = c.get("/api/info").json()
     assert info["rows"] == 143 and len(info["features"]) == 30 and info["accuracy"] > 0.9
+    assert info["outputs"] == ["malignant", "benign"] and info["focus"] == "benign"      # names, not codes
     r = c.post("/api/explain", json={"row": 5}).json()
     assert len(r["features"]) == 30 and r["narrative"]["ok"] and 0 <= r["prediction"] <= 1
+    assert r["predicted_class"] in ("malignant", "benign") and r["trust"] and r["trust_level"] in ("good", "fair", "rough", "poor")
     top = r["features"][0]["name"]
     w = c.post("/api/explain", json={"row": 5, "features": {top: r["features"][0]["value"] * 3}}).json()
     assert w["prediction"] != r["prediction"] and w["changed"] == [top]
@@ -253,7 +262,7 @@ def test_browser_demo_flow(server, browser, tmp_path):
     page.click("#show")
     page.wait_for_selector("#fair-chart .main-svg", timeout=60_000)
     assert "percentage points" in page.text_content("#fair-summary")
-    _shot(page, "fairness")
+    _shot(page, "fairness-median-split")
     # export a report
     with page.expect_download() as dl:
         page.click("#export")
@@ -280,6 +289,12 @@ def test_browser_escapes_user_text(browser, files):
         assert page.locator("input[data-feature='<script>alert(1)</script>']").count() == 1
         page.goto(s.url + "/fairness?attribute=%3Cscript%3Ealert(1)%3C/script%3E")
         page.wait_for_selector("#fair-summary")
+        page.click("#flip-btn")                                     # the new panels write text, never HTML
+        page.wait_for_selector("#flip-table tr >> nth=1", timeout=60_000)
+        page.click("#remedy-btn")
+        page.wait_for_selector("#remedy-table tr >> nth=2", timeout=60_000)
+        assert "<script>alert(1)</script>" in page.text_content("#remedy-text")   # shown as text
+        assert "X_train" in page.text_content("#remedy-text")                      # refits need training rows
         assert dialogs == []                                        # no script ran
         page.close()
     finally:
@@ -312,3 +327,102 @@ def test_whole_model_page(server, browser):
     _shot(page, "whole-model")
     assert not errors, errors
     page.close()
+
+
+# ------------------------------------------------------------------------- fairness (census demo)
+def test_fairness_api_on_the_census_demo(census_server):
+    c = census_server.client(timeout=120)
+    info = c.get("/api/info").json()
+    assert info["protected"] == ["sex", "race"] and info["task"] == "classification" and info["can_refit"]
+    assert "SYNTHETIC" in info["description"]
+    f = c.post("/api/fairness", json={"attribute": "sex", "n_explain": 20}).json()
+    prox = {p["feature"]: p for p in f["proxies"]}
+    assert prox["relationship"]["proxy"] and not prox["race"]["proxy"] and "relationship" in f["proxy_words"]
+    flip = c.post("/api/fairness/flip", json={"attribute": "sex", "proxies": "auto"}).json()
+    assert flip["proxies"] == ["relationship"] and flip["n_changed"] > 0
+    assert flip["sentences"][0].startswith("For ") and "would change" in flip["sentences"][0]
+    rem = c.post("/api/fairness/remedies", json={"attribute": "sex"}).json()
+    by = {r["name"]: r for r in rem["remedies"]}
+    assert set(by) == {"original", "thresholds", "without", "without_proxies", "reweighing", "reduction"} | \
+        ({"search"} if "search" not in rem["skipped"] else set())
+    assert by["thresholds"]["uses_attribute"] and not by["without_proxies"]["uses_attribute"]
+    assert by["without_proxies"]["demographic_parity_difference"] < 0.4 * by["original"]["demographic_parity_difference"]
+    assert c.post("/api/fairness/remedies", json={"attribute": "sex", "constraint": "nope"}).status_code == 422
+    assert c.post("/api/fairness/flip", json={"attribute": "sex", "proxies": "all"}).status_code == 422
+    r = c.post("/api/fairness/flip", json={"attribute": "sex", "proxies": ["nope"]})
+    assert r.status_code == 400 and "unknown attribute 'nope'" in r.json()["error"]
+    best = c.post("/api/choose", json={"row": 2}).json()
+    assert best["best"] in {"kernelshap", "lime", "occlusion", "shapley"} and best["ranking"][0]["r2"] == best["r2"]
+
+
+def test_browser_fairness_flow(census_server, browser, tmp_path):
+    ctx = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 1000})
+    page = ctx.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(census_server.page_url("/fairness"))
+    assert page.locator("#attribute option").first.text_content() == "sex (protected)"
+    page.select_option("#attribute", "sex")
+    page.click("#show")                                                       # find the gap
+    page.wait_for_selector("#fair-chart .main-svg", timeout=90_000)
+    assert "percentage points" in page.text_content("#fair-summary")
+    assert "relationship" in page.text_content("#proxy-words")
+    _shot(page, "fairness")
+    page.check("#flip-proxies")                                               # the counterfactual test
+    page.click("#flip-btn")
+    page.wait_for_selector("#flip-table tr >> nth=2", timeout=60_000)
+    assert "would change" in page.text_content("#flip-text")
+    page.locator("#flip-card").scroll_into_view_if_needed()
+    _shot(page, "fairness-flip")
+    page.click("#remedy-btn")                                                 # try remedies
+    page.wait_for_selector("#remedy-table tr >> nth=3", timeout=120_000)
+    page.wait_for_selector("#remedy-chart .main-svg")
+    cells = page.locator("#remedy-table tr").all_inner_texts()
+    assert cells[1].startswith("The model as it is") and any("without" in c for c in cells[2:])   # before / after
+    assert "points lower" in page.text_content("#remedy-text")
+    page.locator("#remedy-card").scroll_into_view_if_needed()
+    _shot(page, "fairness-remedies")
+    assert "constraint=demographic_parity" in page.get_attribute("#export", "href")
+    with page.expect_download(timeout=120_000) as dl:                        # export the report
+        page.click("#export")
+    path = tmp_path / "fairness.html"
+    dl.value.save_as(path)
+    html = path.read_text()
+    assert "<script" not in html and "Remedies and their price" in html and "points lower" in html
+    assert "would change" in html and html.count("data:image/png;base64") == 2
+    page.goto(census_server.url + "/row/0")                                  # plain words on the row page
+    page.wait_for_selector("#chart .main-svg")
+    assert page.text_content("#trust") and "local R²" in page.get_attribute("#trust", "title")
+    narrative = page.text_content("#narrative")
+    assert narrative.count("raises the score") + narrative.count("lowers the score") <= 1
+    assert not errors, errors
+    ctx.close()
+
+
+def test_regressor_is_shown_as_a_regressor():
+    from sklearn.linear_model import LinearRegression
+
+    from whybox.app import pages
+    from whybox.app.fairness import fairness_report, remedies_payload
+    from whybox.app.state import AppState
+    from whybox.errors import InputError
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"x": rng.normal(size=120), "group": rng.integers(0, 2, 120).astype(float)})
+    y = X["x"] + X["group"]
+    st = AppState(LinearRegression().fit(X, y), X, y.to_numpy())
+    info = st.info()
+    assert info["task"] == "regression" and info["focus"] == "predicted value" and info["accuracy"] is None
+    rep = fairness_report(st, "group", n_explain=10)
+    assert "selection_rate" not in rep["groups"][0] and rep["mean_prediction_difference"] > 0.5
+    assert "predicted value averages" in rep["summary"] and "“0”" not in rep["summary"]
+    html = pages.fairness_page(info, ["group", "x"], "group", rep)
+    assert "remedy-card" not in html and "average prediction" in html and "share given" not in html
+    payload = st.explain_row(3)
+    assert float(payload["predicted_class"]) == pytest.approx(float(st.outputs[3, 0]), rel=1e-3)
+    row = pages.row_page(info, 3, payload, [{"row": 3, "score": 1.0, "predicted": st.predicted(3), "search": "row 3"}])
+    assert "Predicted value" in row and "Predicted class" not in row and "cf-card" not in row and "rule-card" not in row
+    with pytest.raises(InputError, match="classifier"):
+        st.rule_and_examples(3)
+    with pytest.raises(InputError, match="classifier"):
+        remedies_payload(st, "group")

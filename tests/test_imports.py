@@ -13,6 +13,7 @@ HAND_OFFS = {
     ("whybox.core.explanation", "whybox.io.report"),         # Explanation.save(".html")
     ("whybox.core.explanation", "whybox.io.text_render"),    # Explanation.save(".html") for text
     ("whybox.interactions.model", "whybox.io.plots"),        # Interactions.plot
+    ("whybox.fairness.remedy", "whybox.io.plots"),           # RemedyReport.chart
 }
 FACES = ("whybox.io", "whybox.app", "whybox.cli", "whybox.__main__")
 

@@ -942,8 +942,12 @@ def amplify(model: Path = typer.Argument(..., help="Proxy text classifier (.skop
 def serve(model: Optional[Path] = typer.Option(None, help="Model file (.skops; .joblib/.pkl with --trust-pickle)."),
           data: Optional[Path] = typer.Option(None, help="CSV/Parquet of rows to explain (with --model)."),
           label: Optional[str] = typer.Option(None, help="Column of DATA with the true labels (removed from the inputs)."),
-          demo: str = typer.Option("breast-cancer", help="Built-in demo when no --model: breast-cancer (no files) or "
-                                   "adult (OpenXAI adult + its ANN, from ../shared/data)."),
+          demo: str = typer.Option("census", help="Built-in demo when no --model: census (synthetic census-like "
+                                   "income data made in code, with protected attributes, a planted proxy and a "
+                                   "planted bias; no files), breast-cancer (scikit-learn's, no files) or adult "
+                                   "(OpenXAI adult + its ANN, from ../shared/data)."),
+          protected: List[str] = typer.Option(None, "--protected", help="A protected attribute (column) offered "
+                                              "first on the fairness page (repeatable)."),
           method: str = typer.Option("kernelshap", help="Default explanation method."),
           host: str = typer.Option("127.0.0.1", help="Address to bind; anything but loopback needs --token."),
           port: int = typer.Option(8765, help="Port."),
@@ -978,18 +982,18 @@ def serve(model: Optional[Path] = typer.Option(None, help="Model file (.skops; .
                 raise WhyboxError(f"--label {label!r} is not a column of {data}; columns: {list(df.columns)}")
             y = df.pop(label).to_numpy()
         state = AppState(est, df, y, name=Path(model).name, description=f"{Path(model).name} on {Path(data).name}",
-                         method=method)
+                         method=method, protected=list(protected or ()))
     elif demo == "adult":
         from whybox.datasets import load_openxai, openxai_model
         d = load_openxai("adult", "test")
         state = AppState(openxai_model("adult", "ann"), d.X.iloc[:600], d.y[:600], name="demo: OpenXAI adult ANN",
                          description="OpenXAI adult income (min-max scaled; sex 1 = male), pretrained ANN; class 1 = income > 50K",
                          method=method)
-    elif demo == "breast-cancer":
+    elif demo in ("census", "breast-cancer"):
         from whybox.app.server import demo_state
-        state = demo_state()
+        state = demo_state(demo)
     else:
-        raise WhyboxError(f"--demo must be breast-cancer or adult, got {demo!r}")
+        raise WhyboxError(f"--demo must be census, breast-cancer or adult, got {demo!r}")
     run(state, host=host, port=port, token=token, trust_pickle=trust_pickle, max_upload_mb=max_upload_mb,
         allowed_host=tuple(allowed_host or ()), allowed_origin=tuple(allowed_origin or ()),
         echo=lambda msg, flush=True: (console.print(f"{msg}  (API docs: /docs; Ctrl-C stops)", markup=False,

@@ -48,6 +48,92 @@ def demo(seed: int = 0) -> Demo:
                 "classes 0 = malignant, 1 = benign")
 
 
+CENSUS_DESCRIPTION = (
+    "SYNTHETIC census-like income data generated in code by whybox.datasets.census (not real people): "
+    "age, education, occupation, hours per week, capital gain, relationship, race and sex; label: income "
+    "above 50K. Planted on purpose: the labels favour men (+{bias:g} on the log-odds, a historical bias, and "
+    "marriage is worth more to a husband than to a wife) and 'relationship' is a proxy of sex (only men are "
+    "'husband', only women 'wife'). Protected attributes: "
+    "sex, race (race carries no planted bias).")
+
+_EDU = ["no high school", "high school", "some college", "bachelor", "master", "doctorate"]
+_EDU_P = [0.10, 0.32, 0.25, 0.20, 0.10, 0.03]
+_EDU_EFFECT = np.array([-1.2, -0.5, 0.0, 0.7, 1.1, 1.5])
+_OCC = ["service", "clerical", "craft", "sales", "professional", "managerial"]
+_OCC_EFFECT = np.array([-0.7, -0.3, -0.1, 0.1, 0.6, 0.9])
+
+
+@dataclass
+class CensusData:
+    X: pd.DataFrame
+    y: np.ndarray                 # "<=50K" / ">50K"
+    protected: list[str]
+    proxies: list[str]            # planted proxies of the first protected attribute
+    description: str
+
+
+def census(n: int = 4000, *, seed: int = 0, bias: float = 0.7) -> CensusData:
+    """A synthetic, census-like income table (generated here, nothing downloaded; documented as
+    synthetic): numeric ``age``, ``hours_per_week``, ``capital_gain`` and categorical ``education``,
+    ``occupation``, ``relationship``, ``race``, ``sex``. The label ``>50K`` follows a logistic model of
+    age, education, occupation, hours, capital gain and marriage (worth more to a husband than to a
+    wife), plus ``bias`` on the log-odds for men (a planted historical bias); ``relationship`` is a
+    planted proxy of sex ("husband"/"wife")."""
+    from whybox.params import Float, Int, check
+
+    n = check("n", n, decl=Int(50, 10**7))
+    bias = check("bias", bias, decl=Float(-10, 10))
+    rng = np.random.default_rng(seed)
+    sex = rng.choice(["female", "male"], n)
+    male = sex == "male"
+    race = rng.choice(["White", "Black", "Asian", "Other"], n, p=[0.7, 0.14, 0.08, 0.08])
+    age = np.clip(rng.normal(40, 12, n), 18, 75).round()
+    edu = rng.choice(len(_EDU), n, p=_EDU_P)
+    occ_logit = _OCC_EFFECT[None, :] * (edu[:, None] - 2) * 0.8 + rng.gumbel(size=(n, len(_OCC)))
+    occ = occ_logit.argmax(axis=1)
+    hours = np.clip(rng.normal(np.where(male, 42, 37), 9, n), 5, 80).round()
+    married = rng.random(n) < np.clip(0.15 + 0.012 * (age - 18), 0, 0.65)
+    child = ~married & (age < 26) & (rng.random(n) < 0.5)
+    alone = ~married & ~child & (rng.random(n) < 0.55)
+    relationship = np.where(married, np.where(male, "husband", "wife"),
+                            np.where(child, "own child", np.where(alone, "not in family", "unmarried")))
+    gain = np.where(rng.random(n) < 0.08, rng.lognormal(8.5, 1.0, n), 0.0).round(-1)
+    logit = (-1.6 + 0.06 * (age - 40) - 0.0015 * (age - 40) ** 2 + _EDU_EFFECT[edu] + _OCC_EFFECT[occ]
+             + 0.04 * (hours - 40) + np.where(married, np.where(male, 1.2, 0.5), 0.0) + 1.2 * (gain > 5000)
+             + bias * male)
+    y = np.where(rng.random(n) < 1 / (1 + np.exp(-logit)), ">50K", "<=50K")
+    X = pd.DataFrame({"age": age, "education": np.array(_EDU)[edu], "occupation": np.array(_OCC)[occ],
+                      "hours_per_week": hours, "capital_gain": gain, "relationship": relationship,
+                      "race": race, "sex": sex})
+    return CensusData(X, y, ["sex", "race"], ["relationship"], CENSUS_DESCRIPTION.format(bias=bias))
+
+
+def census_model(C: float = 1.0, class_weight: Any = None):
+    """The demo's model for :func:`census` tables, unfitted: one-hot categories + scaled numbers +
+    LogisticRegression (a scikit-learn Pipeline, so remedies can clone and refit it)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    cats = ["education", "occupation", "relationship", "race", "sex"]
+    nums = ["age", "hours_per_week", "capital_gain"]
+    prep = ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore"), cats), ("num", StandardScaler(), nums)])
+    return Pipeline([("prep", prep), ("clf", LogisticRegression(C=C, class_weight=class_weight, max_iter=2000))])
+
+
+def census_demo(seed: int = 0, n: int = 4000) -> Demo:
+    """The dashboard's default demo: :func:`census` split 75/25, :func:`census_model` fitted on the
+    training part (trains in well under a second)."""
+    from sklearn.model_selection import train_test_split
+
+    d = census(n, seed=seed)
+    Xtr, Xte, ytr, yte = train_test_split(d.X, d.y, test_size=0.25, random_state=seed, stratify=d.y)
+    model = census_model().fit(Xtr, ytr)
+    return Demo(model, Xtr.reset_index(drop=True), Xte.reset_index(drop=True), ytr, yte,
+                d.description + " Model: one-hot + LogisticRegression fitted on 75% of the rows.")
+
+
 def shared_data_dir() -> Path | None:
     """The shared data folder, or None when absent."""
     env = os.environ.get("WHYBOX_SHARED_DATA")

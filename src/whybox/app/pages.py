@@ -74,29 +74,38 @@ def overview(info: dict[str, Any], upload_limit_mb: float) -> str:
     return page("Overview", body, info=info, active="overview", report="/report/overview")
 
 
+def _r2_hover(r2: float) -> str:
+    return (f"local R² {r2:.2f}: how well the attributions, read as a linear model, reproduce the model's answers "
+            "when features are hidden (1 = perfectly, 0 or less = no better than the average)")
+
+
 def row_page(info: dict[str, Any], row: int, payload: dict[str, Any], rows_table: list[dict[str, Any]]) -> str:
+    clf = info.get("task", "classification") == "classification"
     opts = "".join(f"<tr data-row='{r['row']}' data-search='{esc(r['search'])}'><td><a href='/row/{r['row']}'>row {r['row']}</a></td>"
                    f"<td>{r['score']:.3f}</td><td>{esc(r['predicted'])}</td></tr>" for r in rows_table)
     feats = "".join(f"<tr><td>{esc(f['name'])}</td><td><input data-feature='{esc(f['name'])}' value='{esc(f['value'])}'></td></tr>"
                     for f in sorted(payload["features"], key=lambda f: info["features"].index(f["name"])))
     methods = "".join(f"<option{' selected' if m == payload['method'] else ''}>{esc(m)}</option>" for m in info["methods"])
     cf = ("<div class='card' id='cf-card'><h3>What would need to change</h3><button id='cf-btn'>Find changes</button>"
-          "<div id='counterfactuals'></div></div>" if info["capabilities"].get("counterfactuals") else "")
+          "<div id='counterfactuals'></div></div>" if info["capabilities"].get("counterfactuals") and clf else "")
     body = (
         "<div class='grid'><div class='card'><h2>Pick a person / row</h2>"
         "<input id='search' placeholder='filter rows: number, class…' style='width:90%'>"
         f"<div style='max-height:260px;overflow:auto'><table id='rows'><tr><th>row</th><th>score</th><th>predicted</th></tr>{opts}</table></div></div>"
-        f"<div class='card'><h2 id='row-title'>Row {row}</h2><p>Score of “{esc(info['focus'])}”: "
+        f"<div class='card'><h2 id='row-title'>Row {row}</h2><p>{'Score of “' + esc(info['focus']) + '”' if clf else 'Predicted value'}: "
         f"<span class='big' id='prediction'>{payload['prediction']:.3f}</span> <span class='muted'>(average "
-        f"<span id='base'>{payload['base_value']:.3f}</span>)</span></p><p>Predicted class: <b id='predicted'>"
-        f"{esc(payload['predicted_class'])}</b></p><p>Method <select id='method'>{methods}</select> · faithfulness "
-        f"(local R² when features are hidden: 1 = perfect, ≤ 0 = poor): <b id='fidelity'>{payload['fidelity_r2']:.2f}</b></p></div></div>"
+        f"<span id='base'>{payload['base_value']:.3f}</span>)</span></p><p>{'Predicted class' if clf else 'The model says'}: "
+        f"<b id='predicted'>{esc(payload['predicted_class'])}</b></p><p>Method <select id='method'>{methods}</select></p>"
+        f"<p>How far this explanation can be trusted: <b id='trust' title='{esc(_r2_hover(payload['fidelity_r2']))}'>"
+        f"{esc(payload['trust'])}</b></p><p id='better' style='display:none'><button id='better-btn'>Find the most "
+        "faithful method for this row</button> <span id='better-msg'></span> <button id='better-use' "
+        "style='display:none'>Use it</button></p></div></div>"
         "<div class='card'><h3>Why: each feature's push on the score</h3><div id='chart' style='height:420px'></div></div>"
         "<div class='card'><h3>In plain words</h3><p id='narrative'></p><p class='muted' id='verified'></p></div>"
-        f"{cf}<div class='card' id='rule-card'><h3>A rule, and people like this one</h3><p class='muted'>A simple rule under "
-        "which the model keeps its answer, and rows of the data it treats the same way.</p><button id='rule-btn'>Show</button>"
-        "<p id='rule'></p><div id='examples'></div></div>"
-        f"<div class='card'><h3>What if?</h3><p class='muted'>Change values and press Update to see the new "
+        + cf + ("<div class='card' id='rule-card'><h3>A rule, and people like this one</h3><p class='muted'>A simple rule "
+                "under which the model keeps its answer, and rows of the data it treats the same way.</p><button "
+                "id='rule-btn'>Show</button><p id='rule'></p><div id='examples'></div></div>" if clf else "")
+        + f"<div class='card'><h3>What if?</h3><p class='muted'>Change values and press Update to see the new "
         f"prediction and explanation.</p><div class='whatif'><table id='whatif'>{feats}</table></div>"
         "<button id='update'>Update</button> <button id='reset'>Reset</button><div id='whatif-msg'></div></div>"
         + data_block("payload", payload) + data_block("rowinfo", {"row": row})
@@ -104,25 +113,67 @@ def row_page(info: dict[str, Any], row: int, payload: dict[str, Any], rows_table
     return page(f"Row {row}", body, info=info, active="row", report=f"/report/row/{row}")
 
 
+COLUMN_WORDS = {"selection_rate": ("share given “{c}”", "selection rate"),
+                "true_positive_rate": ("share of true “{c}” recognised", "true-positive rate"),
+                "accuracy": ("accuracy", "accuracy"), "mean_prediction": ("average prediction", "mean prediction"),
+                "mean_absolute_error": ("average error", "mean absolute error"),
+                "faithfulness": ("how faithful the explanations are", "{m}")}
+
+
 def fairness_page(info: dict[str, Any], attributes: list[str], attribute: str | None, report: dict[str, Any] | None) -> str:
-    opts = "".join(f"<option{' selected' if a == attribute else ''}>{esc(a)}</option>" for a in attributes)
+    protected = set(info.get("protected") or [])
+    opts = "".join(f"<option value='{esc(a)}'{' selected' if a == attribute else ''}>{esc(a)}"
+                   f"{' (protected)' if a in protected else ''}</option>" for a in attributes)
     body = ("<div class='card'><h2>Fairness</h2><form method='get' action='/fairness'>Protected attribute: "
             f"<select name='attribute' id='attribute'>{opts}</select> <button type='submit' id='show'>Show</button></form>"
             "<p class='muted'>Columns with few values are used as they are; others are split at the median.</p></div>")
     if report is not None:
+        clf = report.get("task", "classification") == "classification"
+        c = report["class"]
         body += f"<div class='card'><h3>Summary</h3><p id='fair-summary'>{esc(report['summary'])}</p></div>"
-        cols = ["group", "n", "selection_rate", "true_positive_rate", "accuracy", "faithfulness"]
-        head = "".join(f"<th>{esc(c.replace('_', ' '))}</th>" for c in cols) + "<th>top features (mean |attribution|)</th>"
+        cols = ["group", "n"] + (["selection_rate", "true_positive_rate", "accuracy"] if clf else
+                                 ["mean_prediction", "mean_absolute_error"]) + ["faithfulness"]
+        head = ""
+        for col in cols:
+            words, tech = COLUMN_WORDS.get(col, (col, col))
+            head += (f"<th title='{esc(tech.format(m=report['faithfulness_metric']))}'>"
+                     f"{esc(words.format(c=c))}</th>")
+        head += "<th>features that matter most</th>"
         trs = ""
         for g in report["groups"]:
-            cells = "".join(f"<td>{_fmt(g.get(c))}</td>" for c in cols)
-            tops = ", ".join(f"{esc(t['feature'])} ({t['mean_abs']:.3g})" for t in g["top_features"][:3])
+            cells = "".join(f"<td>{_fmt(g.get(col))}</td>" for col in cols)
+            tops = ", ".join(f"{esc(t['feature'])}" for t in g["top_features"][:3])
             trs += f"<tr>{cells}<td>{tops}</td></tr>"
-        dp, eo = report["demographic_parity_difference"], report.get("equal_opportunity_difference")
-        body += (f"<div class='card'><h3>By group</h3><table id='groups'><tr>{head}</tr>{trs}</table>"
-                 f"<p>Demographic parity difference: <b id='dp'>{dp:.3f}</b> · equal-opportunity difference: "
-                 f"<b id='eo'>{_fmt(eo)}</b></p><div id='fair-chart' style='height:360px'></div></div>"
-                 + data_block("fairness", report)
+        if clf:
+            dp, eo = report["demographic_parity_difference"], report.get("equal_opportunity_difference")
+            gap = (f"<p>Gap in the share given “{esc(c)}”: <b id='dp' title='demographic parity difference'>{dp:.3f}</b> · "
+                   f"gap in the share of true “{esc(c)}” recognised: <b id='eo' title='equal-opportunity difference'>"
+                   f"{_fmt(eo)}</b></p>")
+        else:
+            gap = (f"<p>Difference in the average prediction: <b id='dp'>{report['mean_prediction_difference']:.4g}</b></p>")
+        body += (f"<div class='card'><h3>By group</h3><table id='groups'><tr>{head}</tr>{trs}</table>{gap}"
+                 "<div id='fair-chart' style='height:360px'></div></div>")
+        prox = "".join(f"<tr><td>{esc(p['feature'])}</td><td>{_pct(p['association'])}</td><td>{_pct(p['gap_share'])}</td>"
+                       f"<td>{'yes' if p['proxy'] else ''}</td></tr>" for p in report["proxies"][:8])
+        body += (f"<div class='card'><h3>Stand-ins for {esc(attribute)}</h3><p id='proxy-words'>{esc(report['proxy_words'])}</p>"
+                 "<table id='proxies'><tr><th>feature</th><th title='uncertainty coefficient U(attribute | feature)'>reveals of the "
+                 f"attribute</th><th title='share of the difference in mean attribution between the most and least favoured group'>"
+                 f"share of the gap it carries</th><th>stand-in?</th></tr>{prox}</table></div>")
+        body += ("<div class='card' id='flip-card'><h3>Would the decision change if only "
+                 f"{esc(attribute)} were different?</h3><p class='muted'>Every row is asked again with a different "
+                 f"{esc(attribute)}, everything else kept.</p><label><input type='checkbox' id='flip-proxies'> also "
+                 "change its stand-ins</label> <button id='flip-btn'>Run the test</button><div id='flip-text'></div>"
+                 "<table id='flip-table'></table></div>")
+        if clf:
+            body += ("<div class='card' id='remedy-card'><h3>What could be done, and at what price</h3><p class='muted'>"
+                     "Each remedy is tried and checked on the same rows: how large the gap would be, how accurate the "
+                     "model would be, and how many people's decisions would change.</p>Aim for <select id='constraint'>"
+                     "<option value='demographic_parity'>equal shares given “" + esc(c) + "” (demographic parity)</option>"
+                     "<option value='equal_opportunity'>equal shares of true “" + esc(c) + "” recognised (equal opportunity)"
+                     "</option></select> <button id='remedy-btn'>Try remedies</button><div id='remedy-msg' class='muted'></div>"
+                     "<div id='remedy-chart' style='height:380px'></div><table id='remedy-table'></table>"
+                     "<ul id='remedy-text'></ul></div>")
+        body += (data_block("fairness", {k: v for k, v in report.items()})
                  + "<script>document.addEventListener('DOMContentLoaded',()=>whybox.fairness())</script>")
     rep = f"/report/fairness?attribute={esc(attribute)}" if attribute else None
     return page("Fairness", body, info=info, active="fairness", report=rep)
@@ -142,6 +193,10 @@ def whole_page(info: dict[str, Any]) -> str:
             "<p class='muted' id='w-queries'></p></div>"
             "<script>document.addEventListener('DOMContentLoaded',()=>whybox.whole())</script>")
     return page("Whole model", body, info=info, active="whole")
+
+
+def _pct(v: Any) -> str:
+    return "–" if v is None or v != v else f"{round(100 * v) + 0:.0f}%"
 
 
 def _fmt(v: Any) -> str:
@@ -168,13 +223,18 @@ const whybox = (() => {
     Plotly.react(el, [{type: 'bar', orientation: 'h', x: f.map(d => d.attribution),
       y: f.map(d => d.name + ' = ' + d.value), marker: {color: f.map(d => d.attribution > 0 ? '#d62728' : '#1f77b4')},
       hovertemplate: '%{y}: %{x:.4f}<extra></extra>'}], {margin: {l: 230, r: 20, t: 10, b: 40},
-      xaxis: {title: 'push on the score (red raises, blue lowers)'}}, {displayModeBar: false, responsive: true});
+      xaxis: {title: {text: 'push on the score (red raises, blue lowers)'}}}, {displayModeBar: false, responsive: true});
   }
   function renderRow(p) {
     $('prediction').textContent = p.prediction.toFixed(3);
     $('base').textContent = p.base_value.toFixed(3);
     $('predicted').textContent = p.predicted_class;
-    $('fidelity').textContent = p.fidelity_r2.toFixed(2);
+    $('trust').textContent = p.trust;
+    $('trust').title = 'local R² ' + p.fidelity_r2.toFixed(2) + ": how well the attributions, read as a linear model, " +
+      "reproduce the model's answers when features are hidden (1 = perfectly, 0 or less = no better than the average)";
+    $('trust').className = (p.trust_level === 'poor' || p.trust_level === 'rough') ? 'bad' : '';
+    $('better').style.display = (p.trust_level === 'poor' || p.trust_level === 'rough') ? '' : 'none';
+    $('better-msg').textContent = ''; $('better-use').style.display = 'none';
     bars($('chart'), p.features);
     $('narrative').textContent = p.narrative.text;
     const n = p.narrative;
@@ -201,7 +261,17 @@ const whybox = (() => {
     $('update').addEventListener('click', refresh);
     $('method').addEventListener('change', refresh);
     $('reset').addEventListener('click', () => { document.querySelectorAll('#whatif input').forEach(i => { i.value = i.defaultValue; }); refresh(); });
-    $('rule-btn').addEventListener('click', async () => {
+    $('better-btn').addEventListener('click', async () => {
+      const msg = $('better-msg'); show(msg, 'comparing methods on this row…', 'muted');
+      try {
+        const r = await post('/api/choose', {row: row});
+        show(msg, 'Most faithful here: ' + r.best + ' — ' + r.trust + '.');
+        msg.title = r.ranking.map(x => x.method + ': local R² ' + x.r2.toFixed(2)).join('; ');
+        const use = $('better-use'); use.style.display = ''; use.dataset.method = r.best;
+      } catch (err) { show(msg, err.message, 'error'); }
+    });
+    $('better-use').addEventListener('click', e => { $('method').value = e.target.dataset.method; refresh(); });
+    if ($('rule-btn')) $('rule-btn').addEventListener('click', async () => {
       const box = $('rule'); show(box, 'looking for a rule…', 'muted');
       try {
         const r = await post('/api/rule', {row: row});
@@ -256,18 +326,67 @@ const whybox = (() => {
         marker: {size: 5, color: s.colour, colorscale: [[0, '#1f77b4'], [1, '#d62728']], cmin: 0, cmax: 1},
         hovertemplate: s.feature + ': %{x:.4f}<extra></extra>'})),
         {margin: {l: 200, r: 20, t: 10, b: 40}, yaxis: {tickvals: sw.map((_, i) => i), ticktext: sw.map(s => s.feature)},
-         xaxis: {title: 'attribution'}}, {displayModeBar: false, responsive: true});
+         xaxis: {title: {text: 'attribution'}}}, {displayModeBar: false, responsive: true});
     };
     poll();
   }
+  function table(el, head, rows) {
+    el.textContent = '';
+    const h = document.createElement('tr');
+    head.forEach(c => { const th = document.createElement('th'); th.textContent = c; h.appendChild(th); });
+    el.appendChild(h);
+    rows.forEach(r => { const tr = document.createElement('tr');
+      r.forEach(v => { const td = document.createElement('td'); td.textContent = v; tr.appendChild(td); });
+      el.appendChild(tr); });
+  }
+  const pct = v => (v === null || v === undefined) ? '–' : (100 * v).toFixed(1) + '%';
+  const lines = (el, items) => { el.textContent = '';
+    items.forEach(t => { const li = document.createElement(el.tagName === 'UL' ? 'li' : 'p'); li.textContent = t; el.appendChild(li); }); };
   function fairness() {
     const r = data('fairness');
     const g = r.groups;
-    Plotly.react($('fair-chart'), [
-      {type: 'bar', name: 'selection rate', x: g.map(d => d.group), y: g.map(d => d.selection_rate)},
-      {type: 'bar', name: 'true-positive rate', x: g.map(d => d.group), y: g.map(d => d.true_positive_rate)},
-      {type: 'bar', name: 'accuracy', x: g.map(d => d.group), y: g.map(d => d.accuracy)}],
-      {barmode: 'group', margin: {t: 10}, yaxis: {range: [0, 1]}}, {displayModeBar: false, responsive: true});
+    const clf = r.task === 'classification';
+    Plotly.react($('fair-chart'), clf ? [
+      {type: 'bar', name: 'share given “' + r['class'] + '”', x: g.map(d => d.group), y: g.map(d => d.selection_rate)},
+      {type: 'bar', name: 'share of true “' + r['class'] + '” recognised', x: g.map(d => d.group), y: g.map(d => d.true_positive_rate)},
+      {type: 'bar', name: 'accuracy', x: g.map(d => d.group), y: g.map(d => d.accuracy)}] :
+      [{type: 'bar', name: 'average prediction', x: g.map(d => d.group), y: g.map(d => d.mean_prediction)}],
+      {barmode: 'group', margin: {t: 10}, yaxis: clf ? {range: [0, 1]} : {}}, {displayModeBar: false, responsive: true});
+    $('flip-btn').addEventListener('click', async () => {
+      const box = $('flip-text'); show(box, 'asking the model again for every row…', 'muted');
+      try {
+        const f = await post('/api/fairness/flip', {attribute: r.attribute, proxies: $('flip-proxies').checked ? 'auto' : []});
+        box.className = ''; lines(box, f.sentences);
+        table($('flip-table'), clf ? ['group', 'people', 'decision would change', 'would gain it', 'would lose it'] :
+          ['group', 'people', 'prediction would change', 'average change'],
+          f.by_group.map(b => clf ? [b.group, String(b.n), pct(b.share) + ' (' + b.changed + ')', String(b.gained), String(b.lost)] :
+            [b.group, String(b.n), pct(b.share), b.mean_change.toPrecision(3)]));
+      } catch (err) { show(box, err.message, 'error'); }
+    });
+    if (!$('remedy-btn')) return;
+    $('remedy-btn').addEventListener('click', async () => {
+      const msg = $('remedy-msg'); show(msg, 'trying remedies (refits take a few seconds)…', 'muted');
+      try {
+        const cons = $('constraint').value;
+        const x = await post('/api/fairness/remedies', {attribute: r.attribute, constraint: cons});
+        show(msg, x.n_fits + ' model fits in ' + x.seconds.toFixed(1) + ' s.', 'muted');
+        const gapKey = cons === 'demographic_parity' ? 'demographic_parity_difference' : 'equal_opportunity_difference';
+        const rs = x.remedies.filter(m => m[gapKey] !== null);
+        Plotly.react($('remedy-chart'), [{type: 'scatter', mode: 'markers+text', x: rs.map(m => 100 * m[gapKey]),
+          y: rs.map(m => 100 * m.accuracy), text: rs.map(m => m.title), textposition: 'top right',
+          marker: {size: 12, color: rs.map(m => m.name === 'original' ? '#222' : (m.uses_attribute ? '#c62828' : '#2f8132'))},
+          hovertemplate: '%{text}<br>gap %{x:.1f} points<br>accuracy %{y:.1f}%<extra></extra>'}],
+          {margin: {t: 10, r: 20}, xaxis: {title: {text: 'gap between groups (percentage points; 0 = ' + x.constraint_words + ')'},
+           rangemode: 'tozero'}, yaxis: {title: {text: 'accuracy (%)'}}, showlegend: false}, {displayModeBar: false, responsive: true});
+        const groups = x.remedies[0].groups.map(q => q.group);
+        table($('remedy-table'), ['remedy'].concat(groups.map(q => 'share given “' + x.positive + '”: ' + q),
+          ['gap', 'accuracy', 'decisions changed', 'uses ' + r.attribute + ' to decide']),
+          x.remedies.map(m => [m.title].concat(groups.map(q => pct((m.groups.find(z => z.group === q) || {}).selection_rate)),
+            [(100 * m[gapKey]).toFixed(1) + ' points', pct(m.accuracy), String(m.n_changed), m.uses_attribute ? 'yes' : 'no'])));
+        lines($('remedy-text'), x.sentences);
+        const ex = $('export'); if (ex) ex.href = '/report/fairness?attribute=' + encodeURIComponent(r.attribute) + '&constraint=' + cons;
+      } catch (err) { show(msg, err.message, 'error'); }
+    });
   }
   function whole() {
     $('w-go').addEventListener('click', async () => {

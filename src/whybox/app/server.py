@@ -34,11 +34,22 @@ def plotly_js() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "package_data" / "plotly.min.js"
 
 
-def demo_state() -> AppState:
-    from whybox.datasets import demo
+def demo_state(which: str = "census") -> AppState:
+    """The built-in demos: "census" (synthetic census-like income data with a protected attribute, a
+    planted proxy and a planted bias; the default) or "breast-cancer" (scikit-learn's)."""
+    if which == "census":
+        from whybox.datasets import census_demo
 
-    d = demo()
-    return AppState(d.model, d.X_test, d.y_test, name="demo: breast-cancer MLP", description=d.description)
+        d = census_demo()
+        return AppState(d.model, d.X_test, d.y_test, name="demo: synthetic census income (LogisticRegression)",
+                        description=d.description, X_train=d.X_train, y_train=d.y_train, protected=["sex", "race"])
+    if which == "breast-cancer":
+        from whybox.datasets import demo
+
+        d = demo()
+        return AppState(d.model, d.X_test, d.y_test, name="demo: breast-cancer MLP", description=d.description,
+                        X_train=d.X_train, y_train=d.y_train, class_names=["malignant", "benign"])
+    raise InputError(f"unknown demo {which!r}: census or breast-cancer")
 
 
 class WorkerPool:
@@ -96,6 +107,15 @@ def _bodies():
         attribute: StrictStr
         n_explain: StrictInt = Field(30, ge=2, le=500, description="rows explained per group")
 
+    class Flip(Body):
+        attribute: StrictStr
+        proxies: Union[Literal["auto"], list[StrictStr]] = Field(default_factory=list,
+                                                                 description="columns changed with it, or 'auto'")
+
+    class Remedies(Body):
+        attribute: StrictStr
+        constraint: Literal["demographic_parity", "equal_opportunity"] = "demographic_parity"
+
     class Job(Body):
         rows: Optional[StrictStr] = Field(None, description="'a:b' or 'i,j,k' (default: the first 100)")
         method: Optional[StrictStr] = None
@@ -111,7 +131,7 @@ def _bodies():
         max_depth: StrictInt = Field(3, ge=1, le=8, description="depth of a tree summary")
         budget: StrictInt = Field(3000, ge=1000, le=50_000, description="model queries to spend")
 
-    return Explain, Narrate, Evaluate, Counterfactuals, Fairness, Job, Empty, Surrogate, Row
+    return Explain, Narrate, Evaluate, Counterfactuals, Fairness, Job, Empty, Surrogate, Row, Flip, Remedies
 
 
 def create_app(state: AppState | None = None, *, token: str | None = None, trust_pickle: bool = False,
@@ -132,7 +152,7 @@ def create_app(state: AppState | None = None, *, token: str | None = None, trust
     token = token or new_token()
     limit = int(max_upload_mb * 1024 * 1024)
     pool = WorkerPool(workers, queue)
-    Explain, Narrate, Evaluate, Counterfactuals, Fairness, JobBody, Empty, SurrogateBody, RowBody = _bodies()
+    Explain, Narrate, Evaluate, Counterfactuals, Fairness, JobBody, Empty, SurrogateBody, RowBody, Flip, Remedies = _bodies()
     app = FastAPI(title="whybox", description="Explain a model, check the explanations, look for unfair gaps.",
                   version=__import__("whybox").__version__, docs_url=None, redoc_url=None)
     app.state.whybox, app.state.token, app.state.pool = st, token, pool
@@ -236,6 +256,23 @@ def create_app(state: AppState | None = None, *, token: str | None = None, trust
         from whybox.app.fairness import fairness_report
         return await pool.run(fairness_report, st, b.attribute, n_explain=b.n_explain)
 
+    @app.post("/api/fairness/flip")
+    async def api_flip(b: Flip):
+        """Whose decision changes when only ``attribute`` (and ``proxies``) are different."""
+        from whybox.app.fairness import flip_payload
+        return await pool.run(flip_payload, st, b.attribute, b.proxies)
+
+    @app.post("/api/fairness/remedies")
+    async def api_remedies(b: Remedies):
+        """Remedies for the gap by ``attribute`` under ``constraint``, each with its price."""
+        from whybox.app.fairness import public, remedies_payload
+        return public(await pool.run(remedies_payload, st, b.attribute, b.constraint))
+
+    @app.post("/api/choose")
+    async def api_choose(b: RowBody):
+        """The explanation method that is most faithful for a row (its local R²), ranked."""
+        return await pool.run(st.better_method, b.row)
+
     @app.post("/api/rule")
     async def api_rule(b: RowBody):
         """A rule (anchor) under which the model keeps its answer for a row, and similar rows it treats the same way."""
@@ -296,15 +333,16 @@ def create_app(state: AppState | None = None, *, token: str | None = None, trust
         r = st.check_row(row)
         payload = await pool.run(st.explain_row, r, {}, method)
         scores = st.outputs[:, st.focus]
-        table = [{"row": i, "score": float(scores[i]), "predicted": str(st.output_names[st.classes[i]]),
-                  "search": f"row {i} {st.output_names[st.classes[i]]} {scores[i]:.3f}".lower()} for i in range(st.n_rows)]
+        table = [{"row": i, "score": float(scores[i]), "predicted": st.predicted(i),
+                  "search": f"row {i} {st.predicted(i)} {scores[i]:.3f}".lower()} for i in range(st.n_rows)]
         return pages.row_page(st.info(), r, payload, table)
 
     @app.get("/fairness", response_class=HTMLResponse, include_in_schema=False)
     async def page_fairness(attribute: str | None = None):
         from whybox.app.fairness import fairness_report
         rep = await pool.run(fairness_report, st, attribute) if attribute else None
-        return pages.fairness_page(st.info(), list(st.X.columns), attribute, rep)
+        cols = st.protected + [c for c in st.X.columns if c not in st.protected]
+        return pages.fairness_page(st.info(), cols, attribute, rep)
 
     @app.get("/whole", response_class=HTMLResponse, include_in_schema=False)
     def page_whole():
@@ -312,14 +350,16 @@ def create_app(state: AppState | None = None, *, token: str | None = None, trust
 
     # ------------------------------------------------------------------ reports
     @app.get("/report/{which}", include_in_schema=False)
-    async def report(which: str, attribute: str | None = None):
+    async def report(which: str, attribute: str | None = None, constraint: str = "demographic_parity"):
         from whybox.app.reports import fairness_report_html, overview_report_html
         if which == "overview":
             page = await pool.run(overview_report_html, st)
         elif which == "fairness":
             if not attribute:
                 raise InputError("pick an attribute first (/report/fairness?attribute=...)")
-            page = await pool.run(fairness_report_html, st, attribute)
+            if constraint not in ("demographic_parity", "equal_opportunity"):
+                raise InputError(f"constraint must be demographic_parity or equal_opportunity, got {constraint!r}")
+            page = await pool.run(fairness_report_html, st, attribute, constraint)
         else:
             raise InputError(f"no report {which!r}")
         return HTMLResponse(page, headers={"Content-Disposition": f"attachment; filename=whybox-{which}.html"})

@@ -62,17 +62,24 @@ class AppState:
 
     def __init__(self, model: Any, X: pd.DataFrame, y: Any = None, *, name: str = "model", description: str = "",
                  method: str = "kernelshap", focus: Any = None, seed: int = 0, n_background: int = 10,
-                 job_workers: int = 1):
+                 job_workers: int = 1, X_train: pd.DataFrame | None = None, y_train: Any = None,
+                 class_names: list[str] | None = None, protected: list[str] | None = None, train: Any = None):
         self.lock = threading.RLock()
         self.jobs: dict[str, Job] = {}
         self._job_pool = ThreadPoolExecutor(max(1, int(job_workers)), thread_name_prefix="whybox-job")
         self.seed = int(seed)
         self.n_background = int(n_background)
-        self.load(model, X, y, name=name, description=description, method=method, focus=focus)
+        self.load(model, X, y, name=name, description=description, method=method, focus=focus, X_train=X_train,
+                  y_train=y_train, class_names=class_names, protected=protected, train=train)
 
     # ----------------------------------------------------------------------- loading
     def load(self, model: Any, X: pd.DataFrame, y: Any = None, *, name: str = "model", description: str = "",
-             method: str = "kernelshap", focus: Any = None) -> None:
+             method: str = "kernelshap", focus: Any = None, X_train: pd.DataFrame | None = None, y_train: Any = None,
+             class_names: list[str] | None = None, protected: list[str] | None = None, train: Any = None) -> None:
+        """Load a model and its rows. ``X_train``/``y_train`` (optional) let the fairness remedies
+        refit the model (``train(X, y, sample_weight=None)`` or a clone of a scikit-learn estimator);
+        ``class_names`` name the classes where the model knows only codes (0/1 -> "malignant"/"benign");
+        ``protected`` lists the protected attributes offered first on the fairness page."""
         if not isinstance(X, pd.DataFrame) or X.empty:
             raise InputError("the data must be a non-empty table")
         X = X.reset_index(drop=True)
@@ -83,26 +90,76 @@ class AppState:
             y = np.asarray(y)
             if len(y) != len(X):
                 raise InputError(f"{len(y)} labels for {len(X)} rows")
-        names = m.output_names or [str(i) for i in range(out.shape[1])]
+        if X_train is not None:
+            if not isinstance(X_train, pd.DataFrame) or y_train is None or len(X_train) != len(np.asarray(y_train)):
+                raise InputError("X_train must be a table with one label per row in y_train")
+            missing = [c for c in X.columns if c not in X_train.columns]
+            if missing:
+                raise InputError(f"X_train is missing column(s) {missing}")
+            X_train = X_train.reset_index(drop=True)[list(X.columns)]
+        is_clf = bool(m.is_classifier) if m.is_classifier is not None else out.shape[1] > 1
+        model_names = m.output_names or [str(i) for i in range(out.shape[1])]
+        if class_names is not None:
+            if len(class_names) != out.shape[1]:
+                raise InputError(f"class_names has {len(class_names)} names for {out.shape[1]} model outputs")
+            names = [str(c) for c in class_names]
+        elif is_clf:
+            names = [str(c) for c in model_names]
+        else:
+            names = ["predicted value"] if out.shape[1] == 1 else [f"output {c}" for c in model_names]
         if focus is None:
             fidx = out.shape[1] - 1
-        elif focus in names:
-            fidx = names.index(focus)
+        elif str(focus) in names:
+            fidx = names.index(str(focus))
+        elif focus in model_names:
+            fidx = model_names.index(focus)
         else:
             raise InputError(f"focus class {focus!r} is not one of the model's outputs {names}")
+        protected = list(protected or [])
+        unknown = [c for c in protected if c not in X.columns]
+        if unknown:
+            raise InputError(f"protected attribute(s) {unknown} are not columns of the data {list(X.columns)}")
         numeric = all(pd.api.types.is_numeric_dtype(t) for t in X.dtypes)
         bg = whybox.kmeans(X, min(self.n_background, len(X))) if numeric else whybox.sample(X, min(20, len(X)), seed=self.seed)
         with self.lock:
             self.model, self.X, self.y, self.spec = model, X, y, spec
+            self.X_train, self.y_train, self.train = X_train, (None if y_train is None else np.asarray(y_train)), train
             self.name, self.description = name, description
             self.method = whybox.explainers.recipes.get_recipe(method).name
             self.outputs, self.output_names, self.focus = out, list(names), fidx
+            self.model_names = [str(c) for c in model_names]
+            self.is_classifier, self.protected = is_clf, protected
             self.numeric, self.background = numeric, bg
-            self.classes = out.argmax(axis=1)
+            self.classes = out.argmax(axis=1) if is_clf else None
             self._cache: OrderedDict[tuple, Explanation] = OrderedDict()
             self._cf: Any = None
             self._surrogates: OrderedDict[tuple, dict] = OrderedDict()
+            self._fair: OrderedDict[tuple, Any] = OrderedDict()
             self.global_job: str | None = None
+
+    def remember(self, key: tuple, make) -> Any:
+        """A fairness result computed once per setting (flip tests, proxies, remedies; at most 16 kept)."""
+        with self.lock:
+            hit = self._fair.get(key)
+        if hit is not None:
+            return hit
+        val = make()
+        with self.lock:
+            self._fair[key] = val
+            while len(self._fair) > 16:
+                self._fair.popitem(last=False)
+        return val
+
+    def peek(self, key: tuple) -> Any:
+        """A fairness result if it was computed already, else None (nothing is computed)."""
+        with self.lock:
+            return self._fair.get(key)
+
+    def predicted(self, i: int) -> str:
+        """Row i's answer in words: its class, or its predicted value for a regressor."""
+        if self.is_classifier:
+            return str(self.output_names[self.classes[i]])
+        return f"{self.outputs[i, self.focus]:.4g}"
 
     def counterfactual_explainer(self) -> Any:
         """One CounterfactualExplainer per loaded model; its donor outputs are the outputs already computed."""
@@ -120,6 +177,8 @@ class AppState:
         from whybox.anchors.prototypes import prototypes
 
         r = self.check_row(row)
+        if not self.is_classifier:
+            raise InputError("a rule under which the model keeps its answer needs a classifier; this model predicts a number")
         frame = self.X.iloc[[r]]
         a = anchor(self.model, frame, self.X, budget=6000, seed=self.seed, delta=0.1, epsilon=0.15, beam_size=1,
                    batch_size=50)
@@ -135,7 +194,7 @@ class AppState:
             words = ("No simple rule keeps the model's answer reliably for this row: even the best one found, "
                      f"{' and '.join(a.predicates) or 'none'}, holds for only {100 * a.precision:.0f}% of such cases.")
         cols = list(self.X.columns)
-        examples = [{"row": i, "predicted": str(self.output_names[self.classes[i]]),
+        examples = [{"row": i, "predicted": self.predicted(i),
                      "values": {c: _plain(self.X.iloc[i][c]) for c in cols}} for i in idx]
         return {"row": r, "rule": words, "valid": a.valid, "anchor": a.to_dict(), "examples": examples,
                 "columns": cols}
@@ -165,18 +224,12 @@ class AppState:
         return len(self.X)
 
     def y_index(self) -> np.ndarray | None:
-        """True labels as output indices (None when unknown or not matching the outputs)."""
-        if self.y is None:
+        """True labels as output indices (None when unknown, not matching the outputs, or a regressor)."""
+        if self.y is None or not self.is_classifier:
             return None
-        names = [str(n) for n in self.output_names]
-        ys = [str(v) for v in self.y]
-        if all(v in names for v in ys):
-            return np.array([names.index(v) for v in ys])
-        try:
-            yi = self.y.astype(int)
-        except (TypeError, ValueError):
-            return None
-        return yi if ((yi >= 0) & (yi < len(names))).all() else None
+        from whybox.fairness.groups import label_index
+        yi = label_index(self.y, self.model_names)
+        return yi if yi is not None else label_index(self.y, self.output_names)
 
     def accuracy(self) -> float | None:
         yi = self.y_index()
@@ -186,7 +239,9 @@ class AppState:
         return {"name": self.name, "description": self.description, "rows": self.n_rows,
                 "features": list(self.spec.names), "outputs": self.output_names,
                 "focus": self.output_names[self.focus], "accuracy": self.accuracy(), "method": self.method,
-                "methods": sorted(whybox.METHODS), "capabilities": capabilities()}
+                "methods": sorted(whybox.METHODS), "capabilities": capabilities(),
+                "task": "classification" if self.is_classifier else "regression", "protected": self.protected,
+                "can_refit": self.X_train is not None}
 
     def check_row(self, row: Any) -> int:
         if isinstance(row, bool) or not isinstance(row, (int, np.integer)):
@@ -239,16 +294,35 @@ class AppState:
                     self._cache.popitem(last=False)
         from whybox.metrics import local_fidelity
         fid = float(local_fidelity(self.model, frame, e, background=self.background, metric="r2", n_samples=100,
-                                   seed=self.seed)[0])
+                                   seed=self.seed, data=self.X)[0])
         n = whybox.narrate(e, row=0)
         order = np.argsort(-np.abs(e.values[0]), kind="stable")
         feats = [{"name": e.feature_names[j], "value": _plain(frame.iloc[0, j]), "attribution": float(e.values[0, j])}
                  for j in order]
+        out = self.m_outputs(frame)
+        said = str(self.output_names[int(out.argmax())]) if self.is_classifier else f"{out[self.focus]:.4g}"
+        level, words = explanation_trust(fid)
         return {"row": None if row is None else int(row), "changed": sorted((features or {})),
                 "prediction": float(e.predictions[0]), "class": self.output_names[self.focus],
-                "predicted_class": str(self.output_names[int(self.m_outputs(frame).argmax())]),
+                "predicted_class": said, "task": "classification" if self.is_classifier else "regression",
                 "base_value": float(e.base_values[0]), "method": e.method, "fidelity_r2": fid,
+                "trust": words, "trust_level": level,
                 "features": feats, "narrative": n.to_dict(), "model_rows": e.n_model_rows}
+
+    def better_method(self, row: Any) -> dict[str, Any]:
+        """The method :func:`whybox.choose` finds most faithful for this row, in the same sense as the
+        row page's trust (local R² when features are hidden towards the background)."""
+        r = self.check_row(row)
+        frame = self.X.iloc[[r]]
+        cands = ["kernelshap", "lime", "occlusion"] + (["shapley"] if self.spec.n_features <= 10 else [])
+        c = whybox.choose(self.model, frame, candidates=cands, metric="r2", background=self.background,
+                          seed=self.seed, target_index=self.focus, n_samples=100,
+                          params={m: DEFAULT_PARAMS[m] for m in cands if m in DEFAULT_PARAMS})
+        rank = c.ranking[c.ranking["status"] == "ok"]
+        scores = [{"method": str(m), "r2": float(v)} for m, v in zip(rank["method"], rank["score"])]
+        best = scores[0]
+        return {"row": r, "best": best["method"], "r2": best["r2"], "trust": explanation_trust(best["r2"])[1],
+                "ranking": scores}
 
     def m_outputs(self, frame: pd.DataFrame) -> np.ndarray:
         m, arr, _, _ = whybox.api.prepare(self.model, frame, background=frame)   # one adapter, one query
@@ -324,6 +398,20 @@ class AppState:
             swarm.append({"feature": f, "attributions": e.values[:, j].round(5).tolist(), "colour": colour})
         return {"importance": [{"feature": f, "mean_abs": float(imp[f])} for f in order], "beeswarm": swarm,
                 "rows": int(len(e)), "method": e.method}
+
+
+def explanation_trust(r2: float) -> tuple[str, str]:
+    """How far one row's explanation can be trusted, in words, from its local R² (features hidden
+    towards the background; 1 = it reproduces the model's answers exactly)."""
+    if not np.isfinite(r2):
+        return "unknown", "cannot be checked here"
+    if r2 >= 0.9:
+        return "good", "reliable: it reproduces the model's answers closely when features are hidden"
+    if r2 >= 0.7:
+        return "fair", "mostly reliable: it reproduces the model's answers fairly well, with some gaps"
+    if r2 >= 0.4:
+        return "rough", "only a rough guide: it misses a good part of how the model answers"
+    return "poor", "not reliable: it does not reproduce how the model answers for this row"
 
 
 def _trust_words(value: float, low: float, metric: str) -> str:

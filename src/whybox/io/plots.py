@@ -157,6 +157,30 @@ def interaction_heatmap(iv, *, row: int = 0, path: str | None = None, ax=None):
     return _finish(fig, path)
 
 
+def remedy_chart(report, *, ax=None, path: str | None = None):
+    """A :class:`whybox.fairness.RemedyReport` as a fairness-vs-accuracy chart: the gap the remedies
+    aim at (x, percentage points) against accuracy (y); the original in black, remedies that use the
+    attribute to decide in red, the others green."""
+    plt = _mpl()
+    fig = ax.figure if ax is not None else plt.subplots(figsize=(7, 4.2))[0]
+    ax = ax if ax is not None else fig.axes[0]
+    for r in report.remedies:
+        g = r.gap(report.constraint)
+        if g is None:
+            continue
+        orig = r.name == "original"
+        x, y = 100 * g, 100 * r.gaps["accuracy"]
+        ax.scatter([x], [y], s=70 if orig else 45, c="black" if orig else ("#c62828" if r.uses_attribute else "#2f8132"),
+                   zorder=3)
+        ax.annotate(r.title, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    words = "equal selection rates" if report.constraint == "demographic_parity" else "equal true-positive rates"
+    ax.set_xlabel(f"gap between groups (percentage points; {words} = 0)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title("Fairer is further left; more accurate is higher (red: uses the attribute to decide)", fontsize=9)
+    ax.grid(alpha=0.3)
+    return _finish(fig, path)
+
+
 def _labels(exp, row, order):
     if exp.data is None:
         return [exp.feature_names[j] for j in order]
