@@ -159,11 +159,14 @@ def main():
     checks = []
     for case, sub in cl.groupby("case", sort=False):
         get = lambda k: sub.loc[sub.remedy == k, "gap_closed"]  # noqa: E731
-        if len(get("without_proxies")):
-            checks.append((f"{case}: dropping sex and its proxies closes most of the gap (> 50%)",
+        if "synthetic" in case and len(get("without_proxies")):      # the planted proxy: the target
+            checks.append((f"{case}: dropping sex and its planted proxy closes most of the gap (> 50%)",
                            float(get("without_proxies").iloc[0]) > 0.5))
         if len(get("thresholds")):
             checks.append((f"{case}: group thresholds close most of the gap (> 70%)", float(get("thresholds").iloc[0]) > 0.7))
+        if len(get("reduction")):
+            checks.append((f"{case}: the constrained refit closes most of the gap (> 70%) without using sex to decide",
+                           float(get("reduction").iloc[0]) > 0.7))
     checks.append(("whybox's thresholds give Fairlearn's own decisions (same seed) on every run",
                    bool(fa["fairlearn_same_decisions"].all())))
     lines = [f"# Fairness remedies and their price\n\n{stamp()} · {machine()} · "

@@ -164,6 +164,13 @@ def test_api_bad_input(server, files):
     assert c.get("/api/info").json()["rows"] == 143            # still serving the same data
 
 
+def test_serve_train_data_needs_the_label(files):
+    p = subprocess.run([sys.executable, "-m", "whybox.cli", "serve", "--model", str(files / "m.skops"), "--data",
+                        str(files / "data.csv"), "--train-data", str(files / "data.csv")], capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 2 and "--train-data needs --label" in p.stderr
+
+
 def test_token_required_off_loopback(files):
     p = subprocess.run([sys.executable, "-m", "whybox.cli", "serve", "--host", "0.0.0.0"], capture_output=True,
                        text=True, timeout=120)
@@ -234,6 +241,15 @@ def test_browser_demo_flow(server, browser, tmp_path):
     assert "every claim checked" in page.text_content("#verified")
     before = page.text_content("#prediction")
     _shot(page, "row")
+    # a row near the boundary: the explanation is poor, so the page offers the most faithful method
+    assert page.is_visible("#better-btn") and page.get_attribute("#trust", "class") == "bad"
+    page.click("#better-btn")
+    page.wait_for_selector("#better-use", state="visible", timeout=60_000)
+    best = page.text_content("#better-msg")
+    assert best.startswith("Most faithful here: ")
+    page.click("#better-use")
+    page.wait_for_function("document.getElementById('method').value === "
+                           f"'{best.split(': ', 1)[1].split(' ')[0]}'", timeout=30_000)
     # what-if: push the three most important features far
     payload = page.evaluate("JSON.parse(document.getElementById('payload').textContent)")
     for f in payload["features"][:3]:

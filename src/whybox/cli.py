@@ -948,6 +948,8 @@ def serve(model: Optional[Path] = typer.Option(None, help="Model file (.skops; .
                                    "(OpenXAI adult + its ANN, from ../shared/data)."),
           protected: List[str] = typer.Option(None, "--protected", help="A protected attribute (column) offered "
                                               "first on the fairness page (repeatable)."),
+          train_data: Optional[Path] = typer.Option(None, help="CSV/Parquet of the model's training rows, with the "
+                                                    "--label column: lets the fairness remedies refit a clone."),
           method: str = typer.Option("kernelshap", help="Default explanation method."),
           host: str = typer.Option("127.0.0.1", help="Address to bind; anything but loopback needs --token."),
           port: int = typer.Option(8765, help="Port."),
@@ -981,8 +983,16 @@ def serve(model: Optional[Path] = typer.Option(None, help="Model file (.skops; .
             if label not in df.columns:
                 raise WhyboxError(f"--label {label!r} is not a column of {data}; columns: {list(df.columns)}")
             y = df.pop(label).to_numpy()
+        Xtr = ytr = None
+        if train_data is not None:
+            if label is None:
+                raise WhyboxError("--train-data needs --label (the column with the true labels in both files)")
+            Xtr = load_table(train_data)
+            if label not in Xtr.columns:
+                raise WhyboxError(f"--label {label!r} is not a column of {train_data}; columns: {list(Xtr.columns)}")
+            ytr = Xtr.pop(label).to_numpy()
         state = AppState(est, df, y, name=Path(model).name, description=f"{Path(model).name} on {Path(data).name}",
-                         method=method, protected=list(protected or ()))
+                         method=method, protected=list(protected or ()), X_train=Xtr, y_train=ytr)
     elif demo == "adult":
         from whybox.datasets import load_openxai, openxai_model
         d = load_openxai("adult", "test")

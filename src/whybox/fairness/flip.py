@@ -2,9 +2,10 @@
 proxies) of each row, ask the model again, and count whose decision changes.
 
 Flipping a proxy means giving it the value the row would plausibly have in the other group:
-* a numeric proxy is mapped by quantiles (the row keeps its rank: the q-th quantile of its own group
-  becomes the q-th quantile of the other group, an observed value; the one-dimensional optimal
-  transport map, as FlipTest (Black, Yeom & Fredrikson 2020) uses);
+* a numeric proxy (0/1 codes included) is mapped by quantiles (the row keeps its rank: the q-th
+  quantile of its own group, ties at their mid-rank, becomes the q-th quantile of the other group, an
+  observed value; the one-dimensional optimal transport map, as FlipTest (Black, Yeom & Fredrikson
+  2020) uses);
 * a categorical proxy keeps its value when the other group has it too (at least 1% of that group);
   a value the other group (almost) never has ("husband" for women) becomes the value the other group
   has most in excess over this one ("wife").
@@ -41,7 +42,7 @@ def flipped_values(X: pd.DataFrame, column: str, gidx: np.ndarray, src: int, dst
     rows = X[column][gidx == src]
     if len(a) == 0 or len(b) == 0:
         raise InputError(f"cannot map {column!r} between groups: one of them has no values")
-    if pd.api.types.is_numeric_dtype(ref[column]) and ref[column].nunique() > 12:
+    if pd.api.types.is_numeric_dtype(ref[column]):         # numbers (0/1 codes too) keep their rank
         av = np.sort(a.to_numpy(float))
         lo = np.searchsorted(av, rows.to_numpy(float), side="left")
         hi = np.searchsorted(av, rows.to_numpy(float), side="right")

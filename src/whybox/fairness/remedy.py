@@ -42,11 +42,14 @@ TITLES = {"original": "The model as it is", "thresholds": "A different threshold
           "search": "The fairest of {n} model settings"}
 
 
-def _fairlearn() -> None:
+NEEDS_FAIRLEARN = ("thresholds", "reduction")
+
+
+def _fairlearn_missing() -> str | None:
+    """Why the Fairlearn remedies cannot run here (None: they can)."""
     import importlib.util
 
-    if importlib.util.find_spec("fairlearn") is None:
-        raise InputError("this remedy needs fairlearn: pip install 'whybox[fairness]'")
+    return None if importlib.util.find_spec("fairlearn") else "this remedy needs fairlearn: pip install 'whybox[fairness]'"
 
 
 @dataclass
@@ -348,16 +351,15 @@ def remedies(model: Any, X: pd.DataFrame, y: Any, attribute: str, *, X_train: pd
         s2 = Scorer(m, X, sc.positive, class_names=class_names)
         return s2(X).decided, bool(_uses(s2, X, attribute))
 
+    no_fairlearn = _fairlearn_missing()
     for name in which:
         if time.perf_counter() - t0 > time_limit:
             skipped[name] = f"the time limit of {time_limit:g} s was reached"
             continue
+        if name in NEEDS_FAIRLEARN and no_fairlearn:
+            skipped[name] = no_fairlearn
+            continue
         if name == "thresholds":
-            try:
-                _fairlearn()
-            except InputError as exc:
-                skipped[name] = str(exc)
-                continue
             from fairlearn.postprocessing import ThresholdOptimizer
             cons = "demographic_parity" if constraint == "demographic_parity" else "true_positive_rate_parity"
             to = ThresholdOptimizer(estimator=_score_estimator(sc), constraints=cons, prefit=True,
@@ -395,11 +397,6 @@ def remedies(model: Any, X: pd.DataFrame, y: Any, attribute: str, *, X_train: pd
             out.append(evaluate(name, dec, "refitted without the attribute, rows weighted so group and label are "
                                 "independent (Kamiran & Calders)", uses, fitted_on="training rows"))
         elif name == "reduction":
-            try:
-                _fairlearn()
-            except InputError as exc:
-                skipped[name] = str(exc)
-                continue
             from fairlearn.reductions import DemographicParity, ExponentiatedGradient, TruePositiveRateParity
             cons = DemographicParity() if constraint == "demographic_parity" else TruePositiveRateParity()
             counter = [0]
