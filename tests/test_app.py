@@ -216,11 +216,17 @@ def _shot(page, name):
         page.screenshot(path=str(ROOT / "docs" / "img" / f"{name}.png"), full_page=False)
 
 
-def test_browser_demo_flow(server, browser, tmp_path):
-    ctx = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
+def _page(browser, height):
+    """A browser context that accepts downloads, its page, and the list the page's JavaScript errors go to."""
+    ctx = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": height})
     page = ctx.new_page()
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    return ctx, page, errors
+
+
+def test_browser_demo_flow(server, browser, tmp_path):
+    ctx, page, errors = _page(browser, 900)
     page.goto(server.page_url("/"))
     page.wait_for_selector("#importance .main-svg", timeout=90_000)
     assert "Explained" in page.text_content("#job-status")
@@ -372,10 +378,7 @@ def test_fairness_api_on_the_census_demo(census_server):
 
 
 def test_browser_fairness_flow(census_server, browser, tmp_path):
-    ctx = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 1000})
-    page = ctx.new_page()
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    ctx, page, errors = _page(browser, 1000)
     page.goto(census_server.page_url("/fairness"))
     assert page.locator("#attribute option").first.text_content() == "sex (protected)"
     page.select_option("#attribute", "sex")
@@ -442,3 +445,28 @@ def test_regressor_is_shown_as_a_regressor():
         st.rule_and_examples(3)
     with pytest.raises(InputError, match="classifier"):
         remedies_payload(st, "group")
+
+
+def test_force_html_opens_in_chromium_with_the_network_blocked(browser, tmp_path):
+    import whybox
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(5, 4)), columns=["age", "income", "<i>debt</i>", "tenure"])
+    e = whybox.explain(lambda Z: Z @ np.array([1.0, -2.0, 0.5, 0.0]), X, method="shapley", background=X.iloc[:2])
+    path = tmp_path / "force.html"
+    e.force_html(path=path)
+    ctx = browser.new_context(offline=True)
+    asked = []
+    ctx.on("request", lambda r: asked.append(r.url))
+    ctx.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:") else route.abort())
+    page = ctx.new_page()
+    errors = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    page.goto(path.as_uri())
+    assert page.locator("svg.force").count() == 5
+    assert page.locator("svg.force").first.bounding_box()["width"] > 800
+    first = page.locator("svg.force").first
+    assert first.locator("polygon.seg").count() == int((e.values[0] != 0).sum())
+    assert float(first.get_attribute("data-output")) == pytest.approx(e.predictions[0])
+    assert "<i>debt</i>" in page.text_content("body") and page.locator("i").count() == 0   # text, not markup
+    assert all(u.startswith("file:") for u in asked) and not errors
+    ctx.close()

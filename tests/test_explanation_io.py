@@ -55,7 +55,7 @@ def test_nan_base_values_survive_json(tmp_path):
     assert np.isnan(back.base_values).all()
 
 
-@pytest.mark.parametrize("kind", ["bar", "waterfall", "beeswarm", "decision", "heatmap"])
+@pytest.mark.parametrize("kind", ["bar", "waterfall", "beeswarm", "decision", "heatmap", "force", "global_bar"])
 def test_plots_write_png(exp, tmp_path, kind):
     p = tmp_path / f"{kind}.png"
     exp.plot(kind, row=1, path=str(p))
@@ -166,3 +166,79 @@ def test_waterfall_beeswarm_and_decision_read_back_what_they_claim():
     ends = np.array([ln.get_xdata()[[0, -1]] for ln in lines])
     np.testing.assert_allclose(ends[:, 0], e.base_values, atol=1e-9)
     np.testing.assert_allclose(ends[:, 1], e.predictions, atol=1e-9)
+
+
+def _linear_case():
+    rng = np.random.default_rng(3)
+    X = pd.DataFrame(rng.normal(size=(30, 6)), columns=list("abcdef"))
+    w = np.array([3.0, -2.0, 1.0, 0.5, -0.25, 0.1])
+    f = lambda Z: (Z @ w + 0.3 * Z[:, 0] * Z[:, 1])[:, None]  # noqa: E731
+    bg = rng.normal(size=(8, 6))
+    return f, X, bg
+
+
+def test_force_plot_segments_add_up_and_meet_at_the_output():
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib.patches import Polygon
+
+    from whybox.io.force import force_layout
+    f, X, bg = _linear_case()
+    e = whybox.explain(f, X, method="shapley", background=bg)
+    lay = force_layout(e, 4)
+    v = e.values[4]
+    red = [s for s in lay.segments if s.value > 0]
+    blue = [s for s in lay.segments if s.value < 0]
+    assert lay.output == pytest.approx(e.predictions[4]) and lay.base == pytest.approx(e.base_values[4])
+    assert max(s.end for s in red) == pytest.approx(lay.output) and min(s.start for s in blue) == pytest.approx(lay.output)
+    assert min(s.start for s in red) == pytest.approx(lay.output - v[v > 0].sum())       # red block: the positives
+    assert max(s.end for s in blue) == pytest.approx(lay.output - v[v < 0].sum())
+    assert [s.value for s in red] == sorted(v[v > 0], reverse=True)                       # largest nearest the output
+    fig = e.plot("force", row=4)
+    polys = [p for p in fig.axes[0].patches if isinstance(p, Polygon)]
+    assert len(polys) == int((v != 0).sum())
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert f"{lay.output:.4g}" in texts and f"base value {lay.base:.4g}" in texts
+    lime = whybox.explain(f, X.iloc[:2], method="lime", background=bg, n_samples=200)
+    assert "miss it by" in lime.plot("force", row=0).axes[0].get_xlabel()
+    with pytest.raises(whybox.InputError, match="out of range"):
+        e.plot("force", row=99)
+
+
+def test_global_bar_and_beeswarm_per_output():
+    import matplotlib
+    matplotlib.use("Agg")
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    m = LogisticRegression(max_iter=500).fit(X, y)
+    e = whybox.explain(m, X.iloc[::10], method="shapley", background=X.iloc[::30], target="all")
+    fig = e.plot("global_bar")
+    ax = fig.axes[0]
+    imp = np.abs(e.values).mean(axis=0)                                   # (features, outputs)
+    widths = np.array([p.get_width() for p in ax.patches]).reshape(3, 4)  # outputs x features (bottom .. top)
+    order = np.argsort(-imp.sum(axis=1), kind="stable")[::-1]
+    np.testing.assert_allclose(widths, imp[order].T)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["0", "1", "2"]
+    bees = e.plot("beeswarm", max_features=3)
+    assert len(bees.axes) == 3 and [a.get_title().split(" ·")[0] for a in bees.axes] == ["output 0", "output 1", "output 2"]
+    one = e.output(2).plot("global_bar")
+    assert [t.get_text() for t in one.axes[0].get_yticklabels()][-1] == X.columns[int(np.argmax(imp[:, 2]))]
+    with pytest.raises(whybox.InputError, match="one output"):
+        e.plot("force")
+
+
+def test_force_html_is_self_contained_and_escaped(tmp_path):
+    import re
+    f, X, bg = _linear_case()
+    X = X.rename(columns={"a": "<b>a</b>"})
+    e = whybox.explain(f, X, method="kernelshap", background=bg, n_samples=64)
+    page = e.force_html(rows=[0, 3], path=tmp_path / "force.html")
+    assert (tmp_path / "force.html").read_text() == page and list(tmp_path.iterdir()) == [tmp_path / "force.html"]
+    assert "<script" not in page and "http" not in page.replace("http://www.w3.org/2000/svg", "")
+    assert "<b>a</b>" not in page and "&lt;b&gt;a&lt;/b&gt;" in page
+    assert page.count("<svg") == 2
+    vals = [float(v) for v in re.findall(r"class='seg [a-z]+'[^>]*data-value='([^']+)'", page)]
+    assert sum(vals) == pytest.approx(e.values[0].sum() + e.values[3].sum())
+    with pytest.raises(whybox.InputError, match="out of range"):
+        e.force_html(rows=[30])

@@ -10,6 +10,7 @@ PKG = SRC / "whybox"
 # (importer, imported): deferred imports inside a method, from a lower layer to a face or a peer above.
 HAND_OFFS = {
     ("whybox.core.explanation", "whybox.io.plots"),          # Explanation.plot
+    ("whybox.core.explanation", "whybox.io.force"),          # Explanation.plot("force"), force_html
     ("whybox.core.explanation", "whybox.io.report"),         # Explanation.save(".html")
     ("whybox.core.explanation", "whybox.io.text_render"),    # Explanation.save(".html") for text
     ("whybox.interactions.model", "whybox.io.plots"),        # Interactions.plot

@@ -212,7 +212,7 @@ def test_slicing_and_views_that_need_one_output(three_class):
     assert list(lr.classes_) == ["high", "low", "mid"]
     np.testing.assert_array_equal(e[:, :, 2].values, mid.values)
     assert e[1:3].values.shape == (2, 4, 3) and e[1:3, :, "low"].values.shape == (2, 4)
-    for view in (e.global_importance, e.to_frame, e.to_shap, lambda: e.plot("beeswarm"), lambda: e.top_features(0)):
+    for view in (e.global_importance, e.to_frame, e.to_shap, lambda: e.plot("decision"), lambda: e.top_features(0)):
         with pytest.raises(InputError, match=r"e\[:, :, <label>\]"):
             view()
     with pytest.raises(InputError, match="unknown output 'top'"):

@@ -89,14 +89,15 @@ class Explainer:
 
     # the questions
     def explain(self, X: Any, *, method: str = "kernelshap", seed: Any = 0, target: Any = None,
-                target_index: Any = None, chunk_rows: int = DEFAULT_CHUNK_ROWS, **method_params: Any) -> Explanation:
+                target_index: Any = None, chunk_rows: int = DEFAULT_CHUNK_ROWS, progress: bool = False,
+                **method_params: Any) -> Explanation:
         """Explain rows ``X`` with ``method`` (see :func:`whybox.explain` for the methods and options)."""
         check("seed", seed)
         target = self._target if target is None and target_index is None else target
         if isinstance(method, str) and method.lower() == "auto":
-            return self.choose(X, seed=seed, target=target, **method_params).explanation
+            return self.choose(X, seed=seed, target=target, progress=progress, **method_params).explanation
         return explain_rows(self._problem, X, method=method, seed=seed, target=target, target_index=target_index,
-                            chunk_rows=chunk_rows, **method_params)
+                            chunk_rows=chunk_rows, progress=progress, **method_params)
 
     def evaluate(self, X: Any, explanations: Any, **kw: Any):
         """Score explanations (or method names) on rows ``X``: see :func:`whybox.evaluate`."""
@@ -143,7 +144,7 @@ def explain(model: Any, X: Any, *, method: str = "kernelshap", background: Any =
             kinds: Any = None, output: str = "auto", batch_size: int | None = None,
             chunk_rows: int = DEFAULT_CHUNK_ROWS, executor: str | None = None, scheduler: str | None = None,
             rows_per_task: int = 256, data: Any = None, target_index: Any = None, allow_nan: Any = "auto",
-            **method_params: Any) -> Explanation:
+            progress: bool = False, **method_params: Any) -> Explanation:
     """Explain the predictions of ``model`` on the rows of ``X``.
 
     Parameters
@@ -169,10 +170,15 @@ def explain(model: Any, X: Any, *, method: str = "kernelshap", background: Any =
     executor : None/"local" (this process) or "dask": rows are split into tasks of ``rows_per_task``
         rows on a dask.distributed cluster (``scheduler`` address, or a LocalCluster); the result
         equals the local one with the same seed.
+    progress : show a progress bar of the model rows (in a terminal or a notebook; silent in
+        non-interactive runs; it changes no number).
     **method_params : the method's own parameters (e.g. ``n_samples``, ``sigma``, ``steps``).
     """
+    from whybox.core.progress import check_progress
+
     t0 = time.perf_counter()
     check("seed", seed)
+    check_progress(progress)
     check("rows_per_task", rows_per_task)
     if executor not in (None, "local"):
         from whybox.batch import concat, run_chunks
@@ -188,6 +194,7 @@ def explain(model: Any, X: Any, *, method: str = "kernelshap", background: Any =
                        budget=check("budget", budget), allow_nan=allow_nan)
     if isinstance(method, str) and method.lower() == "auto":
         from whybox.choose import choose_problem
-        return choose_problem(pb, X, seed=seed, target=target, budget=budget, **method_params).explanation
+        return choose_problem(pb, X, seed=seed, target=target, budget=budget, progress=progress,
+                              **method_params).explanation
     return explain_rows(pb, X, method=method, seed=seed, target=target, target_index=target_index,
-                        chunk_rows=chunk_rows, **method_params)
+                        chunk_rows=chunk_rows, progress=progress, **method_params)

@@ -242,8 +242,10 @@ def _verified_parts(parts_dir: Path, chunks: list[tuple[int, int]], manifest: di
 class _Bar:
     def __init__(self, total: int, done: int):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        from whybox.core.progress import console
         self.p = Progress(TextColumn("explaining"), BarColumn(), MofNCompleteColumn(), TextColumn("chunks"),
-                          TimeRemainingColumn(), transient=False)
+                          TimeRemainingColumn(), transient=False, console=console())
         self.task = self.p.add_task("chunks", total=total, completed=done)
         self.p.start()
 
@@ -255,4 +257,7 @@ class _Bar:
 
 
 def _progress(enabled: bool, total: int, done: int):
-    return _Bar(total, done) if enabled else None
+    """A bar over the chunks, in interactive sessions only (silent in CI logs and pipes)."""
+    from whybox.core.progress import check_progress, interactive
+
+    return _Bar(total, done) if check_progress(enabled) and interactive() else None

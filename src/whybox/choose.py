@@ -47,7 +47,7 @@ def choose(model: Any, X: Any, *, neighbourhood: Any = "removal", candidates: Se
            metric: str = "fidelity", budget: int | None = None, seed: Any = 0, background: Any = None,
            n_samples: int = 200, params: Mapping[str, Mapping[str, Any]] | None = None, target: Any = None,
            feature_names=None, groups: Any = None, kinds: Any = None, output: str = "auto",
-           batch_size: int | None = None, data: Any = None, **common_params: Any) -> Choice:
+           batch_size: int | None = None, data: Any = None, progress: bool = False, **common_params: Any) -> Choice:
     """Explain ``X`` with every candidate method, score each in ``neighbourhood`` with ``metric``, rank.
 
     neighbourhood : "removal" / "removal(p)" (features removed toward the background) or
@@ -62,19 +62,33 @@ def choose(model: Any, X: Any, *, neighbourhood: Any = "removal", candidates: Se
 
     Evaluation uses the same random perturbations for every candidate (paired comparison); ties
     (scores within 1e-9 relative, or 1e-12 absolute, of the best) go to the candidate that spent fewer
-    model rows, in the table's order as in the winner.
+    model rows, in the table's order as in the winner. ``progress``: a bar of the model rows
+    (interactive sessions only).
     """
     pb = Problem.build(model, data, rows=X, background=background, feature_names=feature_names,
                        groups=groups, kinds=kinds, output=output, batch_size=batch_size)
     return choose_problem(pb, X, neighbourhood=neighbourhood, candidates=candidates, metric=metric, budget=budget,
-                          seed=seed, n_samples=n_samples, params=params, target=target, **common_params)
+                          seed=seed, n_samples=n_samples, params=params, target=target, progress=progress,
+                          **common_params)
 
 
 def choose_problem(problem: Problem, X: Any, *, neighbourhood: Any = "removal", candidates: Sequence[str] | None = None,
                    metric: str = "fidelity", budget: int | None = None, seed: Any = 0, n_samples: int = 200,
                    params: Mapping[str, Mapping[str, Any]] | None = None, target: Any = None,
-                   **common_params: Any) -> Choice:
+                   progress: bool = False, **common_params: Any) -> Choice:
     """:func:`choose` on a prepared problem."""
+    from whybox.core.progress import check_progress, watching
+
+    check_progress(progress)
+    with watching(problem.model, None, "choose", progress):
+        return _choose_problem(problem, X, neighbourhood=neighbourhood, candidates=candidates, metric=metric,
+                               budget=budget, seed=seed, n_samples=n_samples, params=params, target=target,
+                               **common_params)
+
+
+def _choose_problem(problem: Problem, X: Any, *, neighbourhood: Any, candidates: Sequence[str] | None, metric: str,
+                    budget: int | None, seed: Any, n_samples: int, params: Mapping[str, Mapping[str, Any]] | None,
+                    target: Any, **common_params: Any) -> Choice:
     if metric not in ("fidelity", "nmse", "r2", "infidelity", "pgi", "pgu", "deletion", "insertion"):
         raise InputError(f"unknown metric {metric!r} for choose")
     check("budget", budget)

@@ -84,7 +84,7 @@ def evaluate(model: Any, X: Any, explanations: Explanation | Sequence | Mapping[
              metrics: Sequence[str] = ("pgi", "pgu", "fidelity"), neighbourhood: Any = "removal",
              background: Any = None, k: int | None = None, seed: Any = 0, n_perturb: int = 100,
              n_samples: int = 200, groups: Any = None, feature_names=None, kinds=None, target: Any = None,
-             data: Any = None, **explain_kwargs: Any) -> pd.DataFrame:
+             data: Any = None, progress: bool = False, **explain_kwargs: Any) -> pd.DataFrame:
     """Score explanations of ``model`` on rows ``X``: a table with one row per explanation and, per
     metric, the mean over rows and a 95% confidence interval (``<metric>_lo``, ``<metric>_hi``).
 
@@ -95,18 +95,30 @@ def evaluate(model: Any, X: Any, explanations: Explanation | Sequence | Mapping[
     pgu_auc, fidelity (local MSE in ``neighbourhood``), nmse, r2, deletion, insertion, infidelity, ris,
     ros, rrs, sensitivity, and the ground-truth agreements FA, RA, SA, SRA, RC, PRA (linear models).
     Rows an explanation could not explain (NaN) are left out of its means; ``<metric>_n`` counts the
-    rows scored.
+    rows scored. ``progress``: a bar of the model rows (interactive sessions only).
     """
     pb = Problem.build(model, data, rows=X, background=background, groups=groups, feature_names=feature_names,
                        kinds=kinds, warn_kinds=True)
     return evaluate_problem(pb, X, explanations, metrics=metrics, neighbourhood=neighbourhood, k=k, seed=seed,
-                            n_perturb=n_perturb, n_samples=n_samples, target=target, **explain_kwargs)
+                            n_perturb=n_perturb, n_samples=n_samples, target=target, progress=progress, **explain_kwargs)
 
 
 def evaluate_problem(problem: Problem, X: Any, explanations: Any, *, metrics: Sequence[str] = ("pgi", "pgu", "fidelity"),
                      neighbourhood: Any = "removal", k: int | None = None, seed: Any = 0, n_perturb: int = 100,
-                     n_samples: int = 200, target: Any = None, **explain_kwargs: Any) -> pd.DataFrame:
+                     n_samples: int = 200, target: Any = None, progress: bool = False,
+                     **explain_kwargs: Any) -> pd.DataFrame:
     """:func:`evaluate` on a prepared problem."""
+    from whybox.core.progress import check_progress, watching
+
+    check_progress(progress)
+    with watching(problem.model, None, "evaluate", progress):
+        return _evaluate_problem(problem, X, explanations, metrics=metrics, neighbourhood=neighbourhood, k=k,
+                                 seed=seed, n_perturb=n_perturb, n_samples=n_samples, target=target, **explain_kwargs)
+
+
+def _evaluate_problem(problem: Problem, X: Any, explanations: Any, *, metrics: Sequence[str], neighbourhood: Any,
+                      k: int | None, seed: Any, n_perturb: int, n_samples: int, target: Any,
+                      **explain_kwargs: Any) -> pd.DataFrame:
     check("seed", seed)
     check("k", k)
     check("n_perturb", n_perturb)

@@ -344,18 +344,31 @@ class Explanation:
 
     def plot(self, kind: str = "bar", row: int = 0, *, max_features: int = 10, path: str | None = None, ax=None,
              feature: Any = None, color: Any = "auto"):
-        """Plot with matplotlib: ``bar`` or ``waterfall`` for one row; ``beeswarm``, ``decision`` and
-        ``heatmap`` for all rows;
+        """Plot with matplotlib: ``bar``, ``waterfall`` or ``force`` for one row; ``beeswarm``,
+        ``global_bar`` (mean |value| per feature), ``decision`` and ``heatmap`` for all rows (for an
+        all-outputs explanation ``beeswarm`` draws one panel per output and ``global_bar`` stacks the
+        outputs);
         ``dependence`` for one ``feature`` over all rows (coloured by ``color``: a feature, None, or
         "auto", the feature that best explains the spread). Saves a PNG when ``path`` is given;
         returns the matplotlib Figure."""
-        if kind in ("beeswarm", "bar_global", "dependence", "decision", "heatmap"):
+        if kind in ("beeswarm", "global_bar") and self.all_outputs:
+            pass                               # one panel (beeswarm) or one bar colour (bar) per output
+        elif kind in ("beeswarm", "global_bar", "dependence", "decision", "heatmap"):
             self._one_target(f"the {kind} plot")
         elif self.all_outputs:
             raise InputError(f"the {kind} plot shows one output: e[:, :, <label>].plot(...)")
+        if kind == "force":
+            from whybox.io.force import force_plot
+            return force_plot(self, row, ax=ax, path=path)
         from whybox.io import plots
         return plots.plot(self, kind=kind, row=row, max_features=max_features, path=path, ax=ax, feature=feature,
                           color=color)
+
+    def force_html(self, rows: Any = None, path: str | None = None, *, max_rows: int = 50) -> str:
+        """shap's force plot as a self-contained HTML page of inline SVGs (no script, nothing fetched),
+        one per row (default: the first ``max_rows``); written to ``path`` when given."""
+        from whybox.io.force import force_html
+        return force_html(self, rows, path=path, max_rows=max_rows)
 
     def _repr_html_(self, max_rows: int = 5, k: int = 5) -> str:
         """A compact view for notebooks: what was explained, then per row (at most ``max_rows``) the

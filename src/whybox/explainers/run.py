@@ -18,11 +18,22 @@ from whybox.problem import Problem, default_is_all
 
 def explain_rows(problem: Problem, X: Any, *, method: str = "kernelshap", seed: Any = 0, target: Any = None,
                  target_index: Any = None, chunk_rows: int = DEFAULT_CHUNK_ROWS, one_output: bool = False,
-                 **method_params: Any) -> Explanation:
+                 progress: bool = False, **method_params: Any) -> Explanation:
     """Explain the rows ``X`` of ``problem`` with ``method`` (see :func:`whybox.explain`).
 
     ``one_output``: with the default target, explain one output per row even for a multiclass model
-    (its predicted class) — what metrics score — instead of every output."""
+    (its predicted class) — what metrics score — instead of every output. ``progress``: a bar of the
+    model rows (interactive sessions only; it changes no number)."""
+    from whybox.core.progress import check_progress, watching
+
+    check_progress(progress)
+    with watching(problem.model, None, f"explain ({get_recipe(method).name})", progress) as meter:
+        return _explain_rows(problem, X, method=method, seed=seed, target=target, target_index=target_index,
+                             chunk_rows=chunk_rows, one_output=one_output, meter=meter, **method_params)
+
+
+def _explain_rows(problem: Problem, X: Any, *, method: str, seed: Any, target: Any, target_index: Any,
+                  chunk_rows: int, one_output: bool, meter: Any, **method_params: Any) -> Explanation:
     t0 = time.perf_counter()
     recipe = get_recipe(method)
     params = recipe.check_params(method_params)
@@ -36,6 +47,8 @@ def explain_rows(problem: Problem, X: Any, *, method: str = "kernelshap", seed: 
     need = recipe.cost(ctx, **params)
     m.require(need, what=f"method {recipe.name!r} on {len(arr)} row(s) with {bg.n_rows} background row(s)")
     _warn_costs(recipe.name, params, ctx, need)
+    if meter is not None:
+        meter.bar.update(meter.task, total=need + len(arr))
     outputs = m(arr)
     every = (isinstance(target, str) and target == "all" and target_index is None
              and not (problem.output_names and "all" in problem.output_names))

@@ -1,5 +1,7 @@
-"""Matplotlib plots of an Explanation, in the look shap users know: bar, waterfall, beeswarm,
-dependence (with interaction colouring); and the heatmap of pairwise Shapley interactions."""
+"""Matplotlib plots of an Explanation, in the look shap users know: bar, waterfall, beeswarm (one
+panel per output when there are several), dependence (with interaction colouring), decision,
+heatmap, global bar (stacked per output); the heatmap of pairwise Shapley interactions; the
+fairness-vs-accuracy chart of remedies. The force plot is in :mod:`whybox.io.force`."""
 from __future__ import annotations
 
 import numpy as np
@@ -26,7 +28,7 @@ def _fmt(v) -> str:
     return str(v)
 
 
-KINDS = ("bar", "waterfall", "beeswarm", "dependence", "decision", "heatmap")
+KINDS = ("bar", "waterfall", "beeswarm", "dependence", "decision", "heatmap", "global_bar")
 
 
 def plot(exp, *, kind: str = "bar", row: int = 0, max_features: int = 10, path: str | None = None, ax=None,
@@ -41,6 +43,8 @@ def plot(exp, *, kind: str = "bar", row: int = 0, max_features: int = 10, path: 
     d = len(exp.feature_names)
     k = min(max_features, d)
     height = 0.4 * k + 1.4
+    if kind == "beeswarm" and exp.all_outputs:
+        return _finish(_beeswarm_per_output(exp, k, height), path)
     fig = None
     if ax is None:
         fig, ax = plt.subplots(figsize=(7.5, height))
@@ -54,6 +58,8 @@ def plot(exp, *, kind: str = "bar", row: int = 0, max_features: int = 10, path: 
         _decision(exp, k, ax)
     elif kind == "heatmap":
         _heatmap(exp, k, ax)
+    elif kind == "global_bar":
+        _global_bar(exp, k, ax)
     else:
         _beeswarm(exp, k, ax)
     return _finish(fig, path)
@@ -261,6 +267,45 @@ def _heatmap(exp, k, ax):
     ax.set_xlabel(f"rows, sorted by output ({len(exp)})")
     ax.figure.colorbar(im, ax=ax).set_label(f"{exp.method} attribution")
     ax.set_title("attributions of the most important features", fontsize=10)
+
+
+def _output_names(exp) -> list[str]:
+    k = exp.values.shape[2]
+    return [str(n) for n in exp.output_names] if exp.output_names is not None else [str(i) for i in range(k)]
+
+
+def _global_bar(exp, k, ax):
+    """Mean |attribution| per feature, largest on top; with every output, one stacked colour per output
+    (shap's multi-output bar), features ordered by the sum over outputs."""
+    if exp.all_outputs:
+        imp = np.abs(exp.values).mean(axis=0)                      # (d, outputs)
+        order = np.argsort(-imp.sum(axis=1), kind="stable")[:k][::-1]
+        left = np.zeros(len(order))
+        colours = _mpl().get_cmap("tab10")
+        for t, name in enumerate(_output_names(exp)):
+            ax.barh(range(len(order)), imp[order, t], left=left, color=colours(t % 10), label=name)
+            left += imp[order, t]
+        ax.legend(fontsize=8, title="output", title_fontsize=8, loc="lower right")
+        ax.set_xlabel(f"mean |{exp.method} attribution| (stacked over outputs)")
+    else:
+        imp = np.abs(exp.values).mean(axis=0)
+        order = np.argsort(-imp, kind="stable")[:k][::-1]
+        ax.barh(range(len(order)), imp[order], color="#3e7cb1")
+        for i, j in enumerate(order):
+            ax.text(imp[j], i, f" {imp[j]:.3g}", va="center", fontsize=8)
+        ax.set_xlabel(f"mean |{exp.method} attribution| (output {exp.target_names()[0]})")
+    ax.set_yticks(range(len(order)), [exp.feature_names[j] for j in order])
+    ax.set_title(f"{len(exp)} rows: average importance", fontsize=10)
+
+
+def _beeswarm_per_output(exp, k, height):
+    """One beeswarm per output, side by side, each sorted by its own mean |value|."""
+    names = _output_names(exp)
+    fig, axes = _mpl().subplots(1, len(names), figsize=(5.2 * len(names), height), squeeze=False)
+    for t, (ax, name) in enumerate(zip(axes[0], names)):
+        _beeswarm(exp.output(t), k, ax)
+        ax.set_title(f"output {name} · {len(exp)} rows", fontsize=10)
+    return fig
 
 
 def _beeswarm(exp, k, ax):

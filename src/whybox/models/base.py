@@ -52,6 +52,7 @@ class Model:
         self.n_rows = 0
         self.n_calls = 0
         self._parent: "Model | None" = None
+        self._meters: list = []          # progress bars watching the rows (whybox.core.progress)
 
     # ----------------------------------------------------------------- accounting
     def reset_counts(self) -> None:
@@ -83,6 +84,7 @@ class Model:
         c.budget = int(budget) if budget is not None else None
         c._cache = {}
         c._parent = self
+        c._meters = []
         return c
 
     def with_frame(self, columns: Sequence[str] | None, dtypes: Any) -> "Model":
@@ -156,6 +158,8 @@ class Model:
         while node is not None:
             node.n_calls += 1
             node.n_rows += n
+            for meter in getattr(node, "_meters", ()):
+                meter.add(n)
             node = node._parent
         return self._validate(out, n)
 
