@@ -30,7 +30,7 @@ def stamp() -> str:
 def markdown(df: pd.DataFrame, floatfmt: str = ".3f") -> str:
     cols = list(df.columns)
     lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for _, row in df.iterrows():
+    for _, row in df.astype(object).iterrows():        # object: a row of mixed columns keeps its ints
         cells = []
         for c in cols:
             v = row[c]

@@ -164,11 +164,12 @@ def test_api_bad_input(server, files):
     assert c.get("/api/info").json()["rows"] == 143            # still serving the same data
 
 
-def test_serve_train_data_needs_the_label(files):
-    p = subprocess.run([sys.executable, "-m", "whybox.cli", "serve", "--model", str(files / "m.skops"), "--data",
-                        str(files / "data.csv"), "--train-data", str(files / "data.csv")], capture_output=True,
-                       text=True, timeout=120)
-    assert p.returncode == 2 and "--train-data needs --label" in p.stderr
+def test_serve_train_data_needs_the_label(files, capsys):
+    from whybox.cli import main
+    with pytest.raises(SystemExit) as exit_:          # refused before anything is served
+        main(["serve", "--model", str(files / "m.skops"), "--data", str(files / "data.csv"),
+              "--train-data", str(files / "data.csv")])
+    assert exit_.value.code == 2 and "--train-data needs --label" in capsys.readouterr().err
 
 
 def test_token_required_off_loopback(files):

@@ -107,6 +107,71 @@ def test_model_interactions_agree_with_exact_shapley_and_are_efficient():
     M = k.matrix(0)
     assert np.allclose(M, M.T) and k.to_frame(0)["value"].abs().is_monotonic_decreasing
     with pytest.raises(MethodError, match="2\\^d"):
-        interactions(gbr, X.iloc[:1], bg, max_features=4)
+        interactions(gbr, X.iloc[:1], bg, max_features=4, method="exact")
+    assert interactions(gbr, X.iloc[:1], bg, max_features=4, n_samples=200).method == "sampling"   # auto
     with pytest.raises(InputError, match="index"):
         interactions(gbr, X.iloc[:1], bg, index="shap")
+
+
+def test_sampling_coefficients_reproduce_the_exact_indices():
+    """Every index is sum_U v(U) g(|S|, |U & S|, |U - S|): the table gives the exact values on random games."""
+    from whybox.interactions.exact import interactions as exact
+    from whybox.interactions.sampling import coefficient_table, terms
+    rng = np.random.default_rng(0)
+    n = 6
+    v = rng.normal(size=1 << n)
+    U = (np.arange(1 << n)[:, None] >> np.arange(n)) & 1
+    for index in ("SII", "k-SII", "STII", "FSII"):
+        for k in (1, 2, 3):
+            G = coefficient_table(index, n, k)
+            ex = exact(v, index=index, order=k)
+            for S in terms(n, k):
+                a = U[:, list(S)].sum(1)
+                val = float(v @ G[len(S), a, U.sum(1) - a])
+                assert val == pytest.approx(ex[S], abs=1e-10), (index, k, S)
+
+
+def test_sampling_estimator_is_exact_when_everything_fits_and_calibrated_when_not():
+    from whybox.interactions.exact import interactions as exact
+    from whybox.interactions.sampling import sample_interactions
+    rng = np.random.default_rng(1)
+    n = 12
+    W, P = rng.normal(size=n), 0.3 * rng.normal(size=(n, n))
+
+    def game(Z):
+        Z = Z.astype(float)
+        return np.tanh(Z @ W) + 0.5 * np.einsum("mi,ij,mj->m", Z, P, Z)
+    v = game(((np.arange(1 << n)[:, None] >> np.arange(n)) & 1).astype(bool))
+    for index in ("SII", "k-SII", "STII", "FSII"):
+        ex = exact(v, index=index, order=2)
+        full, se0 = sample_interactions(game, n, index=index, order=2, n_samples=1 << n)
+        assert max(abs(full[S] - ex[S]) for S in ex) < 1e-10 and max(se0.values()) == 0
+        zs = []
+        for seed in range(4):
+            est, se = sample_interactions(game, n, index=index, order=2, n_samples=1500, seed=seed)
+            zs += [(est[S] - ex[S]) / se[S] for S in ex if se[S] > 0]
+        zs = np.abs(zs)
+        assert 0.6 < zs.mean() < 1.0 and (zs < 2).mean() > 0.9, (index, zs.mean())     # |N(0,1)|: mean 0.80
+        again, _ = sample_interactions(game, n, index=index, order=2, n_samples=1500, seed=3)
+        assert again == est                                                           # seeded
+    with pytest.raises(InputError, match="n_samples"):
+        sample_interactions(game, n, index="STII", order=3, n_samples=50)
+
+
+def test_model_interactions_beyond_ten_features_by_sampling():
+    from sklearn.ensemble import GradientBoostingRegressor
+    from sklearn.datasets import make_friedman1
+    X, y = make_friedman1(n_samples=300, n_features=14, random_state=0)
+    gbr = GradientBoostingRegressor(n_estimators=40, max_depth=3, random_state=0).fit(X, y)
+    bg = X[:6]
+    iv = interactions(gbr, X[:3], bg, index="k-SII", order=2, n_samples=3000, seed=0)
+    assert iv.method == "sampling" and iv.stderr.shape == iv.values.shape == (3, 1 + 14 + 91)
+    np.testing.assert_allclose(iv.predictions, gbr.predict(X[:3]), atol=1e-8)
+    assert (iv.stderr >= 0).all() and "stderr" in iv.to_frame(0).columns
+    assert iv.n_model_rows <= 3 + 3 * 3001 * 6
+    # friedman1's only interaction is x0 * x1: the largest pair, far beyond its standard error
+    pairs = [(j, c) for j, c in enumerate(iv.coalitions) if len(c) == 2]
+    j, c = max(pairs, key=lambda p: abs(iv.values[0, p[0]]))
+    assert c == (0, 1) and abs(iv.values[0, j]) > 4 * iv.stderr[0, j]
+    sv = interactions(gbr, X[:3], bg, index="k-SII", order=2, n_samples=3000, seed=0)
+    np.testing.assert_array_equal(sv.values, iv.values)

@@ -176,9 +176,9 @@ class Explanation:
         df["base_value"] = self.base_values
         df["prediction"] = self.predictions
         df["target"] = self.target_names()
-        if self.stderr is not None:
-            for j, f in enumerate(self.feature_names):
-                df[f"stderr:{f}"] = self.stderr[:, j]
+        if self.stderr is not None:         # one block, not a column at a time (no fragmented frame)
+            se = pd.DataFrame(self.stderr, columns=[f"stderr:{f}" for f in self.feature_names], index=df.index)
+            df = pd.concat([df, se], axis=1)
         return df
 
     # ------------------------------------------------------------------ JSON

@@ -6,7 +6,7 @@ provides the same ``evaluate_masks`` for word masks, so every masking recipe wor
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -44,6 +44,21 @@ class TabularContext:
         """(n, ..., k) outputs -> (n*k, ...) virtual rows."""
         n, k = V.shape[0], V.shape[-1]
         return np.moveaxis(V, -1, 1).reshape((n * k,) + V.shape[1:-1])
+
+    KEPT_PER_CHUNK_ROW = 64      # kept values per block: at most this many per row of chunk_rows
+
+    def row_blocks(self, per_row: int):
+        """Sub-contexts over consecutive blocks of the real rows, each keeping at most
+        ``KEPT_PER_CHUNK_ROW * chunk_rows`` values when every row keeps ``per_row`` (at least one row
+        per block): recipes that keep a large design per row fit block by block, so their memory is
+        bounded by ``chunk_rows`` and does not grow with the number of rows."""
+        n = self.X.shape[0]
+        k = self.n_outputs_all or 1
+        size = max(1, self.KEPT_PER_CHUNK_ROW * self.chunk_rows // max(1, per_row * k))
+        self._background_outputs()                      # once, shared by every block
+        for a in range(0, n, size):
+            b = min(n, a + size)
+            yield replace(self, X=self.X[a:b], targets=self.targets[a * k:b * k], fx=self.fx[a * k:b * k])
 
     @property
     def _engine_targets(self) -> np.ndarray | None:

@@ -127,21 +127,31 @@ def run_kernelshap(ctx: TabularContext, n_samples: int | str = "auto", strategy:
         return Result((ctx.fx - ctx.base_value())[:, None], ctx.base_value(), np.zeros((ctx.n, 1)))
     B = ctx.background.n_rows
     design = masks.shapley_kernel(ctx.d, m, ctx.rng)
-    if strategy == "shared" or B == 1 or design.exact:
-        V = ctx.evaluate_masks(design.Z)
-        y0 = ctx.base_value()
-        phi, se = linear.kernelshap_wls(design.Z, design.w, V, y0, ctx.fx, design.pair_id)
-        info = {"n_coalitions": int(len(design.Z)), "exact": bool(design.exact),
-                "n_enumerated": int(design.n_enumerated), "design": "shared" if not design.exact else "exact"}
-        return Result(phi, y0, np.zeros_like(phi) if se is None else se, info=info)
-    perms = np.argsort(ctx.rng.random((B, ctx.d)), axis=1)        # one feature permutation per stratum
     mz = len(design.Z)
-    V = ctx.evaluate_strata(design.Z, perms)               # (n, B, m): stratum b sees Z[:, perms[b]]
-    fb = ctx.evaluate_background_rows()                     # (n, B): f_target(b) per row
+    # the design is drawn once for every row; the coalition outputs are kept and fitted one block of
+    # rows at a time (at most chunk_rows kept values per block), so memory does not grow with the rows
+    if strategy == "shared" or B == 1 or design.exact:
+        parts = []
+        for sub in ctx.row_blocks(mz):
+            phi, se = linear.kernelshap_wls(design.Z, design.w, sub.evaluate_masks(design.Z), sub.base_value(),
+                                            sub.fx, design.pair_id)
+            parts.append((phi, np.zeros_like(phi) if se is None else se))
+        info = {"n_coalitions": int(mz), "exact": bool(design.exact),
+                "n_enumerated": int(design.n_enumerated), "design": "shared" if not design.exact else "exact"}
+        return Result(np.concatenate([p for p, _ in parts]), ctx.base_value(),
+                      np.concatenate([s for _, s in parts]), info=info)
+    perms = np.argsort(ctx.rng.random((B, ctx.d)), axis=1)        # one feature permutation per stratum
     strata = np.arange(B) if B <= stderr_strata else np.sort(ctx.rng.choice(B, stderr_strata, replace=False))
-    phi, se = linear.kernelshap_stratified(design.Z, design.w, design.pair_id, perms, V, fb, ctx.fx,
-                                           ctx.background.weights, stderr_strata=strata)
-    return Result(phi, ctx.base_value(), np.zeros_like(phi) if se is None else se,
+    parts = []
+    for sub in ctx.row_blocks(B * mz):
+        V = sub.evaluate_strata(design.Z, perms)           # (rows, B, m): stratum b sees Z[:, perms[b]]
+        fb = sub.evaluate_background_rows()                 # (rows, B): f_target(b) per row
+        phi, se = linear.kernelshap_stratified(design.Z, design.w, design.pair_id, perms, V, fb, sub.fx,
+                                               ctx.background.weights, stderr_strata=strata)
+        parts.append((phi, np.zeros_like(phi) if se is None else se))
+        del V
+    phi, se = np.concatenate([p for p, _ in parts]), np.concatenate([s for _, s in parts])
+    return Result(phi, ctx.base_value(), se,
                   info={"n_coalitions": int(B * mz), "exact": False, "design": "stratified",
                         "n_enumerated": int(B * design.n_enumerated), "stderr_strata": int(len(strata))})
 

@@ -1,7 +1,8 @@
-"""Exact Shapley interactions of a model's prediction on each row: the game of a row is the model
-output when the features of a coalition come from the row and the others from the background (the
-same removal game as ``method="shapley"``), evaluated on all 2^d coalitions through the prepared
-problem's counted Model; the indices are :mod:`whybox.interactions.exact`'s."""
+"""Shapley interactions of a model's prediction on each row: the game of a row is the model output
+when the features of a coalition come from the row and the others from the background (the same
+removal game as ``method="shapley"``), evaluated through the prepared problem's counted Model: on
+all 2^d coalitions (exact, d <= 10; :mod:`whybox.interactions.exact`) or on a sampled design with
+standard errors (:mod:`whybox.interactions.sampling`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ class Interactions:
     predictions: np.ndarray
     target: np.ndarray
     n_model_rows: int
+    stderr: np.ndarray | None = None      # (rows, coalitions): the sampling estimator's; None when exact
+    method: str = "exact"
 
     def names(self) -> list[str]:
         return [" x ".join(self.feature_names[i] for i in c) if c else "(empty set)" for c in self.coalitions]
@@ -38,6 +41,8 @@ class Interactions:
         """One row's values, largest |value| first."""
         df = pd.DataFrame({"coalition": self.names(), "size": [len(c) for c in self.coalitions],
                            "value": self.values[row]})
+        if self.stderr is not None:
+            df["stderr"] = self.stderr[row]
         return df.reindex(df["value"].abs().sort_values(ascending=False, kind="stable").index).reset_index(drop=True)
 
     def plot(self, row: int = 0, *, path: str | None = None, ax=None):
@@ -88,20 +93,62 @@ def removal_games(model: Any, X: Any, data: Any = None, *, target: Any = None, m
 
 
 def interactions(model: Any, X: Any, data: Any = None, *, index: str = "k-SII", order: int = 2,
-                 target: Any = None, max_features: int = MAX_EXACT, **problem_kw: Any) -> Interactions:
-    """Exact ``index`` ("SII", "k-SII", "STII", "FSII", named as shapiq names them) of every row of
-    ``X`` up to ``order``, with the background from ``data`` (as :func:`whybox.explain`). Needs
-    2^d coalitions x background rows per row: d <= ``max_features`` (at most 10 here)."""
+                 target: Any = None, max_features: int = MAX_EXACT, method: str = "auto",
+                 n_samples: int | None = None, seed: Any = 0, **problem_kw: Any) -> Interactions:
+    """``index`` ("SII", "k-SII", "STII", "FSII", named as shapiq names them) of every row of ``X``
+    up to ``order``, with the background from ``data`` (as :func:`whybox.explain`).
+
+    method : "exact" (all 2^d coalitions x background rows per row; d <= ``max_features``, at most
+        10), "sampling" (the stratified estimator of :mod:`whybox.interactions.sampling` on
+        ``n_samples`` coalitions, the same for every row, with standard errors in ``.stderr``), or
+        "auto": exact when d <= ``max_features``, else sampling.
+    n_samples : coalitions for the sampling estimator (default: 4 x the number of coalitions of
+        size <= order, at least 2,048); every one costs a background's worth of model rows.
+    """
     if index not in INDICES:
         raise InputError(f"index must be one of {INDICES}, got {index!r}")
+    if method not in ("auto", "exact", "sampling"):
+        raise InputError(f"method must be 'auto', 'exact' or 'sampling', got {method!r}")
     from whybox.problem import Problem
 
     problem = model if isinstance(model, Problem) else Problem.build(model, data, rows=X, **problem_kw)
     d = problem.spec.n_features
-    if d <= MAX_EXACT and (isinstance(order, bool) or not isinstance(order, int) or not 1 <= order <= d):
+    if isinstance(order, bool) or not isinstance(order, int) or not 1 <= order <= d:
         raise InputError(f"order must be an integer in [1, {d}] (the number of features), got {order!r}")
+    if method == "sampling" or (method == "auto" and d > max_features):
+        return _sampled(problem, X, index=index, order=order, target=target, n_samples=n_samples, seed=seed)
     V, problem, targets, spent = removal_games(problem, X, target=target, max_features=max_features)
     per_row = [game_interactions(v, index=index, order=order) for v in V]
     coalitions = sorted(per_row[0], key=lambda c: (len(c), c))
     values = np.array([[r[c] for c in coalitions] for r in per_row])
     return Interactions(values, coalitions, list(problem.spec.names), index, order, V[:, 0], V[:, -1], targets, spent)
+
+
+def _sampled(problem: Any, X: Any, *, index: str, order: int, target: Any, n_samples: int | None,
+             seed: Any) -> Interactions:
+    from math import comb
+
+    from whybox.core.validation import check_random_state
+    from whybox.explainers.context import TabularContext
+    from whybox.interactions.sampling import design, estimate
+    from whybox.params import Int, check
+
+    m, spec, bg = problem.model, problem.spec, problem.background
+    d = spec.n_features
+    n_terms = sum(comb(d, j) for j in range(order + 1))
+    n_samples = max(4 * n_terms, 2048) if n_samples is None else check("n_samples", n_samples, decl=Int(8, 10**7))
+    arr = problem.matrix(X)
+    U, size, scale = design(d, order, int(n_samples), check_random_state(seed))
+    ctx = TabularContext(model=m, X=arr, spec=spec, background=bg, targets=np.zeros(len(arr), np.intp),
+                         fx=np.zeros(len(arr)), rng=np.random.default_rng(0))
+    full = np.ones((1, d), bool)
+    Z = np.vstack([U, full])
+    m.require(ctx.mask_cost(Z) + len(arr), what=f"sampled interactions on {len(arr)} row(s) ({len(Z)} coalitions)")
+    rows0 = m.n_rows
+    outputs = m(arr)
+    targets = problem.targets(target, outputs, target_index=None)
+    ctx.targets, ctx.fx = targets, outputs[np.arange(len(arr)), targets]
+    V = ctx.evaluate_masks(Z)
+    tl, values, se = estimate(V[:, :-1], U, size, scale, index=index, order=order)
+    return Interactions(values, tl, list(spec.names), index, order, V[:, np.where(~U.any(axis=1))[0][0]], V[:, -1],
+                        targets, m.n_rows - rows0, stderr=se, method="sampling")

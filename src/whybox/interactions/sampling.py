@@ -1,0 +1,203 @@
+"""Shapley interactions beyond exact enumeration: a stratified, unbiased sampling estimator with
+standard errors, for SII, k-SII, STII and FSII (the same definitions as :mod:`.exact`).
+
+Every index is a symmetric linear functional of the game: I(S) = sum over coalitions U of
+v(U) g(|S|, |U & S|, |U - S|). The coefficient g comes from the index's Möbius weights phi(s, tau)
+(the weight of m(T), |T| = tau, in I(S)):
+
+    g(s, a, t) = sum_{tau >= s + t} C(n - s - t, tau - s - t) phi(s, tau) (-1)^(tau - a - t)
+
+computed in exact rational arithmetic (the alternating sums cancel badly in floats), with k-SII as
+its Bernoulli combination of SII coefficients. The estimator
+
+* subtracts v(empty) (a constant game has I(S) = v(empty) * sum_U g_S(U), known exactly), which
+  removes most of the variance;
+* enumerates whole coalition sizes from both ends (0, n, 1, n-1, ... while they fit half the budget;
+  sizes below the order are always enumerated: STII's lower orders are Möbius terms of small
+  coalitions) — the "border trick" of SHAP-IQ (Fumagalli et al. 2023);
+* samples the remaining sizes uniformly (the same number per size, at least 2), uniformly within a
+  size, and scales each size's sum by C(n, u) / m_u: a stratified estimator, unbiased for every S;
+* reports standard errors from the within-size sample variances:
+  SE(S)^2 = sum_u C(n, u)^2 Var_u[(v - v0) g_S] / m_u.
+
+One design (the same coalitions) serves every row and every coalition S.
+"""
+from __future__ import annotations
+
+import itertools
+from fractions import Fraction
+from functools import lru_cache
+from math import comb
+from typing import Any, Callable
+
+import numpy as np
+
+from whybox.errors import InputError
+from whybox.interactions.exact import INDICES, _bernoulli
+
+
+def _phi(index: str, k: int, s: int, tau: int) -> Fraction:
+    """The weight of a Möbius term m(T) (|T| = tau, T containing S, |S| = s) in I(S)."""
+    if tau < s:
+        return Fraction(0)
+    if index == "SII":
+        return Fraction(1, tau - s + 1)
+    if index == "STII":
+        if s < k:
+            return Fraction(int(tau == s))
+        return Fraction(1, comb(tau, k))
+    if index == "FSII":
+        if s == 0:
+            return Fraction(int(tau == 0))
+        if tau == s:
+            return Fraction(1)
+        if tau <= k:
+            return Fraction(0)
+        coef = Fraction((-1) ** (k - s) * s * comb(k, s), k + s)
+        return coef * Fraction(comb(tau - 1, k), comb(tau + k - 1, k + s))
+    raise InputError(f"index must be one of {INDICES}, got {index!r}")
+
+
+@lru_cache(maxsize=64)
+def coefficient_table(index: str, n: int, k: int) -> np.ndarray:
+    """g[s, a, t] for s <= k, a <= s, t <= n - s (NaN where undefined): the coefficient of v(U) in
+    I(S) when |S| = s, |U & S| = a and |U - S| = t."""
+    if index not in INDICES:
+        raise InputError(f"index must be one of {INDICES}, got {index!r}")
+    G = np.full((k + 1, k + 1, n + 1), np.nan)
+    if index == "k-SII":
+        sii = coefficient_table("SII", n, k)
+        B = _bernoulli(k)
+        G[0, 0, :] = 0.0
+        G[0, 0, 0] = 1.0                        # k-SII(empty) = v(empty), as shapiq reports it
+        for s in range(1, k + 1):
+            for a in range(s + 1):
+                for t in range(n - s + 1):
+                    val = 0.0                   # sum over R = S + Q, |Q| = q <= k - s, |U & Q| = j
+                    for q in range(k - s + 1):
+                        for j in range(min(q, t) + 1):
+                            cnt = comb(t, j) * comb(n - s - t, q - j)
+                            if cnt:
+                                val += cnt * B[q] * sii[s + q, a + j, t - j]
+                    G[s, a, t] = val
+        return G
+    for s in range(k + 1):
+        phis = [_phi(index, k, s, tau) for tau in range(n + 1)]
+        for a in range(s + 1):
+            for t in range(n - s + 1):
+                tot = Fraction(0)
+                for tau in range(s + t, n + 1):
+                    if phis[tau]:
+                        tot += comb(n - s - t, tau - s - t) * phis[tau] * (-1) ** (tau - a - t)
+                G[s, a, t] = float(tot)
+    if index == "SII" and k == 1:               # order 1 is the Shapley value; shapiq reports v(empty) there
+        G[0, 0, :] = 0.0
+        G[0, 0, 0] = 1.0
+    return G
+
+
+def terms(n: int, k: int) -> list[tuple[int, ...]]:
+    """Every coalition of size 0..k, by size then lexicographically."""
+    return [c for r in range(k + 1) for c in itertools.combinations(range(n), r)]
+
+
+def _coefficients(U: np.ndarray, G: np.ndarray, inc: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """(M, T) coefficients g_S(U) of the coalitions U (M, n) for every term S (incidence inc (n, T))."""
+    a = (U.astype(np.int64) @ inc).astype(np.int64)              # |U & S|
+    t = U.sum(axis=1, dtype=np.int64)[:, None] - a               # |U - S|
+    s = np.broadcast_to(sizes[None, :], a.shape)
+    return G[s, a, t]
+
+
+def _size_sums(G: np.ndarray, n: int, sizes: np.ndarray) -> np.ndarray:
+    """sum over all U of g_S(U), per term (the constant game's value)."""
+    out = np.zeros(len(sizes))
+    for i, s in enumerate(sizes):
+        out[i] = sum(comb(s, a) * comb(n - s, t) * G[s, a, t] for a in range(s + 1) for t in range(n - s + 1))
+    return out
+
+
+def design(n: int, k: int, n_samples: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The coalitions (M, n) bool, their size, and each one's scale C(n, u) / m_u (1 when its whole
+    size is enumerated)."""
+    counts = [comb(n, u) for u in range(n + 1)]
+    must = set(range(min(k, n + 1)))                           # sizes below the order: always enumerated
+    enum, used = set(must), sum(counts[u] for u in must)
+    if used > n_samples:
+        raise InputError(f"n_samples={n_samples} is below the {used} coalitions of size < {k} that order {k} needs")
+    if sum(counts) <= n_samples:                               # everything fits: exact
+        enum = set(range(n + 1))
+    else:
+        for u in (u for pair in zip(range(n + 1), range(n, -1, -1)) for u in pair):   # 0, n, 1, n-1, ...
+            if u in enum:
+                continue
+            if used + counts[u] > n_samples / 2:
+                break
+            enum.add(u)
+            used += counts[u]
+    rest = [u for u in range(n + 1) if u not in enum]
+    per = (n_samples - used) // len(rest) if rest else 0
+    if rest and per < 2:
+        raise InputError(f"n_samples={n_samples} leaves fewer than 2 samples for each of the {len(rest)} sampled "
+                         f"coalition sizes; use n_samples >= {used + 2 * len(rest)}")
+    rows, size, scale = [], [], []
+    for u in sorted(enum):
+        for c in itertools.combinations(range(n), u):
+            z = np.zeros(n, bool)
+            z[list(c)] = True
+            rows.append(z)
+            size.append(u)
+            scale.append(1.0)
+    for u in rest:
+        for _ in range(per):
+            z = np.zeros(n, bool)
+            z[rng.choice(n, u, replace=False)] = True
+            rows.append(z)
+            size.append(u)
+            scale.append(counts[u] / per)
+    return np.array(rows).reshape(-1, n), np.array(size), np.array(scale)
+
+
+def estimate(V: np.ndarray, U: np.ndarray, size: np.ndarray, scale: np.ndarray, *, index: str, order: int
+             ) -> tuple[list[tuple[int, ...]], np.ndarray, np.ndarray]:
+    """Interaction values and standard errors of the games ``V`` (rows, M) on the coalitions ``U``
+    of :func:`design`: (terms, values (rows, T), stderr (rows, T))."""
+    n = U.shape[1]
+    G = coefficient_table(index, n, order)
+    tl = terms(n, order)
+    sizes = np.array([len(c) for c in tl])
+    inc = np.zeros((n, len(tl)), np.int64)
+    for j, c in enumerate(tl):
+        inc[list(c), j] = 1
+    empty = np.where(~U.any(axis=1))[0]
+    if not len(empty):
+        raise InputError("the design must hold the empty coalition")
+    v0 = V[:, empty[0]]
+    D = V - v0[:, None]
+    est = v0[:, None] * _size_sums(G, n, sizes)[None, :]
+    var = np.zeros_like(est)
+    for u in np.unique(size):
+        idx = np.where(size == u)[0]
+        C = _coefficients(U[idx], G, inc, sizes)              # (m_u, T)
+        A = D[:, idx]
+        sc = scale[idx[0]]
+        est += sc * (A @ C)
+        if sc != 1.0:                                          # a sampled size: its variance
+            m = len(idx)
+            s1, s2 = A @ C, (A ** 2) @ (C ** 2)
+            var += sc ** 2 * np.maximum(s2 - s1 ** 2 / m, 0.0) / (m - 1) * m   # C(n,u)^2 Var_u / m_u
+    return tl, est, np.sqrt(var)
+
+
+def sample_interactions(game: Callable[[np.ndarray], np.ndarray], n: int, *, index: str = "k-SII", order: int = 2,
+                        n_samples: int = 4096, seed: Any = 0) -> tuple[dict[tuple[int, ...], float], dict]:
+    """The sampling estimate for a game given as ``game(Z) -> values`` on boolean coalitions Z (M, n):
+    ({coalition: value}, {coalition: standard error})."""
+    from whybox.core.validation import check_random_state
+
+    if isinstance(order, bool) or not isinstance(order, int) or not 1 <= order <= n:
+        raise InputError(f"order must be an integer in [1, {n}], got {order!r}")
+    U, size, scale = design(n, order, int(n_samples), check_random_state(seed))
+    V = np.asarray(game(U), float).reshape(1, -1)
+    tl, est, se = estimate(V, U, size, scale, index=index, order=order)
+    return dict(zip(tl, est[0])), dict(zip(tl, se[0]))
