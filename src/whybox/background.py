@@ -25,6 +25,7 @@ class Background:
     weights: np.ndarray
     columns: tuple | None = None
     dtypes: tuple | None = None
+    implicit: bool = False          # the all-zeros row put in when no background was given
 
     def to_frame(self) -> pd.DataFrame:
         """The rows as a DataFrame, with the source's column names and dtypes when it had them."""
@@ -87,7 +88,7 @@ def make_background(background: Any, *, n_columns: int, columns: list[str] | Non
             raise InputError(f"background has {data.shape[1]} columns but X has {n_columns}")
         return background
     if background is None:
-        return Background(np.zeros((1, n_columns)), np.ones(1))
+        return Background(np.zeros((1, n_columns)), np.ones(1), implicit=True)
     if isinstance(background, pd.DataFrame) and columns is not None:
         missing = [c for c in columns if c not in background.columns]
         if missing:

@@ -260,9 +260,9 @@ def _match_dtype(bg: Background, arr: np.ndarray) -> Background:
     if bg.data.dtype == arr.dtype:
         return bg
     if arr.dtype == object:
-        return Background(bg.data.astype(object), bg.weights)
+        return Background(bg.data.astype(object), bg.weights, implicit=bg.implicit)
     try:
-        return Background(bg.data.astype(float), bg.weights)
+        return Background(bg.data.astype(float), bg.weights, implicit=bg.implicit)
     except (TypeError, ValueError):
         raise InputError("background has non-numeric values but X is numeric") from None
 

@@ -285,6 +285,64 @@ def cost_integrated_gradients(ctx: TabularContext, steps: int = 50, baseline: st
     return ctx.gradient_cost(ctx.n * int(steps) * nb) + ctx.n * nb + ctx.n
 
 
+TREE_PERTURBATIONS = ("auto", "interventional", "tree_path_dependent")
+
+
+def _tree_model(ctx: TabularContext):
+    from whybox.trees.model import tree_ensemble
+
+    est = getattr(ctx.model.fn, "__self__", None)
+    method = getattr(ctx.model, "method", None)
+    if est is None or method is None:
+        raise MethodError("method 'tree' needs a fitted scikit-learn tree model (not a wrapped function)")
+    if any(len(g) > 1 for g in ctx.spec.groups):
+        raise MethodError("method 'tree' explains single columns; grouped features (groups=) need kernelshap or shapley")
+    if ctx.X.dtype == object:
+        raise MethodError("method 'tree' needs numeric columns")
+    return tree_ensemble(est, method)
+
+
+def run_tree(ctx: TabularContext, feature_perturbation: str = "auto") -> Result:
+    """Exact Shapley values from the trees themselves (:mod:`whybox.trees.shap`): interventional
+    against the background, or path-dependent (the trees' training cover) when no background was
+    given (``feature_perturbation="auto"``); no model rows beyond the explained rows' outputs."""
+    from whybox.trees.shap import interventional, path_dependent
+
+    if feature_perturbation not in TREE_PERTURBATIONS:
+        raise InputError(f"feature_perturbation must be one of {TREE_PERTURBATIONS}, got {feature_perturbation!r}")
+    ens = _tree_model(ctx)
+    fp = feature_perturbation
+    if fp == "auto":
+        fp = "tree_path_dependent" if ctx.background.implicit else "interventional"
+    X = ctx.numeric_X()                          # one row per (virtual) row, as the targets
+    pred = ens.predict(X)[np.arange(ctx.n), ctx.targets]
+    tol = 1e-6 * max(1.0, float(np.abs(ctx.fx).max()))
+    if np.abs(pred - ctx.fx).max() > tol:
+        raise MethodError(f"the trees read from the model do not reproduce its output (off by "
+                          f"{np.abs(pred - ctx.fx).max():.3g}); use kernelshap")
+    cols = np.zeros((ctx.n, ctx.p))
+    base = np.zeros(ctx.n)
+    for t in np.unique(ctx.targets):
+        rows = np.where(ctx.targets == t)[0]
+        if fp == "interventional":
+            bg = ctx.background
+            B = bg.data.astype(float)
+            cols[rows] = interventional(ens, X[rows], B, bg.weights, int(t))
+            base[rows] = float(bg.weights @ ens.predict(B)[:, t])
+        else:
+            phi, expected = path_dependent(ens, X[rows], int(t))
+            cols[rows] = phi
+            base[rows] = expected
+    values = np.zeros((ctx.n, ctx.d))
+    for c, g in enumerate(ctx.spec.group_of_column):
+        values[:, g] += cols[:, c]
+    return Result(values, base, None, info={"feature_perturbation": fp, "exact": True})
+
+
+def cost_tree(ctx: TabularContext, feature_perturbation: str = "auto") -> int:
+    return 0
+
+
 METHODS: dict[str, Recipe] = {r.name: r for r in [
     Recipe("lime", "masking", "bernoulli(0.5) masks, exponential kernel", "weighted ridge", run_lime, cost_lime),
     Recipe("kernelshap", "masking", "Shapley-kernel coalitions, paired sampling", "constrained WLS",
@@ -297,6 +355,8 @@ METHODS: dict[str, Recipe] = {r.name: r for r in [
     Recipe("smoothgrad", "gradient", "gaussian(sigma)", "gradient matching", run_smoothgrad, cost_smoothgrad),
     Recipe("integrated_gradients", "gradient", "straight path from the baseline", "path gradient matching",
            run_integrated_gradients, cost_integrated_gradients),
+    Recipe("tree", "tree", "the trees' paths: the background (interventional) or the training cover",
+           "exact TreeSHAP", run_tree, cost_tree),
 ]}
 
 ALIASES = {"ig": "integrated_gradients", "kernel_shap": "kernelshap", "shap": "kernelshap",

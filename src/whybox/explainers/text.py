@@ -81,6 +81,10 @@ class TextContext:
     def evaluate_masks(self, Z: np.ndarray) -> np.ndarray:
         return self.outputs(self.doc.texts(Z))[None, :]
 
+    def row_blocks(self, per_row: int):
+        """One text is one block (the tabular context splits many rows)."""
+        yield self
+
     def base_value(self) -> np.ndarray:
         return self.outputs(self.doc.texts(np.zeros((1, self.d), bool)))
 

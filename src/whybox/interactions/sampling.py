@@ -18,7 +18,10 @@ its Bernoulli combination of SII coefficients. The estimator
 * samples the remaining sizes uniformly (the same number per size, at least 2), uniformly within a
   size, and scales each size's sum by C(n, u) / m_u: a stratified estimator, unbiased for every S;
 * reports standard errors from the within-size sample variances:
-  SE(S)^2 = sum_u C(n, u)^2 Var_u[(v - v0) g_S] / m_u.
+  SE(S)^2 = sum_u C(n, u)^2 Var_u[(v - v0) g_S] / m_u;
+* by default adjusts by regression (:func:`estimate`): an order-k surrogate game fitted by
+  Shapley-kernel weighted least squares carries most of the game, its index is exact, and only the
+  residual's index is sampled, cross-fitted over two folds so that it stays unbiased.
 
 One design (the same coalitions) serves every row and every coalition S.
 """
@@ -158,35 +161,126 @@ def design(n: int, k: int, n_samples: int, rng: np.random.Generator) -> tuple[np
     return np.array(rows).reshape(-1, n), np.array(size), np.array(scale)
 
 
-def estimate(V: np.ndarray, U: np.ndarray, size: np.ndarray, scale: np.ndarray, *, index: str, order: int
-             ) -> tuple[list[tuple[int, ...]], np.ndarray, np.ndarray]:
-    """Interaction values and standard errors of the games ``V`` (rows, M) on the coalitions ``U``
-    of :func:`design`: (terms, values (rows, T), stderr (rows, T))."""
-    n = U.shape[1]
-    G = coefficient_table(index, n, order)
-    tl = terms(n, order)
+def _incidence(n: int, tl: list[tuple[int, ...]]) -> tuple[np.ndarray, np.ndarray]:
     sizes = np.array([len(c) for c in tl])
     inc = np.zeros((n, len(tl)), np.int64)
     for j, c in enumerate(tl):
         inc[list(c), j] = 1
-    empty = np.where(~U.any(axis=1))[0]
-    if not len(empty):
-        raise InputError("the design must hold the empty coalition")
-    v0 = V[:, empty[0]]
-    D = V - v0[:, None]
-    est = v0[:, None] * _size_sums(G, n, sizes)[None, :]
+    return inc, sizes
+
+
+def _stratified(D: np.ndarray, U: np.ndarray, size: np.ndarray, scale: np.ndarray, G: np.ndarray, inc: np.ndarray,
+                sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """sum_U D(U) g_S(U) estimated size by size (enumerated sizes exactly), and its variance."""
+    est = np.zeros((D.shape[0], len(sizes)))
     var = np.zeros_like(est)
     for u in np.unique(size):
         idx = np.where(size == u)[0]
         C = _coefficients(U[idx], G, inc, sizes)              # (m_u, T)
         A = D[:, idx]
         sc = scale[idx[0]]
-        est += sc * (A @ C)
-        if sc != 1.0:                                          # a sampled size: its variance
+        s1 = A @ C
+        est += sc * s1
+        if sc != 1.0:                                          # a sampled size: C(n,u)^2 Var_u / m_u
             m = len(idx)
-            s1, s2 = A @ C, (A ** 2) @ (C ** 2)
-            var += sc ** 2 * np.maximum(s2 - s1 ** 2 / m, 0.0) / (m - 1) * m   # C(n,u)^2 Var_u / m_u
-    return tl, est, np.sqrt(var)
+            s2 = (A ** 2) @ (C ** 2)
+            var += sc ** 2 * np.maximum(s2 - s1 ** 2 / m, 0.0) / (m - 1) * m
+    return est, var
+
+
+def _surrogate_fit(D: np.ndarray, U: np.ndarray, w: np.ndarray, incK: np.ndarray, sizesK: np.ndarray,
+                   ridge: float = 1e-8) -> np.ndarray:
+    """Möbius coefficients (rows, terms) of the k-additive game closest to D = v - v(empty) under the
+    weights w (the Shapley kernel): a control variate, so any fit is unbiased; cheap ridge for M < terms."""
+    A = ((U.astype(np.int64) @ incK) == sizesK[None, :]).astype(float)       # T inside U
+    Aw = A * w[:, None]
+    M = A.T @ Aw
+    M[np.diag_indices_from(M)] += ridge * max(1.0, float(np.trace(M)) / len(M))
+    return np.linalg.solve(M, Aw.T @ D.T).T
+
+
+def _surrogate_index(beta: np.ndarray, v0: np.ndarray, tK: list, tl: list, n: int, index: str,
+                     order: int) -> np.ndarray:
+    """The exact index of the surrogate game m(empty) = v0, m(T) = beta_T: sum over T containing S
+    of phi(|S|, |T|) m(T) (k-SII: its Bernoulli combination of the SII values)."""
+    pos = {c: j for j, c in enumerate(tK)}
+    base = "SII" if index == "k-SII" else index
+
+    def one(S: tuple[int, ...]) -> np.ndarray:
+        s = len(S)
+        out = float(_phi(base, order, s, 0)) * v0 if s == 0 else np.zeros_like(v0)
+        for c, j in pos.items():
+            if set(S) <= set(c):
+                ph = float(_phi(base, order, s, len(c)))
+                if ph:
+                    out = out + ph * beta[:, j]
+        return out
+    vals = {S: one(S) for S in tl}
+    if index != "k-SII":
+        return np.column_stack([vals[S] for S in tl])
+    B = _bernoulli(order)
+    cols = []
+    for S in tl:
+        if not S:
+            cols.append(v0.copy())
+            continue
+        cols.append(sum(B[len(R) - len(S)] * vals[R] for R in tl if set(S) <= set(R)))
+    return np.column_stack(cols)
+
+
+def estimate(V: np.ndarray, U: np.ndarray, size: np.ndarray, scale: np.ndarray, *, index: str, order: int,
+             adjust: bool = True) -> tuple[list[tuple[int, ...]], np.ndarray, np.ndarray]:
+    """Interaction values and standard errors of the games ``V`` (rows, M) on the coalitions ``U``
+    of :func:`design`: (terms, values (rows, T), stderr (rows, T)).
+
+    ``adjust`` (default): a regression-adjusted estimate — an order-``order`` surrogate game fitted
+    by Shapley-kernel weighted least squares, its index computed exactly, plus the stratified
+    estimate of the residual's index. Cross-fitted (the sampled coalitions of each size split in two
+    folds, each fold's residual taken against the surrogate fitted without it), so it stays unbiased
+    and its standard error honest; without enough samples per size (4) it falls back to the plain
+    stratified estimate."""
+    n = U.shape[1]
+    G = coefficient_table(index, n, order)
+    tl = terms(n, order)
+    inc, sizes = _incidence(n, tl)
+    empty = np.where(~U.any(axis=1))[0]
+    if not len(empty):
+        raise InputError("the design must hold the empty coalition")
+    v0 = V[:, empty[0]]
+    D = V - v0[:, None]
+    const = v0[:, None] * _size_sums(G, n, sizes)[None, :]
+    sampled = scale != 1.0
+    counts = {u: int((size[sampled] == u).sum()) for u in np.unique(size[sampled])}
+    if not adjust or not sampled.any() or min(counts.values()) < 4:
+        est, var = _stratified(D, U, size, scale, G, inc, sizes)
+        return tl, const + est, np.sqrt(var)
+    tK = [c for c in tl if c]
+    incK, sizesK = _incidence(n, tK)
+    u = U.sum(axis=1)
+    mu = np.zeros(len(U))
+    inner = (u > 0) & (u < n)
+    mu[inner] = [(n - 1) / (comb(n, int(k)) * k * (n - k)) for k in u[inner]]
+    mu[~inner] = 1e3 * mu[inner].max() if inner.any() else 1.0
+    w = mu * scale
+    fold = np.zeros(len(U), int)
+    for k in counts:                                           # alternate the samples of each size
+        idx = np.where(sampled & (size == k))[0]
+        fold[idx[1::2]] = 1
+    ests, vars_ = [], []
+    for f in (0, 1):
+        fit_rows = ~sampled | (fold != f)
+        use = ~sampled | (fold == f)
+        beta = _surrogate_fit(D[:, fit_rows], U[fit_rows], w[fit_rows], incK, sizesK)
+        A = ((U[use].astype(np.int64) @ incK) == sizesK[None, :]).astype(float)
+        R = D[:, use] - beta @ A.T                             # the residual game on this fold (r(empty) = 0)
+        sc = scale[use].copy()
+        for k in counts:                                       # this fold holds about half of each size
+            sel = sampled[use] & (size[use] == k)
+            sc[sel] = comb(n, int(k)) / int(sel.sum())
+        e, vr = _stratified(R, U[use], size[use], sc, G, inc, sizes)
+        ests.append(_surrogate_index(beta, v0, tK, tl, n, index, order) + e)
+        vars_.append(vr)
+    return tl, (ests[0] + ests[1]) / 2, np.sqrt((vars_[0] + vars_[1]) / 4)
 
 
 def sample_interactions(game: Callable[[np.ndarray], np.ndarray], n: int, *, index: str = "k-SII", order: int = 2,

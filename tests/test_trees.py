@@ -1,0 +1,103 @@
+"""method='tree': exact Shapley values read from scikit-learn trees — equal to brute-force enumeration
+(interventional, against the background), to shap's path-dependent TreeSHAP (no background), efficient on
+every row, comparing float32 as scikit-learn does, and refusing what does not decompose tree by tree."""
+import numpy as np
+import pytest
+from sklearn.datasets import load_diabetes, load_iris
+from sklearn.ensemble import (ExtraTreesRegressor, GradientBoostingClassifier, GradientBoostingRegressor,
+                              RandomForestClassifier, RandomForestRegressor)
+from sklearn.linear_model import LogisticRegression
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+import whybox
+from whybox.errors import MethodError
+from whybox.trees.model import tree_ensemble
+
+
+@pytest.fixture(scope="module")
+def diabetes():
+    X, y = load_diabetes(return_X_y=True, as_frame=True)
+    return X.iloc[:, :7], y
+
+
+@pytest.fixture(scope="module")
+def iris():
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    return X, y
+
+
+def _models(diabetes, iris):
+    (Xd, yd), (Xi, yi) = diabetes, iris
+    yield "decision tree regressor", DecisionTreeRegressor(random_state=0).fit(Xd, yd), Xd, "auto"
+    yield "random forest regressor (default depth)", RandomForestRegressor(n_estimators=8, random_state=0).fit(Xd, yd), Xd, "auto"
+    yield "extra trees regressor", ExtraTreesRegressor(n_estimators=5, random_state=0).fit(Xd, yd), Xd, "auto"
+    yield "gradient boosting regressor", GradientBoostingRegressor(n_estimators=30, random_state=0).fit(Xd, yd), Xd, "auto"
+    yield "decision tree classifier", DecisionTreeClassifier(max_depth=6, random_state=0).fit(Xi, yi), Xi, "auto"
+    yield "random forest classifier", RandomForestClassifier(n_estimators=8, random_state=0).fit(Xi, yi), Xi, "auto"
+    yield "gradient boosting margin (3 classes)", GradientBoostingClassifier(n_estimators=10, random_state=0).fit(Xi, yi), \
+        Xi, "decision_function"
+
+
+def test_interventional_equals_brute_force_and_is_efficient(diabetes, iris):
+    for name, model, X, output in _models(diabetes, iris):
+        rows, bg = X.iloc[200:203] if len(X) > 200 else X.iloc[[10, 60, 120]], X.iloc[::37]
+        e = whybox.explain(model, rows, method="tree", background=bg, output=output, target="all")
+        exact = whybox.explain(model, rows, method="shapley", background=bg, output=output, target="all")
+        np.testing.assert_allclose(e.values, exact.values, atol=1e-9, err_msg=name)            # 2^d enumeration
+        np.testing.assert_allclose(e.values.sum(1) + e.base_values, e.predictions, atol=1e-9, err_msg=name)
+        assert e.params["feature_perturbation"] == "interventional" and e.n_model_rows == len(rows), name
+
+
+def test_path_dependent_matches_shap_without_a_background(diabetes):
+    shap = pytest.importorskip("shap")
+    X, y = diabetes
+    for model in (RandomForestRegressor(n_estimators=10, random_state=0).fit(X, y),
+                  GradientBoostingRegressor(n_estimators=40, random_state=0).fit(X, y)):
+        e = whybox.explain(model, X.iloc[:40], method="tree")
+        te = shap.TreeExplainer(model, feature_perturbation="tree_path_dependent")
+        sv = te.shap_values(X.iloc[:40])
+        ok = np.abs(sv.sum(1) + np.ravel(te.expected_value)[0] - model.predict(X.iloc[:40])) < 1e-6   # shap additive
+        assert ok.sum() >= 30
+        np.testing.assert_allclose(e.values[ok], sv[ok], atol=1e-6)
+        assert e.params["feature_perturbation"] == "tree_path_dependent"
+        np.testing.assert_allclose(e.values.sum(1) + e.base_values, e.predictions, atol=1e-8)
+
+
+def test_float32_comparisons_as_scikit_learn_makes_them(diabetes):
+    X, y = diabetes
+    tree = DecisionTreeRegressor(max_depth=3, random_state=0).fit(X, y)
+    t = tree.tree_
+    ens = tree_ensemble(tree, "predict")
+    # a value equal to a split threshold: float64 says "<=" (left), float32 rounds it up where the
+    # threshold's float32 neighbour above is the nearer one, and scikit-learn goes right
+    nodes = [i for i in range(t.node_count) if t.children_left[i] >= 0 and np.float32(t.threshold[i]) > t.threshold[i]]
+    assert nodes
+    probe = X.iloc[:60].copy()
+    for i in nodes:
+        probe.iloc[:, int(t.feature[i])] = float(t.threshold[i])
+    v64 = probe.to_numpy()
+    float64_tree = np.array([_predict64(t, r) for r in v64])
+    assert (float64_tree != tree.predict(probe)).any()                # the comparison matters on these rows
+    np.testing.assert_array_equal(ens.predict(v64)[:, 0], tree.predict(probe))
+    e = whybox.explain(tree, probe, method="tree", background=X.iloc[:10])   # the recipe checks it reproduces f
+    np.testing.assert_allclose(e.values.sum(1) + e.base_values, tree.predict(probe), atol=1e-9)
+
+
+def _predict64(t, row):
+    node = 0
+    while t.children_left[node] >= 0:
+        node = t.children_left[node] if row[t.feature[node]] <= t.threshold[node] else t.children_right[node]
+    return t.value[node, 0, 0]
+
+
+def test_refuses_what_does_not_decompose(iris):
+    X, y = iris
+    gbc = GradientBoostingClassifier(n_estimators=5, random_state=0).fit(X, y)
+    with pytest.raises(MethodError, match="nonlinear transform of a sum of trees"):
+        whybox.explain(gbc, X.iloc[:2], method="tree", background=X.iloc[:5])
+    with pytest.raises(MethodError, match="scikit-learn decision trees"):
+        whybox.explain(LogisticRegression(max_iter=300).fit(X, y), X.iloc[:2], method="tree", background=X.iloc[:5])
+    with pytest.raises(MethodError, match="wrapped function"):
+        whybox.explain(lambda Z: Z.sum(1), X.iloc[:2].to_numpy(), method="tree")
+    with pytest.raises(whybox.InputError, match="feature_perturbation"):
+        whybox.explain(gbc, X.iloc[:2], method="tree", output="decision_function", feature_perturbation="x")
