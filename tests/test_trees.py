@@ -101,3 +101,52 @@ def test_refuses_what_does_not_decompose(iris):
         whybox.explain(lambda Z: Z.sum(1), X.iloc[:2].to_numpy(), method="tree")
     with pytest.raises(whybox.InputError, match="feature_perturbation"):
         whybox.explain(gbc, X.iloc[:2], method="tree", output="decision_function", feature_perturbation="x")
+
+
+def _boosters(diabetes, iris):
+    xgboost = pytest.importorskip("xgboost")
+    lightgbm = pytest.importorskip("lightgbm")
+    (Xd, yd), (Xi, yi) = diabetes, iris
+    yb = (yd > 140).astype(int)
+    yield "xgboost regressor", xgboost.XGBRegressor(n_estimators=20, max_depth=4).fit(Xd, yd), Xd, "predict", None
+    yield "xgboost binary margin", xgboost.XGBClassifier(n_estimators=10, max_depth=3).fit(Xd, yb), Xd, "raw", None
+    yield "xgboost 3-class margin", xgboost.XGBClassifier(n_estimators=8, max_depth=3).fit(Xi, yi), Xi, "raw", "all"
+    yield "lightgbm regressor", lightgbm.LGBMRegressor(n_estimators=20, verbose=-1).fit(Xd, yd), Xd, "predict", None
+    yield "lightgbm binary margin", lightgbm.LGBMClassifier(n_estimators=10, verbose=-1).fit(Xd, yb), Xd, "raw", None
+    yield "lightgbm 3-class margin", lightgbm.LGBMClassifier(n_estimators=8, verbose=-1).fit(Xi, yi), Xi, "raw", "all"
+
+
+def test_xgboost_and_lightgbm_margins_equal_brute_force(diabetes, iris):
+    for name, model, X, output, target in _boosters(diabetes, iris):
+        rows, bg = X.iloc[[3, 50, 100]], X.iloc[::31]
+        e = whybox.explain(model, rows, method="tree", background=bg, output=output, target=target)
+        exact = whybox.explain(model, rows, method="shapley", background=bg, output=output, target=target)
+        # XGBoost sums its leaves in float32: agreement to float32 precision of the output's scale
+        tol = 1e-6 * max(1.0, float(np.abs(e.predictions).max())) if name.startswith("xgboost") else 1e-9
+        np.testing.assert_allclose(e.values, exact.values, atol=tol, err_msg=name)
+        np.testing.assert_allclose(e.values.sum(1) + e.base_values, e.predictions, atol=tol, err_msg=name)
+
+
+def test_boosters_path_dependent_match_their_own_treeshap(diabetes):
+    xgboost = pytest.importorskip("xgboost")
+    lightgbm = pytest.importorskip("lightgbm")
+    X, y = diabetes
+    xgb = xgboost.XGBRegressor(n_estimators=30, max_depth=4).fit(X, y)
+    c = xgb.get_booster().predict(xgboost.DMatrix(X.iloc[:30]), pred_contribs=True)
+    np.testing.assert_allclose(whybox.explain(xgb, X.iloc[:30], method="tree").values, c[:, :-1], atol=1e-4)
+    lgb = lightgbm.LGBMRegressor(n_estimators=30, verbose=-1).fit(X, y)
+    c = lgb.predict(X.iloc[:30], pred_contrib=True)
+    np.testing.assert_allclose(whybox.explain(lgb, X.iloc[:30], method="tree").values, c[:, :-1], atol=1e-9)
+    # raw Boosters, and LightGBM fitted on column names with spaces (it stores underscores)
+    e = whybox.explain(xgb.get_booster(), X.iloc[:2], method="tree", background=X.iloc[:5], output="raw")
+    assert e.values.shape == (2, 7)
+    Xs = X.rename(columns=lambda col: col + " level")
+    lgs = lightgbm.LGBMRegressor(n_estimators=10, verbose=-1).fit(Xs, y)
+    es = whybox.explain(lgs, Xs.iloc[:2], method="tree", background=Xs.iloc[:5])
+    assert es.feature_names[0] == "age level"
+    np.testing.assert_allclose(es.values.sum(1) + es.base_values, lgs.predict(Xs.iloc[:2]), atol=1e-9)
+    eb = whybox.explain(lgs.booster_, Xs.iloc[:2], method="tree", background=Xs.iloc[:5], output="raw")
+    np.testing.assert_allclose(eb.values, es.values, atol=1e-9)
+    with pytest.raises(MethodError, match="output='raw'"):
+        whybox.explain(xgboost.XGBClassifier(n_estimators=3).fit(X, (y > 140).astype(int)), X.iloc[:2], method="tree",
+                       background=X.iloc[:5])

@@ -35,7 +35,8 @@ class Explainer:
         baseline row, or a :class:`whybox.Background`.
     kinds, groups, feature_names : feature metadata (``groups`` makes a set of columns, e.g. a one-hot
         block, one interpretable feature).
-    output : for scikit-learn estimators: "auto", "predict_proba", "decision_function" or "predict".
+    output : for scikit-learn estimators: "auto", "predict_proba", "decision_function", "predict" or "raw"
+        (the margin: decision_function, or XGBoost's / LightGBM's raw score).
     target : the default target of every call (None: the only output; a binary classifier's positive
         class; every output of a multiclass or multi-output model).
     budget, batch_size : model-row budget and rows per model call.
@@ -153,7 +154,8 @@ def explain(model: Any, X: Any, *, method: str = "kernelshap", background: Any =
         or any callable ``f(X) -> scores``.
     X : rows to explain, (n, p) array or DataFrame (mixed dtypes allowed for masking methods).
     method : "kernelshap" (default), "lime", "shapley", "occlusion", "clime", "gradient",
-        "gradxinput", "smoothgrad", "integrated_gradients", or "auto" (see :func:`whybox.choose`).
+        "gradxinput", "smoothgrad", "integrated_gradients", "tree" (exact, for tree ensembles), or "auto"
+        (see :func:`whybox.choose`).
     background : rows that removed features are drawn from (interventional), a single baseline row,
         or a :class:`whybox.Background` (e.g. ``whybox.kmeans(train, 20)``). None: an all-zeros baseline.
     budget : maximum number of model rows to spend; the method fails up front if it needs more.
@@ -165,7 +167,8 @@ def explain(model: Any, X: Any, *, method: str = "kernelshap", background: Any =
         :class:`whybox.Explainer`, which prepares them once for many calls).
     feature_names, groups, kinds : feature metadata; ``groups`` ({name: [columns]}) makes a set of
         columns (e.g. a one-hot block) one interpretable feature.
-    output : for scikit-learn estimators: "auto", "predict_proba", "decision_function" or "predict".
+    output : for scikit-learn estimators: "auto", "predict_proba", "decision_function", "predict" or "raw"
+        (the margin: decision_function, or XGBoost's / LightGBM's raw score).
     batch_size : largest batch passed to the model in one call; chunk_rows: memory bound of one chunk.
     executor : None/"local" (this process) or "dask": rows are split into tasks of ``rows_per_task``
         rows on a dask.distributed cluster (``scheduler`` address, or a LocalCluster); the result

@@ -160,6 +160,10 @@ class Problem:
             cols = [str(c) for c in X.columns]
             X = X.rename(columns=str)
             want = list(self.model.columns) if self.model.columns is not None else self.frame_columns
+            if want is not None and self.model.columns is not None:
+                mapping = model_column_names(cols, want)
+                X = X.rename(columns=mapping)
+                cols = [mapping.get(c, c) for c in cols]
             if want is not None:
                 missing = [c for c in want if c not in cols]
                 if missing:
@@ -230,22 +234,41 @@ def _nan_state(est: Any) -> str:
     return "passes" if is_transformer else "handles"
 
 
+def model_column_names(cols: Sequence[str], model_cols: Sequence[str]) -> dict[str, str]:
+    """{given column: the model's name for it}: the same name, or LightGBM's (which stores a name's
+    whitespace as underscores, so a model fitted on a DataFrame with "age x" knows "age_x")."""
+    have = set(cols)
+    out = {}
+    for c in cols:
+        if c in model_cols:
+            out[c] = c
+        else:
+            u = "_".join(str(c).split(" ")) if " " in str(c) else None
+            if u is not None and u in model_cols and u not in have:
+                out[c] = u
+    return out
+
+
 def _structure(m: Model, source: Any, feature_names: Sequence[str] | None, *, name: str, allow_nan: bool = False):
     dtypes = frame_cols = None
+    shown: list[str] | None = None
     if isinstance(source, pd.Series):
         source = source.to_frame().T
     if isinstance(source, pd.DataFrame):
         source = source.rename(columns=str)
         cols = list(source.columns)
         if m.columns is not None:
-            missing = [c for c in m.columns if c not in cols]
+            mapping = model_column_names(cols, m.columns)
+            back = {v: k for k, v in mapping.items()}
+            missing = [c for c in m.columns if c not in back]
             if missing:
                 raise InputError(f"{name} is missing column(s) {missing} that model {m.name!r} was fitted on")
-            source = source[list(m.columns)]
+            source = source.rename(columns=mapping)[list(m.columns)]
+            shown = [back[c] for c in m.columns]
             cols = list(m.columns)
         dtypes = source.dtypes.to_dict()
         frame_cols = cols
-        names: list[str] | None = cols
+        names: list[str] | None = shown or cols
     else:
         names = list(m.columns) if m.columns is not None else None
     if feature_names is not None:

@@ -291,14 +291,18 @@ TREE_PERTURBATIONS = ("auto", "interventional", "tree_path_dependent")
 def _tree_model(ctx: TabularContext):
     from whybox.trees.model import tree_ensemble
 
-    est = getattr(ctx.model.fn, "__self__", None)
+    est = getattr(ctx.model, "source", None) or getattr(ctx.model.fn, "__self__", None)
     method = getattr(ctx.model, "method", None)
     if est is None or method is None:
-        raise MethodError("method 'tree' needs a fitted scikit-learn tree model (not a wrapped function)")
-    if any(len(g) > 1 for g in ctx.spec.groups):
-        raise MethodError("method 'tree' explains single columns; grouped features (groups=) need kernelshap or shapley")
+        raise MethodError("method 'tree' needs a fitted tree model (scikit-learn, XGBoost, LightGBM), not a wrapped "
+                          "function")
     if ctx.X.dtype == object:
         raise MethodError("method 'tree' needs numeric columns")
+    if not np.isfinite(ctx.X.astype(float)).all() or not np.isfinite(ctx.background.data.astype(float)).all():
+        raise MethodError("method 'tree' does not follow the trees' missing-value branches yet: the rows or the "
+                          "background hold NaN; use kernelshap")
+    if any(len(g) > 1 for g in ctx.spec.groups):
+        raise MethodError("method 'tree' explains single columns; grouped features (groups=) need kernelshap or shapley")
     return tree_ensemble(est, method)
 
 

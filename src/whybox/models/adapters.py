@@ -48,7 +48,9 @@ def as_model(model: Any, *, output: str = "auto", batch_size: int | None = None,
     if _is_torch_module(model):
         from whybox.models.torch import TorchModel
         return TorchModel(model, batch_size=batch_size, budget=budget, name=name, cache=cache)
-    if hasattr(model, "fit") and any(hasattr(model, m) for m in OUTPUT_CHOICES[1:]):
+    if type(model).__name__ == "Booster" and _library(model) in ("xgboost", "lightgbm"):
+        return booster_model(model, output=output, batch_size=batch_size, budget=budget, cache=cache, name=name)
+    if hasattr(model, "fit") and any(hasattr(model, m) for m in OUTPUT_CHOICES[1:4]):
         return _sklearn_model(model, output=output, batch_size=batch_size, budget=budget,
                               cache=cache, name=name)
     if callable(model):
@@ -58,9 +60,59 @@ def as_model(model: Any, *, output: str = "auto", batch_size: int | None = None,
         "estimator, a torch nn.Module, a whybox.Model or a callable f(X) -> scores")
 
 
+def _library(obj: Any) -> str:
+    return type(obj).__module__.split(".")[0]
+
+
+def raw_output(est: Any) -> Callable | None:
+    """The margin (raw score) of an XGBoost or LightGBM model, or a scikit-learn model's
+    decision_function (a regressor's predict): ``output="raw"``."""
+    lib = _library(est)
+    if lib == "xgboost":
+        return lambda X: est.predict(X, output_margin=True)
+    if lib == "lightgbm":
+        return lambda X: est.predict(X, raw_score=True)
+    if hasattr(est, "decision_function"):
+        return est.decision_function
+    if hasattr(est, "predict") and not hasattr(est, "predict_proba"):
+        return est.predict
+    return None
+
+
+def booster_model(booster: Any, *, output: str, **kw: Any) -> Model:
+    """A raw XGBoost or LightGBM ``Booster``: its predictions (``output="raw"``: its margin)."""
+    lib = _library(booster)
+    raw = output == "raw"
+    if output not in ("auto", "predict", "raw"):
+        raise InputError(f"a {lib} Booster has outputs 'predict' or 'raw' (its margin), not {output!r}")
+    if lib == "xgboost":
+        import xgboost
+
+        names = booster.feature_names
+        fn = lambda X: booster.predict(xgboost.DMatrix(X, feature_names=names), output_margin=raw)  # noqa: E731
+        cols = list(names) if names else None
+    else:
+        names = booster.feature_name()
+        fn = lambda X: booster.predict(X, raw_score=raw)  # noqa: E731
+        cols = list(names) if names and not all(n.startswith("Column_") for n in names) else None
+    m = Model(fn, name=kw.pop("name", None) or f"{lib}.Booster.{'raw' if raw else 'predict'}", columns=cols,
+              is_classifier=False, **kw)
+    m.method = "raw" if raw else "predict"
+    m.source = booster
+    return m
+
+
 def sklearn_output(est: Any, output: str) -> tuple[Callable, str, list | None]:
     """The scoring method of a fitted estimator (predict_proba, else decision_function, else predict;
-    ``output`` forces one), its name, and the output names (class labels) when they are known."""
+    ``output`` forces one; "raw" is the margin), its name, and the output names (class labels) when
+    they are known."""
+    if output == "raw":
+        fn = raw_output(est)
+        if fn is None:
+            raise InputError(f"estimator {type(est).__name__} has no raw score (margin); use 'predict_proba'")
+        classes = getattr(est, "classes_", None)
+        names = [as_python(c) for c in classes] if classes is not None and len(classes) > 2 else None
+        return fn, "raw", names
     methods = [output] if output != "auto" else ["predict_proba", "decision_function", "predict"]
     fn = None
     for m in methods:
@@ -86,6 +138,7 @@ def _sklearn_model(est: Any, *, output: str, **kw: Any) -> Model:
     columns = getattr(est, "feature_names_in_", None)
     name = kw.pop("name", None) or f"{type(est).__name__}.{chosen}"
     m = Model(fn, name=name, output_names=output_names, columns=list(columns) if columns is not None else None,
-              is_classifier=chosen != "predict" or classes is not None, **kw)
+              is_classifier=chosen not in ("predict", "raw") or classes is not None, **kw)
     m.method = chosen
+    m.source = est
     return m

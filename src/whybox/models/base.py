@@ -9,7 +9,7 @@ import pandas as pd
 
 from whybox.errors import BudgetError, InputError, ModelError
 
-OUTPUT_CHOICES = ("auto", "predict_proba", "decision_function", "predict")
+OUTPUT_CHOICES = ("auto", "predict_proba", "decision_function", "predict", "raw")
 
 
 class Model:

@@ -84,7 +84,7 @@ def as_text_model(model: Any, *, output: str = "auto", batch_size: int | None = 
     if _is_torch_module(model):
         raise InputError("a bare torch module does not say how to tokenise text: wrap it with its tokenizer in "
                          "whybox.TransformerClassifier(encoder, tokenizer, head=...)")
-    if hasattr(model, "fit") and any(hasattr(model, m) for m in OUTPUT_CHOICES[1:]):
+    if hasattr(model, "fit") and any(hasattr(model, m) for m in OUTPUT_CHOICES[1:4]):
         fn, chosen, output_names = sklearn_output(model, output)
         m = TextModel(fn, name=name or f"{type(model).__name__}.{chosen}", output_names=output_names,
                       batch_size=batch_size, budget=budget, cache=cache, is_classifier=chosen != "predict")

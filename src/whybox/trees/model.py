@@ -1,11 +1,14 @@
 """Tree ensembles read into one form: for each output, a list of trees whose leaf values, scaled and
 summed (plus a constant), give the model's output for that output exactly.
 
-Supported (scikit-learn): DecisionTree/ExtraTree classifiers (``predict_proba``) and regressors,
+Supported: scikit-learn DecisionTree/ExtraTree classifiers (``predict_proba``) and regressors,
 RandomForest/ExtraTrees classifiers (``predict_proba``: the mean of the trees' leaf class fractions)
 and regressors, GradientBoosting regressors and classifiers on their margin
 (``decision_function``; the probability is a nonlinear transform of a sum of trees and does not
-decompose tree by tree). scikit-learn compares ``float32(x) <= threshold``; so do these trees.
+decompose tree by tree); XGBoost and LightGBM models and raw Boosters on their margin
+(``output="raw"``, or ``predict`` where that is the margin). Comparisons are made as each library
+makes them: scikit-learn and XGBoost in float32 (XGBoost's strict ``x < c`` becomes
+``x <= the float32 below c``), LightGBM in float64.
 """
 from __future__ import annotations
 
@@ -25,12 +28,13 @@ class Tree:
     right: np.ndarray
     value: np.ndarray          # (nodes,) the output's leaf value (scaled by the ensemble's factor)
     cover: np.ndarray          # (nodes,) training weight reaching the node (path-dependent TreeSHAP)
+    dtype: type = np.float32   # the precision the library compares in
 
     def leaves(self) -> np.ndarray:
         return np.where(self.left < 0)[0]
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        X = np.asarray(X, np.float32)
+        X = np.asarray(X, self.dtype)
         node = np.zeros(len(X), np.int64)
         active = self.left[node] >= 0
         while active.any():
@@ -47,7 +51,8 @@ class Ensemble:
     trees: list[list[Tree]]     # per output
     constant: np.ndarray        # per output
     n_features: int
-    output: str                 # the scikit-learn method whose outputs these are
+    output: str                 # the method whose outputs these are
+    dtype: type = np.float32
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return np.column_stack([c + sum((t.predict(X) for t in ts), np.zeros(len(X)))
@@ -100,5 +105,104 @@ def tree_ensemble(est: Any, output: str) -> Ensemble:
         lr = float(est.learning_rate)
         return Ensemble([[_tree(t.tree_, 0, lr, False) for t in est.estimators_[:, j]] for j in range(k)], init, p,
                         output)
+    lib = type(est).__module__.split(".")[0]
+    if lib == "xgboost":
+        return _xgboost(est, output)
+    if lib == "lightgbm":
+        return _lightgbm(est, output)
     raise MethodError(f"method 'tree' reads scikit-learn decision trees, random forests, extra trees and gradient "
-                      f"boosting; {name} is not one of them (use kernelshap, or shapley for d <= 16)")
+                      f"boosting, XGBoost and LightGBM; {name} is not one of them (use kernelshap, or shapley for "
+                      "d <= 16)")
+
+
+def _constant(margin, trees: list[list[Tree]], p: int) -> np.ndarray:
+    """The margin's constant per output: the library's margin at one row minus the trees' sum there."""
+    x0 = np.zeros((1, p))
+    m = np.asarray(margin(x0), float).reshape(1, -1)[0]
+    return np.array([m[j] - sum(float(t.predict(x0)[0]) for t in ts) for j, ts in enumerate(trees)])
+
+
+def _xgboost(est: Any, output: str) -> Ensemble:
+    import json
+
+    import xgboost
+
+    booster = est if type(est).__name__ == "Booster" else est.get_booster()
+    if output not in ("raw", "predict"):
+        raise MethodError(f"XGBoost's {output} is a transform of a sum of trees: explain output='raw' (the margin) "
+                          "with method 'tree', or the probability with kernelshap")
+    cfg = json.loads(booster.save_config())
+    k = max(1, int(cfg["learner"]["learner_model_param"].get("num_class", "0") or 0))
+    par = int(cfg["learner"].get("gradient_booster", {}).get("gbtree_model_param", {}).get("num_parallel_tree", "1"))
+    names = list(booster.feature_names or [])
+    p = int(cfg["learner"]["learner_model_param"]["num_feature"])
+    index = {n: i for i, n in enumerate(names)}
+    trees: list[list[Tree]] = [[] for _ in range(k)]
+    for i, dump in enumerate(booster.get_dump(dump_format="json", with_stats=True)):
+        nodes = {}
+        stack = [json.loads(dump)]
+        while stack:
+            nd = stack.pop()
+            nodes[nd["nodeid"]] = nd
+            stack.extend(nd.get("children", []))
+        n = max(nodes) + 1
+        feat, thr = np.full(n, -1, np.int64), np.zeros(n)
+        left, right = np.full(n, -1, np.int64), np.full(n, -1, np.int64)
+        val, cover = np.zeros(n), np.zeros(n)
+        for nid, nd in nodes.items():
+            cover[nid] = float(nd.get("cover", 0.0))
+            if "leaf" in nd:
+                val[nid] = float(nd["leaf"])
+                continue
+            if nd.get("missing") not in (nd["yes"], nd["no"]):
+                raise MethodError("an XGBoost split sends missing values elsewhere than yes/no; not supported")
+            f = nd["split"]
+            feat[nid] = index[f] if f in index else int(str(f).lstrip("f"))
+            c = np.float32(nd["split_condition"])
+            thr[nid] = float(np.nextafter(c, np.float32(-np.inf)))        # x < c  <=>  x <= prev(c), float32
+            left[nid], right[nid] = nd["yes"], nd["no"]
+        trees[(i // par) % k].append(Tree(feat, thr, left, right, val, cover, np.float32))
+    margin = lambda X: booster.predict(xgboost.DMatrix(X, feature_names=names or None), output_margin=True)  # noqa: E731
+    return Ensemble(trees, _constant(margin, trees, p), p, output, np.float32)
+
+
+def _lightgbm(est: Any, output: str) -> Ensemble:
+    booster = est if type(est).__name__ == "Booster" else est.booster_
+    if output not in ("raw", "predict"):
+        raise MethodError(f"LightGBM's {output} is a transform of a sum of trees: explain output='raw' (the margin) "
+                          "with method 'tree', or the probability with kernelshap")
+    dm = booster.dump_model()
+    k = int(dm.get("num_tree_per_iteration", 1))
+    p = int(dm["max_feature_idx"]) + 1
+    infos = dm["tree_info"]
+    scale = 1.0 / max(1, len(infos) // k) if dm.get("average_output") else 1.0
+    trees: list[list[Tree]] = [[] for _ in range(k)]
+    for i, info in enumerate(infos):
+        rows: list[dict] = []
+
+        def add(nd: dict) -> int:
+            j = len(rows)
+            rows.append({})
+            if "leaf_value" in nd or "split_feature" not in nd:
+                if "leaf_coeff" in nd:
+                    raise MethodError("LightGBM linear trees are not supported by method 'tree'")
+                rows[j] = {"leaf": float(nd.get("leaf_value", 0.0)), "cover": float(nd.get("leaf_count", 0))}
+                return j
+            if nd.get("decision_type") != "<=":
+                raise MethodError("LightGBM categorical splits are not supported by method 'tree'")
+            if nd.get("missing_type") == "Zero":
+                raise MethodError("LightGBM treats zeros as missing in this model (zero_as_missing); not supported")
+            lj, rj = add(nd["left_child"]), add(nd["right_child"])
+            rows[j] = {"feature": int(nd["split_feature"]), "threshold": float(nd["threshold"]), "left": lj,
+                       "right": rj, "cover": float(nd.get("internal_count", 0))}
+            return j
+        add(info["tree_structure"])
+        feat = np.array([r.get("feature", -1) for r in rows], np.int64)
+        thr = np.array([r.get("threshold", 0.0) for r in rows])
+        left = np.array([r.get("left", -1) for r in rows], np.int64)
+        right = np.array([r.get("right", -1) for r in rows], np.int64)
+        val = scale * np.array([r.get("leaf", 0.0) for r in rows])
+        cover = np.array([r["cover"] for r in rows])
+        trees[i % k].append(Tree(feat, thr, left, right, val, cover, np.float64))
+    margin = lambda X: booster.predict(X, raw_score=True)  # noqa: E731
+    return Ensemble(trees, _constant(margin, trees, p), p, output, np.float64)

@@ -114,7 +114,7 @@ _WA, _WB = _weights(MAX_PATH)
 def interventional(ens: Ensemble, X: np.ndarray, bg: np.ndarray, weights: np.ndarray, out: int,
                    block: int = 2_000_000) -> np.ndarray:
     """phi (n, p) of output ``out`` against the weighted background rows ``bg``."""
-    X32, B32 = np.asarray(X, np.float32), np.asarray(bg, np.float32)
+    X32, B32 = np.asarray(X, ens.dtype), np.asarray(bg, ens.dtype)
     n, p = X32.shape
     nb = B32.shape[0]
     phi = np.zeros(n * p)
@@ -154,7 +154,7 @@ def interventional(ens: Ensemble, X: np.ndarray, bg: np.ndarray, weights: np.nda
 
 def path_dependent(ens: Ensemble, X: np.ndarray, out: int, block: int = 4_000_000) -> tuple[np.ndarray, float]:
     """phi (n, p) of output ``out`` by path-dependent TreeSHAP, and the expected value it starts from."""
-    X32 = np.asarray(X, np.float32)
+    X32 = np.asarray(X, ens.dtype)
     n, p = X32.shape
     phi = np.zeros(n * p)
     expected = float(ens.constant[out])
