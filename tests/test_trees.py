@@ -150,3 +150,17 @@ def test_boosters_path_dependent_match_their_own_treeshap(diabetes):
     with pytest.raises(MethodError, match="output='raw'"):
         whybox.explain(xgboost.XGBClassifier(n_estimators=3).fit(X, (y > 140).astype(int)), X.iloc[:2], method="tree",
                        background=X.iloc[:5])
+
+
+def test_auto_picks_the_tree_recipe_for_tree_ensembles(diabetes, iris):
+    X, y = diabetes
+    rf = RandomForestRegressor(n_estimators=5, random_state=0).fit(X, y)
+    e = whybox.explain(rf, X.iloc[:3], method="auto", background=X.iloc[:10])
+    assert e.method == "tree" and e.n_model_rows == 3
+    assert whybox.Explainer(rf, data=X, background=X.iloc[:10]).explain(X.iloc[:2], method="auto").method == "tree"
+    Xi, yi = iris
+    gbc = GradientBoostingClassifier(n_estimators=5, random_state=0).fit(Xi, yi)   # probabilities: not by trees
+    assert whybox.explain(gbc, Xi.iloc[:2], method="auto", background=Xi.iloc[:5]).method != "tree"
+    # a neighbourhood asks for the most faithful method there: choose decides, even for trees
+    rf_c = whybox.explain(rf, X.iloc[:2], method="auto", background=X.iloc[:10], neighbourhood="gaussian(0.05)")
+    assert "chosen_by" in rf_c.params

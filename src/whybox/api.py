@@ -8,7 +8,7 @@ import pandas as pd
 
 from whybox.core.explanation import Explanation
 from whybox.engine import DEFAULT_CHUNK_ROWS
-from whybox.errors import InputError
+from whybox.errors import InputError, MethodError
 from whybox.explainers.run import explain_rows
 from whybox.params import check
 from whybox.problem import Problem, prepare, resolve_targets
@@ -96,7 +96,10 @@ class Explainer:
         check("seed", seed)
         target = self._target if target is None and target_index is None else target
         if isinstance(method, str) and method.lower() == "auto":
-            return self.choose(X, seed=seed, target=target, progress=progress, **method_params).explanation
+            if reads_trees(self._problem) and not CHOOSE_KEYS & set(method_params):
+                method = "tree"
+            else:
+                return self.choose(X, seed=seed, target=target, progress=progress, **method_params).explanation
         return explain_rows(self._problem, X, method=method, seed=seed, target=target, target_index=target_index,
                             chunk_rows=chunk_rows, progress=progress, **method_params)
 
@@ -139,6 +142,25 @@ class Explainer:
         return df
 
 
+CHOOSE_KEYS = {"neighbourhood", "metric", "candidates"}    # asked for a choice in a neighbourhood: choose
+
+
+def reads_trees(problem: Problem) -> bool:
+    """Whether ``method="tree"`` can read this problem's model exactly (a supported tree ensemble
+    whose explained output decomposes tree by tree, on single numeric columns)."""
+    from whybox.trees.model import tree_ensemble
+
+    m = problem.model
+    est = getattr(m, "source", None)
+    if est is None or getattr(m, "method", None) is None or any(len(g) > 1 for g in problem.spec.groups):
+        return False
+    try:
+        tree_ensemble(est, m.method)
+    except (MethodError, ImportError):
+        return False
+    return True
+
+
 def explain(model: Any, X: Any, *, method: str = "kernelshap", background: Any = None,
             budget: int | None = None, seed: int | None = 0, target: Any = None,
             feature_names: Sequence[str] | None = None, groups: Mapping[str, Sequence] | Sequence | None = None,
@@ -154,8 +176,9 @@ def explain(model: Any, X: Any, *, method: str = "kernelshap", background: Any =
         or any callable ``f(X) -> scores``.
     X : rows to explain, (n, p) array or DataFrame (mixed dtypes allowed for masking methods).
     method : "kernelshap" (default), "lime", "shapley", "occlusion", "clime", "gradient",
-        "gradxinput", "smoothgrad", "integrated_gradients", "tree" (exact, for tree ensembles), or "auto"
-        (see :func:`whybox.choose`).
+        "gradxinput", "smoothgrad", "integrated_gradients", "tree" (exact, for tree ensembles), or "auto":
+        "tree" for a tree ensemble it reads (scikit-learn, XGBoost, LightGBM) unless a neighbourhood,
+        metric or candidates are given, else the method :func:`whybox.choose` finds most faithful there.
     background : rows that removed features are drawn from (interventional), a single baseline row,
         or a :class:`whybox.Background` (e.g. ``whybox.kmeans(train, 20)``). None: an all-zeros baseline.
     budget : maximum number of model rows to spend; the method fails up front if it needs more.
@@ -196,8 +219,11 @@ def explain(model: Any, X: Any, *, method: str = "kernelshap", background: Any =
                        feature_names=feature_names, output=output, batch_size=check("batch_size", batch_size),
                        budget=check("budget", budget), allow_nan=allow_nan)
     if isinstance(method, str) and method.lower() == "auto":
-        from whybox.choose import choose_problem
-        return choose_problem(pb, X, seed=seed, target=target, budget=budget, progress=progress,
-                              **method_params).explanation
+        if reads_trees(pb) and not CHOOSE_KEYS & set(method_params):
+            method = "tree"                      # exact, and no model rows: nothing to choose
+        else:
+            from whybox.choose import choose_problem
+            return choose_problem(pb, X, seed=seed, target=target, budget=budget, progress=progress,
+                                  **method_params).explanation
     return explain_rows(pb, X, method=method, seed=seed, target=target, target_index=target_index,
                         chunk_rows=chunk_rows, progress=progress, **method_params)
