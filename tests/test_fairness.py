@@ -135,6 +135,10 @@ def test_reweighing_reduction_and_search(demo):
         remedies(model, Xte, yte, "sex", which=["search"], time_limit=301)
     no_train = remedies(model, Xte, yte, "sex", which=["without", "thresholds"])
     assert "X_train" in no_train.skipped["without"]
+    gap = Xtr.copy()
+    gap.iloc[0, gap.columns.get_loc("sex")] = None
+    with pytest.raises(InputError, match="no value for 'sex'"):      # never put in some group silently
+        remedies(model, Xte, yte, "sex", X_train=gap, y_train=ytr, which=["thresholds"])
 
 
 def test_without_fairlearn_the_remedy_names_the_extra(demo, monkeypatch):

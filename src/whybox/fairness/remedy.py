@@ -322,6 +322,9 @@ def remedies(model: Any, X: pd.DataFrame, y: Any, attribute: str, *, X_train: pd
     # one grouping for both row sets (the same values, or the same median split)
     both = X[attribute] if not have_train else pd.concat([X[attribute], X_train[attribute]], ignore_index=True)
     labels, g_all = groups_of(both)
+    if (g_all < 0).any():
+        raise InputError(f"{int((g_all < 0).sum())} row(s) have no value for {attribute!r}: they cannot be put in a "
+                         "group for the remedies; drop or fill them first")
     gidx = g_all[:len(X)]
     A = np.array(labels, dtype=object)[np.maximum(gidx, 0)]
     if have_train:
