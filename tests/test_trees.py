@@ -94,7 +94,7 @@ def test_refuses_what_does_not_decompose(iris):
     X, y = iris
     gbc = GradientBoostingClassifier(n_estimators=5, random_state=0).fit(X, y)
     with pytest.raises(MethodError, match="nonlinear transform of a sum of trees"):
-        whybox.explain(gbc, X.iloc[:2], method="tree", background=X.iloc[:5])
+        whybox.explain(gbc, X.iloc[:2], method="tree")                 # path-dependent: needs the trees' output
     with pytest.raises(MethodError, match="scikit-learn decision trees"):
         whybox.explain(LogisticRegression(max_iter=300).fit(X, y), X.iloc[:2], method="tree", background=X.iloc[:5])
     with pytest.raises(MethodError, match="wrapped function"):
@@ -147,9 +147,11 @@ def test_boosters_path_dependent_match_their_own_treeshap(diabetes):
     np.testing.assert_allclose(es.values.sum(1) + es.base_values, lgs.predict(Xs.iloc[:2]), atol=1e-9)
     eb = whybox.explain(lgs.booster_, Xs.iloc[:2], method="tree", background=Xs.iloc[:5], output="raw")
     np.testing.assert_allclose(eb.values, es.values, atol=1e-9)
-    with pytest.raises(MethodError, match="output='raw'"):
-        whybox.explain(xgboost.XGBClassifier(n_estimators=3).fit(X, (y > 140).astype(int)), X.iloc[:2], method="tree",
-                       background=X.iloc[:5])
+    xgc = xgboost.XGBClassifier(n_estimators=3).fit(X, (y > 140).astype(int))
+    with pytest.raises(MethodError, match="output='raw'"):                 # probabilities, no background
+        whybox.explain(xgc, X.iloc[:2], method="tree")
+    p = whybox.explain(xgc, X.iloc[:2], method="tree", background=X.iloc[:5])   # with one: exact by enumeration
+    assert p.params["exact"] is True and p.values.shape == (2, 7)
 
 
 def test_auto_picks_the_tree_recipe_for_tree_ensembles(diabetes, iris):
@@ -164,3 +166,17 @@ def test_auto_picks_the_tree_recipe_for_tree_ensembles(diabetes, iris):
     # a neighbourhood asks for the most faithful method there: choose decides, even for trees
     rf_c = whybox.explain(rf, X.iloc[:2], method="auto", background=X.iloc[:10], neighbourhood="gaussian(0.05)")
     assert "chosen_by" in rf_c.params
+
+
+def test_boosted_probabilities_exact_by_enumeration_and_labelled_approx_beyond(iris):
+    from sklearn.datasets import make_classification
+    X, y = iris
+    gbc = GradientBoostingClassifier(n_estimators=10, random_state=0).fit(X, y)
+    e = whybox.explain(gbc, X.iloc[:3], method="tree", background=X.iloc[::30], target="all")
+    exact = whybox.explain(gbc, X.iloc[:3], method="shapley", background=X.iloc[::30], target="all")
+    np.testing.assert_allclose(e.values, exact.values, atol=1e-12)
+    assert e.params["exact"] is True and "enumeration" in e.params["estimator"]
+    Xw, yw = make_classification(n_samples=200, n_features=16, random_state=0)
+    wide = GradientBoostingClassifier(n_estimators=10, random_state=0).fit(Xw, yw)
+    a = whybox.explain(wide, Xw[:2], method="tree", background=Xw[:4])
+    assert a.params["exact"] is False and a.params["approx"] is True and a.stderr is not None   # never claimed exact

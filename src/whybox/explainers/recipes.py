@@ -306,15 +306,46 @@ def _tree_model(ctx: TabularContext):
     return tree_ensemble(est, method)
 
 
+TREE_ENUMERATE_MAX = 14       # a nonlinear output of a tree sum: exact by enumeration up to 2^14 coalitions
+
+
+def _tree_plan(ctx: TabularContext, feature_perturbation: str):
+    """("trees", ensemble) when the output decomposes tree by tree; for a boosted model's probability
+    (a nonlinear transform of a sum of trees) ("enumerate", None) — exact interventional values by
+    all 2^d coalitions through the model — when d <= 14, else ("sample", None): KernelSHAP, labelled
+    approximate, with standard errors."""
+    if feature_perturbation not in TREE_PERTURBATIONS:
+        raise InputError(f"feature_perturbation must be one of {TREE_PERTURBATIONS}, got {feature_perturbation!r}")
+    try:
+        return "trees", _tree_model(ctx)
+    except MethodError as exc:
+        if "nonlinear transform" not in str(exc):
+            raise
+        if feature_perturbation == "tree_path_dependent" or ctx.background.implicit:
+            raise MethodError(f"{exc}; path-dependent values need the trees' own output (give a background for "
+                              "the exact interventional values of the probability)") from None
+        return ("enumerate" if ctx.d <= TREE_ENUMERATE_MAX else "sample"), None
+
+
 def run_tree(ctx: TabularContext, feature_perturbation: str = "auto") -> Result:
     """Exact Shapley values from the trees themselves (:mod:`whybox.trees.shap`): interventional
     against the background, or path-dependent (the trees' training cover) when no background was
-    given (``feature_perturbation="auto"``); no model rows beyond the explained rows' outputs."""
+    given (``feature_perturbation="auto"``); no model rows beyond the explained rows' outputs.
+    A boosted classifier's probability does not decompose tree by tree: exact by enumeration of the
+    2^d coalitions through the model when d <= 14, else KernelSHAP labelled approximate."""
     from whybox.trees.shap import interventional, path_dependent
 
-    if feature_perturbation not in TREE_PERTURBATIONS:
-        raise InputError(f"feature_perturbation must be one of {TREE_PERTURBATIONS}, got {feature_perturbation!r}")
-    ens = _tree_model(ctx)
+    plan, ens = _tree_plan(ctx, feature_perturbation)
+    if plan == "enumerate":
+        res = run_shapley(ctx, max_features=TREE_ENUMERATE_MAX)
+        res.info = {**(res.info or {}), "feature_perturbation": "interventional", "exact": True,
+                    "estimator": "enumeration of every coalition (the output is not a sum of trees)"}
+        return res
+    if plan == "sample":
+        res = run_kernelshap(ctx)
+        res.info = {**(res.info or {}), "feature_perturbation": "interventional", "exact": False, "approx": True,
+                    "estimator": "kernelshap (the output is not a sum of trees and d > 14): approximate"}
+        return res
     fp = feature_perturbation
     if fp == "auto":
         fp = "tree_path_dependent" if ctx.background.implicit else "interventional"
@@ -344,6 +375,11 @@ def run_tree(ctx: TabularContext, feature_perturbation: str = "auto") -> Result:
 
 
 def cost_tree(ctx: TabularContext, feature_perturbation: str = "auto") -> int:
+    plan, _ = _tree_plan(ctx, feature_perturbation)
+    if plan == "enumerate":
+        return cost_shapley(ctx, max_features=TREE_ENUMERATE_MAX)
+    if plan == "sample":
+        return cost_kernelshap(ctx)
     return 0
 
 

@@ -129,8 +129,9 @@ def _xgboost(est: Any, output: str) -> Ensemble:
 
     booster = est if type(est).__name__ == "Booster" else est.get_booster()
     if output not in ("raw", "predict"):
-        raise MethodError(f"XGBoost's {output} is a transform of a sum of trees: explain output='raw' (the margin) "
-                          "with method 'tree', or the probability with kernelshap")
+        raise MethodError(f"XGBoost's {output} is a nonlinear transform of a sum of trees and does not decompose "
+                          "tree by tree: explain output='raw' (the margin) with method 'tree', or the probability "
+                          "with a sampling method (kernelshap)")
     cfg = json.loads(booster.save_config())
     k = max(1, int(cfg["learner"]["learner_model_param"].get("num_class", "0") or 0))
     par = int(cfg["learner"].get("gradient_booster", {}).get("gbtree_model_param", {}).get("num_parallel_tree", "1"))
@@ -169,8 +170,9 @@ def _xgboost(est: Any, output: str) -> Ensemble:
 def _lightgbm(est: Any, output: str) -> Ensemble:
     booster = est if type(est).__name__ == "Booster" else est.booster_
     if output not in ("raw", "predict"):
-        raise MethodError(f"LightGBM's {output} is a transform of a sum of trees: explain output='raw' (the margin) "
-                          "with method 'tree', or the probability with kernelshap")
+        raise MethodError(f"LightGBM's {output} is a nonlinear transform of a sum of trees and does not decompose "
+                          "tree by tree: explain output='raw' (the margin) with method 'tree', or the probability "
+                          "with a sampling method (kernelshap)")
     dm = booster.dump_model()
     k = int(dm.get("num_tree_per_iteration", 1))
     p = int(dm["max_feature_idx"]) + 1
