@@ -180,3 +180,10 @@ def test_boosted_probabilities_exact_by_enumeration_and_labelled_approx_beyond(i
     wide = GradientBoostingClassifier(n_estimators=10, random_state=0).fit(Xw, yw)
     a = whybox.explain(wide, Xw[:2], method="tree", background=Xw[:4])
     assert a.params["exact"] is False and a.params["approx"] is True and a.stderr is not None   # never claimed exact
+
+
+def test_choose_considers_the_tree_recipe(diabetes):
+    X, y = diabetes
+    rf = RandomForestRegressor(n_estimators=5, random_state=0).fit(X, y)
+    c = whybox.choose(rf, X.iloc[:3], background=X.iloc[:10], candidates=None, n_samples=50)
+    assert "tree" in set(c.ranking["method"]) and c.ranking.loc[c.ranking["method"] == "tree", "explain_rows"].iloc[0] == 3

@@ -8,7 +8,8 @@ import pandas as pd
 
 from whybox.core.explanation import Explanation
 from whybox.engine import DEFAULT_CHUNK_ROWS
-from whybox.errors import InputError, MethodError
+from whybox.errors import InputError
+from whybox.trees.model import reads_trees
 from whybox.explainers.run import explain_rows
 from whybox.params import check
 from whybox.problem import Problem, prepare, resolve_targets
@@ -143,22 +144,6 @@ class Explainer:
 
 
 CHOOSE_KEYS = {"neighbourhood", "metric", "candidates"}    # asked for a choice in a neighbourhood: choose
-
-
-def reads_trees(problem: Problem) -> bool:
-    """Whether ``method="tree"`` can read this problem's model exactly (a supported tree ensemble
-    whose explained output decomposes tree by tree, on single numeric columns)."""
-    from whybox.trees.model import tree_ensemble
-
-    m = problem.model
-    est = getattr(m, "source", None)
-    if est is None or getattr(m, "method", None) is None or any(len(g) > 1 for g in problem.spec.groups):
-        return False
-    try:
-        tree_ensemble(est, m.method)
-    except (MethodError, ImportError):
-        return False
-    return True
 
 
 def explain(model: Any, X: Any, *, method: str = "kernelshap", background: Any = None,

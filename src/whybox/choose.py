@@ -21,6 +21,7 @@ from whybox.metrics._common import mean_ci
 from whybox.metrics.neighbourhood import Gaussian, parse_neighbourhood
 from whybox.params import PARAMS, check
 from whybox.problem import Problem
+from whybox.trees.model import reads_trees
 
 DEFAULT_CANDIDATES = ("kernelshap", "lime", "occlusion", "clime", "gradient", "gradxinput", "smoothgrad",
                       "integrated_gradients")
@@ -53,7 +54,7 @@ def choose(model: Any, X: Any, *, neighbourhood: Any = "removal", candidates: Se
     neighbourhood : "removal" / "removal(p)" (features removed toward the background) or
         "gaussian(sigma)" (small noise), or a :class:`~whybox.metrics.Removal`/:class:`~whybox.metrics.Gaussian`.
     candidates : method names (default: all nine, exact Shapley only when d <= 10, the gradient family
-        only on numeric data).
+        only on numeric data, and "tree" first for a tree ensemble it reads).
     metric : "fidelity" (local MSE of the explanation read as a linear model in the neighbourhood;
         default), "nmse", "r2", "infidelity", "pgi", "pgu", "deletion" or "insertion".
     budget : total model rows; each candidate gets an equal share for explaining and scoring, and a
@@ -102,6 +103,8 @@ def _choose_problem(problem: Problem, X: Any, *, neighbourhood: Any, candidates:
         cands = [c for c in DEFAULT_CANDIDATES if numeric or c not in GRADIENT_FAMILY]
         if spec.n_features <= 10:
             cands.insert(1, "shapley")
+        if numeric and reads_trees(problem):
+            cands.insert(0, "tree")            # exact for a tree ensemble, and no model rows
         if isinstance(nb, Gaussian) and any(len(g) > 1 for g in spec.groups):
             raise InputError("a Gaussian neighbourhood cannot score features made of several columns (groups)")
     else:

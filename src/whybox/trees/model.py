@@ -59,6 +59,20 @@ class Ensemble:
                                 for ts, c in zip(self.trees, self.constant)])
 
 
+def reads_trees(problem: Any) -> bool:
+    """Whether ``method="tree"`` reads a prepared problem's model exactly from its trees (a supported
+    tree ensemble whose explained output is a sum of trees, on single numeric columns)."""
+    m = problem.model
+    est = getattr(m, "source", None)
+    if est is None or getattr(m, "method", None) is None or any(len(g) > 1 for g in problem.spec.groups):
+        return False
+    try:
+        tree_ensemble(est, m.method)
+    except (MethodError, ImportError):
+        return False
+    return True
+
+
 def _tree(t: Any, out: int, scale: float, classifier: bool) -> Tree:
     v = np.asarray(t.value, float)[:, 0, :]
     if classifier:
