@@ -10,15 +10,9 @@ import numpy as np
 import pandas as pd
 
 from whybox.errors import InputError
-from whybox.fairness.groups import Decisions, group_rates, groups_of
+from whybox.fairness.groups import Decisions, check_attribute, group_rates, groups_of
 
 __all__ = ["fairness_report", "flip_payload", "groups_of", "remedies_payload"]
-
-
-def _check(state: Any, attribute: str) -> str:
-    if attribute not in state.X.columns:
-        raise InputError(f"unknown attribute {attribute!r}; choose one of {list(state.X.columns)}")
-    return attribute
 
 
 def fairness_report(state: Any, attribute: str, *, n_explain: int = 30, k: int = 3) -> dict[str, Any]:
@@ -26,7 +20,7 @@ def fairness_report(state: Any, attribute: str, *, n_explain: int = 30, k: int =
     demographic-parity and equal-opportunity differences; regressor: mean prediction) and of its
     explanations (faithfulness, the top features per group), the proxies of the attribute, and a
     plain-language summary of the largest gap."""
-    _check(state, attribute)
+    check_attribute(state.X, attribute)
     return state.remember(("report", attribute, int(n_explain), int(k)),
                           lambda: _report(state, attribute, n_explain, k))
 
@@ -81,8 +75,7 @@ def _report(state: Any, attribute: str, n_explain: int, k: int) -> dict[str, Any
     diff = imps[hi["group"]] - imps[lo["group"]]
     driver = diff.abs().sort_values(ascending=False).index[0]
     proxies = find_proxies(state.X, attribute, explanation=concat(parts), score=score)
-    out: dict[str, Any] = {"attribute": attribute, "class": cls, "task": "classification" if state.is_classifier
-                           else "regression", "groups": rows, **gaps,
+    out: dict[str, Any] = {"attribute": attribute, "class": cls, "task": state.task, "groups": rows, **gaps,
                            "faithfulness_metric": "PGI (top-k)" if state.numeric else "local R² (features removed)",
                            "driver": {"feature": driver, "high_group_mean": float(imps[hi["group"]][driver]),
                                       "low_group_mean": float(imps[lo["group"]][driver])},
@@ -122,7 +115,7 @@ def _proxies_of(state: Any, attribute: str, proxies: Any) -> list[str]:
     if not isinstance(proxies, (list, tuple)):
         raise InputError(f"proxies must be a list of columns or 'auto', got {proxies!r}")
     for p in proxies:
-        _check(state, p)
+        check_attribute(state.X, p)
     return list(proxies)
 
 
@@ -130,7 +123,7 @@ def flip_payload(state: Any, attribute: str, proxies: Any = ()) -> dict[str, Any
     """The counterfactual fairness test on every loaded row (proxies: a list, or "auto" = those found)."""
     from whybox.fairness.flip import flip_test
 
-    _check(state, attribute)
+    check_attribute(state.X, attribute)
     px = _proxies_of(state, attribute, proxies)
 
     def run() -> dict[str, Any]:
@@ -151,7 +144,7 @@ def remedies_payload(state: Any, attribute: str, constraint: str = "demographic_
     ``compute=False``: only a cached result, else None)."""
     from whybox.fairness.remedy import remedies
 
-    _check(state, attribute)
+    check_attribute(state.X, attribute)
     if not state.is_classifier:
         raise InputError("remedies for decisions need a classifier; this model predicts a number")
     if state.y is None:

@@ -137,29 +137,41 @@ class AppState:
             self._fair: OrderedDict[tuple, Any] = OrderedDict()
             self.global_job: str | None = None
 
-    def remember(self, key: tuple, make) -> Any:
-        """A fairness result computed once per setting (flip tests, proxies, remedies; at most 16 kept)."""
+    def _memo(self, store: OrderedDict, key: tuple, make) -> Any:
+        """``make()`` computed once per key in ``store`` (the 16 most recent kept)."""
         with self.lock:
-            hit = self._fair.get(key)
+            hit = store.get(key)
         if hit is not None:
             return hit
         val = make()
         with self.lock:
-            self._fair[key] = val
-            while len(self._fair) > 16:
-                self._fair.popitem(last=False)
+            store[key] = val
+            while len(store) > 16:
+                store.popitem(last=False)
         return val
+
+    def remember(self, key: tuple, make) -> Any:
+        """A fairness result computed once per setting (flip tests, proxies, remedies; at most 16 kept)."""
+        return self._memo(self._fair, key, make)
 
     def peek(self, key: tuple) -> Any:
         """A fairness result if it was computed already, else None (nothing is computed)."""
         with self.lock:
             return self._fair.get(key)
 
-    def predicted(self, i: int) -> str:
-        """Row i's answer in words: its class, or its predicted value for a regressor."""
+    @property
+    def task(self) -> str:
+        return "classification" if self.is_classifier else "regression"
+
+    def answer(self, out: np.ndarray) -> str:
+        """The model's answer for one row's outputs, in words: its class, or a regressor's value."""
         if self.is_classifier:
-            return str(self.output_names[self.classes[i]])
-        return f"{self.outputs[i, self.focus]:.4g}"
+            return str(self.output_names[int(np.argmax(out))])
+        return f"{out[self.focus]:.4g}"
+
+    def predicted(self, i: int) -> str:
+        """Row i's answer in words."""
+        return self.answer(self.outputs[i])
 
     def counterfactual_explainer(self) -> Any:
         """One CounterfactualExplainer per loaded model; its donor outputs are the outputs already computed."""
@@ -203,20 +215,13 @@ class AppState:
         """A global surrogate of the model around the loaded rows, with its fidelity (cached per setting)."""
         from whybox.whole import global_surrogate
 
-        key = (kind, int(max_depth), int(budget))
-        with self.lock:
-            hit = self._surrogates.get(key)
-        if hit is not None:
-            return hit
-        s = global_surrogate(self.model, self.X, kind=kind, max_depth=max_depth, budget=budget, seed=self.seed)
-        d = s.to_dict()
-        main = s.fidelity.get("perturbed")
-        d["trust"] = _trust_words(main.value, main.low, main.metric) if main is not None else ""
-        with self.lock:
-            self._surrogates[key] = d
-            while len(self._surrogates) > 16:
-                self._surrogates.popitem(last=False)
-        return d
+        def make() -> dict[str, Any]:
+            s = global_surrogate(self.model, self.X, kind=kind, max_depth=max_depth, budget=budget, seed=self.seed)
+            d = s.to_dict()
+            main = s.fidelity.get("perturbed")
+            d["trust"] = _trust_words(main.value, main.low, main.metric) if main is not None else ""
+            return d
+        return self._memo(self._surrogates, (kind, int(max_depth), int(budget)), make)
 
     # ----------------------------------------------------------------------- facts
     @property
@@ -240,7 +245,7 @@ class AppState:
                 "features": list(self.spec.names), "outputs": self.output_names,
                 "focus": self.output_names[self.focus], "accuracy": self.accuracy(), "method": self.method,
                 "methods": sorted(whybox.METHODS), "capabilities": capabilities(),
-                "task": "classification" if self.is_classifier else "regression", "protected": self.protected,
+                "task": self.task, "protected": self.protected,
                 "can_refit": self.X_train is not None}
 
     def check_row(self, row: Any) -> int:
@@ -299,12 +304,10 @@ class AppState:
         order = np.argsort(-np.abs(e.values[0]), kind="stable")
         feats = [{"name": e.feature_names[j], "value": _plain(frame.iloc[0, j]), "attribution": float(e.values[0, j])}
                  for j in order]
-        out = self.m_outputs(frame)
-        said = str(self.output_names[int(out.argmax())]) if self.is_classifier else f"{out[self.focus]:.4g}"
         level, words = explanation_trust(fid)
         return {"row": None if row is None else int(row), "changed": sorted((features or {})),
                 "prediction": float(e.predictions[0]), "class": self.output_names[self.focus],
-                "predicted_class": said, "task": "classification" if self.is_classifier else "regression",
+                "predicted_class": self.answer(self.m_outputs(frame)), "task": self.task,
                 "base_value": float(e.base_values[0]), "method": e.method, "fidelity_r2": fid,
                 "trust": words, "trust_level": level,
                 "features": feats, "narrative": n.to_dict(), "model_rows": e.n_model_rows}

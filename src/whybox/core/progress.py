@@ -44,6 +44,10 @@ class RowMeter:
         self.rows = 0
         self.bar.start()
 
+    def expect(self, total: int) -> None:
+        """The rows the call is expected to spend, once it knows (the bar fills towards it)."""
+        self.bar.update(self.task, total=int(total))
+
     def add(self, n: int) -> None:
         self.rows += int(n)
         self.bar.advance(self.task, int(n))

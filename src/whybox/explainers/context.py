@@ -29,6 +29,7 @@ class TabularContext:
     chunk_rows: int = engine.DEFAULT_CHUNK_ROWS
     _fb: np.ndarray | None = field(default=None, repr=False)   # f(background rows), (B, k)
     n_outputs_all: int = 0          # k in the all-outputs mode (see all_outputs), else 0
+    memo: dict = field(default_factory=dict, repr=False)       # what a recipe's cost and run share (one call)
 
     # -- all outputs at once ---------------------------------------------------------------------
     def all_outputs(self, outputs: np.ndarray) -> None:

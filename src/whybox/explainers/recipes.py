@@ -289,13 +289,9 @@ TREE_PERTURBATIONS = ("auto", "interventional", "tree_path_dependent")
 
 
 def _tree_model(ctx: TabularContext):
-    from whybox.trees.model import tree_ensemble
+    from whybox.trees.model import tree_ensemble, tree_source
 
-    est = getattr(ctx.model, "source", None) or getattr(ctx.model.fn, "__self__", None)
-    method = getattr(ctx.model, "method", None)
-    if est is None or method is None:
-        raise MethodError("method 'tree' needs a fitted tree model (scikit-learn, XGBoost, LightGBM), not a wrapped "
-                          "function")
+    est, method = tree_source(ctx.model)
     if ctx.X.dtype == object:
         raise MethodError("method 'tree' needs numeric columns")
     if not np.isfinite(ctx.X.astype(float)).all() or not np.isfinite(ctx.background.data.astype(float)).all():
@@ -314,17 +310,22 @@ def _tree_plan(ctx: TabularContext, feature_perturbation: str):
     (a nonlinear transform of a sum of trees) ("enumerate", None) — exact interventional values by
     all 2^d coalitions through the model — when d <= 14, else ("sample", None): KernelSHAP, labelled
     approximate, with standard errors."""
+    from whybox.trees.model import NotASumOfTrees
+
     if feature_perturbation not in TREE_PERTURBATIONS:
         raise InputError(f"feature_perturbation must be one of {TREE_PERTURBATIONS}, got {feature_perturbation!r}")
-    try:
-        return "trees", _tree_model(ctx)
-    except MethodError as exc:
-        if "nonlinear transform" not in str(exc):
-            raise
-        if feature_perturbation == "tree_path_dependent" or ctx.background.implicit:
-            raise MethodError(f"{exc}; path-dependent values need the trees' own output (give a background for "
-                              "the exact interventional values of the probability)") from None
-        return ("enumerate" if ctx.d <= TREE_ENUMERATE_MAX else "sample"), None
+    if "trees" not in ctx.memo:             # read once per call: the cost and the run both need it
+        try:
+            ctx.memo["trees"] = _tree_model(ctx)
+        except NotASumOfTrees as exc:
+            ctx.memo["trees"] = exc
+    ens = ctx.memo["trees"]
+    if not isinstance(ens, NotASumOfTrees):
+        return "trees", ens
+    if feature_perturbation == "tree_path_dependent" or ctx.background.implicit:
+        raise MethodError(f"{ens}; path-dependent values need the trees' own output (give a background for "
+                          "the exact interventional values of the probability)") from None
+    return ("enumerate" if ctx.d <= TREE_ENUMERATE_MAX else "sample"), None
 
 
 def run_tree(ctx: TabularContext, feature_perturbation: str = "auto") -> Result:

@@ -48,7 +48,7 @@ def _explain_rows(problem: Problem, X: Any, *, method: str, seed: Any, target: A
     m.require(need, what=f"method {recipe.name!r} on {len(arr)} row(s) with {bg.n_rows} background row(s)")
     _warn_costs(recipe.name, params, ctx, need)
     if meter is not None:
-        meter.bar.update(meter.task, total=need + len(arr))
+        meter.expect(need + len(arr))
     outputs = m(arr)
     every = (isinstance(target, str) and target == "all" and target_index is None
              and not (problem.output_names and "all" in problem.output_names))

@@ -25,6 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from whybox.core.validation import as_python
 from whybox.errors import InputError
 from whybox.fairness.groups import Scorer, check_attribute, groups_of
 
@@ -96,10 +97,7 @@ class FlipTest:
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    out = []
-    for rec in df.to_dict(orient="records"):
-        out.append({k: (v.item() if isinstance(v, np.generic) else v) for k, v in rec.items()})
-    return out
+    return [{k: as_python(v) for k, v in rec.items()} for rec in df.to_dict(orient="records")]
 
 
 def flip_test(model: Any, X: pd.DataFrame, attribute: str, *, proxies: Sequence[str] = (), positive: Any = None,

@@ -30,6 +30,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from whybox.core.validation import as_python
 from whybox.errors import InputError
 from whybox.fairness.groups import Decisions, Scorer, check_attribute, group_rates, groups_of
 
@@ -77,8 +78,8 @@ class Remedy:
 
 
 def _plain(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        return v.item()
+    """A hyperparameter as JSON takes it: numpy scalars as Python ones, anything else not plain as text."""
+    v = as_python(v)
     return v if isinstance(v, (int, float, str, bool, type(None))) else str(v)
 
 

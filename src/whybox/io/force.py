@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from whybox.errors import InputError
+from whybox.io.plots import _finish, _fmt, _mpl
 
 POS, NEG = "#d62728", "#1f77b4"
 
@@ -50,12 +51,6 @@ class ForceLayout:
     @property
     def gap(self) -> float:
         return float(self.prediction - self.output)
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, (float, np.floating)):
-        return f"{v:.4g}"
-    return str(v)
 
 
 def force_layout(exp, row: int = 0) -> ForceLayout:
@@ -93,7 +88,6 @@ def _note(lay: ForceLayout) -> str:
 def force_plot(exp, row: int = 0, *, ax=None, path: str | None = None, min_label: float = 0.05):
     """The force plot of one row as a matplotlib figure; segments wider than ``min_label`` of the
     axis get a label below."""
-    from whybox.io.plots import _finish, _mpl
     from matplotlib.patches import Polygon
 
     lay = force_layout(exp, row)

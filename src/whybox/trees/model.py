@@ -12,12 +12,17 @@ makes them: scikit-learn and XGBoost in float32 (XGBoost's strict ``x < c`` beco
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from whybox.errors import MethodError
+
+
+class NotASumOfTrees(MethodError):
+    """The explained output is a nonlinear transform of a sum of trees (a boosted classifier's
+    probability): it does not decompose tree by tree."""
 
 
 @dataclass
@@ -29,9 +34,6 @@ class Tree:
     value: np.ndarray          # (nodes,) the output's leaf value (scaled by the ensemble's factor)
     cover: np.ndarray          # (nodes,) training weight reaching the node (path-dependent TreeSHAP)
     dtype: type = np.float32   # the precision the library compares in
-
-    def leaves(self) -> np.ndarray:
-        return np.where(self.left < 0)[0]
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, self.dtype)
@@ -53,21 +55,30 @@ class Ensemble:
     n_features: int
     output: str                 # the method whose outputs these are
     dtype: type = np.float32
+    leaves: dict = field(default_factory=dict, repr=False)   # per output: its leaves by path length (trees.shap)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return np.column_stack([c + sum((t.predict(X) for t in ts), np.zeros(len(X)))
                                 for ts, c in zip(self.trees, self.constant)])
 
 
+def tree_source(m: Any) -> tuple[Any, str]:
+    """(the estimator a whybox Model wraps, the output it explains), or a MethodError saying what is needed."""
+    est = getattr(m, "source", None) or getattr(getattr(m, "fn", None), "__self__", None)
+    method = getattr(m, "method", None)
+    if est is None or method is None:
+        raise MethodError("method 'tree' needs a fitted tree model (scikit-learn, XGBoost, LightGBM), not a wrapped "
+                          "function")
+    return est, method
+
+
 def reads_trees(problem: Any) -> bool:
     """Whether ``method="tree"`` reads a prepared problem's model exactly from its trees (a supported
     tree ensemble whose explained output is a sum of trees, on single numeric columns)."""
-    m = problem.model
-    est = getattr(m, "source", None)
-    if est is None or getattr(m, "method", None) is None or any(len(g) > 1 for g in problem.spec.groups):
+    if any(len(g) > 1 for g in problem.spec.groups):
         return False
     try:
-        tree_ensemble(est, m.method)
+        tree_ensemble(*tree_source(problem.model))
     except (MethodError, ImportError):
         return False
     return True
@@ -110,7 +121,7 @@ def tree_ensemble(est: Any, output: str) -> Ensemble:
                         output)
     if isinstance(est, (GradientBoostingRegressor, GradientBoostingClassifier)):
         if isinstance(est, GradientBoostingClassifier) and output != "decision_function":
-            raise MethodError(
+            raise NotASumOfTrees(
                 f"{name}'s {output} is a nonlinear transform of a sum of trees and does not decompose tree by "
                 "tree: explain its margin (output='decision_function') with method 'tree', or the probability "
                 "with a sampling method (kernelshap)")
@@ -143,7 +154,7 @@ def _xgboost(est: Any, output: str) -> Ensemble:
 
     booster = est if type(est).__name__ == "Booster" else est.get_booster()
     if output not in ("raw", "predict"):
-        raise MethodError(f"XGBoost's {output} is a nonlinear transform of a sum of trees and does not decompose "
+        raise NotASumOfTrees(f"XGBoost's {output} is a nonlinear transform of a sum of trees and does not decompose "
                           "tree by tree: explain output='raw' (the margin) with method 'tree', or the probability "
                           "with a sampling method (kernelshap)")
     cfg = json.loads(booster.save_config())
@@ -184,7 +195,7 @@ def _xgboost(est: Any, output: str) -> Ensemble:
 def _lightgbm(est: Any, output: str) -> Ensemble:
     booster = est if type(est).__name__ == "Booster" else est.booster_
     if output not in ("raw", "predict"):
-        raise MethodError(f"LightGBM's {output} is a nonlinear transform of a sum of trees and does not decompose "
+        raise NotASumOfTrees(f"LightGBM's {output} is a nonlinear transform of a sum of trees and does not decompose "
                           "tree by tree: explain output='raw' (the margin) with method 'tree', or the probability "
                           "with a sampling method (kernelshap)")
     dm = booster.dump_model()

@@ -55,7 +55,7 @@ def leaf_table(ens: Ensemble, out: int) -> dict[int, tuple[np.ndarray, ...]]:
     """Every leaf of output ``out``'s trees grouped by its number k of distinct path features:
     {k: (features (L, k), lo (L, k), hi (L, k), cover fractions (L, k), values (L,), cover share (L,))},
     so that leaves of one k are handled together (cached on the ensemble)."""
-    cache = ens.__dict__.setdefault("_leaves", {})
+    cache = ens.leaves
     if out in cache:
         return cache[out]
     groups: dict[int, list] = {}
@@ -76,11 +76,6 @@ def _passes_many(X32: np.ndarray, feats: np.ndarray, lo: np.ndarray, hi: np.ndar
     """(n, L, k): does row x pass leaf l's constraint on its j-th path feature."""
     v = X32[:, feats]                                          # (n, L, k)
     return (v > lo[None]) & (v <= hi[None])
-
-
-def _passes(X32: np.ndarray, feats: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    v = X32[:, feats]
-    return (v > lo) & (v <= hi)
 
 
 def _popcount(a: np.ndarray) -> np.ndarray:
