@@ -4,6 +4,7 @@ import itertools
 from math import comb, factorial
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from whybox.errors import InputError, MethodError
@@ -97,18 +98,20 @@ def test_model_interactions_agree_with_exact_shapley_and_are_efficient():
     X = X.iloc[:, :6]
     gbr = GradientBoostingRegressor(n_estimators=30, random_state=0).fit(X, y)
     bg = X.iloc[:12]
-    k = interactions(gbr, X.iloc[:3], bg, index="k-SII", order=2)
+    k = interactions(gbr, X.iloc[:3], bg, index="k-SII", order=2, method="exact")   # through the model
+    assert k.method == "exact"
     np.testing.assert_allclose(k.values.sum(1), k.predictions, atol=1e-8)
     np.testing.assert_allclose(k.predictions, gbr.predict(X.iloc[:3]), atol=1e-8)
     assert 3 * (2 ** 6 - 2) <= k.n_model_rows <= 3 + 3 * 2 ** 6 * 12      # counted, at most rows x 2^d x background
-    sv = interactions(gbr, X.iloc[:3], bg, index="SII", order=1)
+    sv = interactions(gbr, X.iloc[:3], bg, index="SII", order=1, method="exact")
     e = whybox.explain(gbr, X.iloc[:3], background=bg, method="shapley")
     np.testing.assert_allclose(sv.values[:, 1:], e.values, atol=1e-10)
     M = k.matrix(0)
     assert np.allclose(M, M.T) and k.to_frame(0)["value"].abs().is_monotonic_decreasing
     with pytest.raises(MethodError, match="2\\^d"):
         interactions(gbr, X.iloc[:1], bg, max_features=4, method="exact")
-    assert interactions(gbr, X.iloc[:1], bg, max_features=4, n_samples=200).method == "sampling"   # auto
+    f = lambda Z: gbr.predict(pd.DataFrame(np.asarray(Z, float), columns=X.columns))   # noqa: E731  (no trees to read)
+    assert interactions(f, X.iloc[:1], bg, max_features=4, n_samples=200).method == "sampling"   # auto
     with pytest.raises(InputError, match="index"):
         interactions(gbr, X.iloc[:1], bg, index="shap")
 
@@ -164,7 +167,7 @@ def test_model_interactions_beyond_ten_features_by_sampling():
     X, y = make_friedman1(n_samples=300, n_features=14, random_state=0)
     gbr = GradientBoostingRegressor(n_estimators=40, max_depth=3, random_state=0).fit(X, y)
     bg = X[:6]
-    iv = interactions(gbr, X[:3], bg, index="k-SII", order=2, n_samples=3000, seed=0)
+    iv = interactions(gbr, X[:3], bg, index="k-SII", order=2, n_samples=3000, seed=0, method="sampling")
     assert iv.method == "sampling" and iv.stderr.shape == iv.values.shape == (3, 1 + 14 + 91)
     np.testing.assert_allclose(iv.predictions, gbr.predict(X[:3]), atol=1e-8)
     assert (iv.stderr >= 0).all() and "stderr" in iv.to_frame(0).columns
@@ -173,5 +176,36 @@ def test_model_interactions_beyond_ten_features_by_sampling():
     pairs = [(j, c) for j, c in enumerate(iv.coalitions) if len(c) == 2]
     j, c = max(pairs, key=lambda p: abs(iv.values[0, p[0]]))
     assert c == (0, 1) and abs(iv.values[0, j]) > 4 * iv.stderr[0, j]
-    sv = interactions(gbr, X[:3], bg, index="k-SII", order=2, n_samples=3000, seed=0)
+    sv = interactions(gbr, X[:3], bg, index="k-SII", order=2, n_samples=3000, seed=0, method="sampling")
     np.testing.assert_array_equal(sv.values, iv.values)
+
+
+def test_tree_interactions_equal_enumeration_through_the_model():
+    """method='tree': every index and order from the leaves equals the 2^d enumeration through the model
+    (GBR, a random forest at default depth, a forest classifier's probability, HistGradientBoosting
+    with missing values), with no model rows beyond the explained rows; auto picks it for trees."""
+    from sklearn.datasets import load_diabetes, load_iris
+    from sklearn.ensemble import (GradientBoostingRegressor, HistGradientBoostingRegressor,
+                                  RandomForestClassifier, RandomForestRegressor)
+
+    X, y = load_diabetes(return_X_y=True, as_frame=True)
+    X = X.iloc[:, :6]
+    Xn = X.mask(np.random.default_rng(0).random(X.shape) < 0.1)
+    Xi, yi = load_iris(return_X_y=True, as_frame=True)
+    cases = [(GradientBoostingRegressor(n_estimators=20, random_state=0).fit(X, y), X, None),
+             (RandomForestRegressor(n_estimators=4, random_state=0).fit(X, y), X, None),
+             (RandomForestClassifier(n_estimators=4, random_state=0).fit(Xi, yi), Xi, 2),
+             (HistGradientBoostingRegressor(max_iter=15, random_state=0).fit(Xn, y), Xn, None)]
+    for model, data, target in cases:
+        rows, bg = data.iloc[[3, 70]], data.iloc[::30]
+        for index in ("SII", "k-SII", "STII", "FSII"):
+            for order in (1, 2, 3):
+                t = interactions(model, rows, bg, index=index, order=order, target=target, method="tree")
+                e = interactions(model, rows, bg, index=index, order=order, target=target, method="exact")
+                assert t.coalitions == e.coalitions and t.method == "tree" and t.n_model_rows == 2
+                np.testing.assert_allclose(t.values, e.values, atol=1e-9, err_msg=f"{type(model).__name__} {index} {order}")
+        assert interactions(model, rows, bg, target=target).method == "tree"                  # auto
+    with pytest.raises(MethodError, match="nonlinear"):
+        from sklearn.ensemble import GradientBoostingClassifier
+        clf = GradientBoostingClassifier(n_estimators=5, random_state=0).fit(Xi, yi)
+        interactions(clf, Xi.iloc[:1], Xi.iloc[::30], method="tree")

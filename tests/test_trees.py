@@ -38,22 +38,43 @@ def _models(diabetes, iris):
         Xi, "decision_function"
 
 
-def test_interventional_equals_brute_force_and_is_efficient(diabetes, iris):
+def _kernels():
+    from whybox.trees.kernel import available
+    return ["numpy"] + (["numba"] if available() else [])
+
+
+@pytest.mark.parametrize("kernel", _kernels())
+def test_interventional_equals_brute_force_and_is_efficient(diabetes, iris, kernel):
     for name, model, X, output in _models(diabetes, iris):
         rows, bg = X.iloc[200:203] if len(X) > 200 else X.iloc[[10, 60, 120]], X.iloc[::37]
-        e = whybox.explain(model, rows, method="tree", background=bg, output=output, target="all")
+        e = whybox.explain(model, rows, method="tree", background=bg, output=output, target="all", kernel=kernel)
+        assert e.params["kernel"] == kernel
         exact = whybox.explain(model, rows, method="shapley", background=bg, output=output, target="all")
         np.testing.assert_allclose(e.values, exact.values, atol=1e-9, err_msg=name)            # 2^d enumeration
         np.testing.assert_allclose(e.values.sum(1) + e.base_values, e.predictions, atol=1e-9, err_msg=name)
         assert e.params["feature_perturbation"] == "interventional" and e.n_model_rows == len(rows), name
 
 
-def test_path_dependent_matches_shap_without_a_background(diabetes):
+@pytest.mark.parametrize("kernel", _kernels())
+def test_deep_forest_on_ten_features_equals_brute_force(kernel):
+    """Paths on more than 7 features (the numpy kernel's pairwise branch), d = 10."""
+    X, y = load_diabetes(return_X_y=True, as_frame=True)
+    rf = RandomForestRegressor(n_estimators=3, random_state=0).fit(X, y)
+    rows, bg = X.iloc[[5, 99]], X.iloc[::60]
+    e = whybox.explain(rf, rows, method="tree", background=bg, kernel=kernel)
+    exact = whybox.explain(rf, rows, method="shapley", background=bg)
+    np.testing.assert_allclose(e.values, exact.values, atol=1e-9)
+
+
+@pytest.mark.parametrize("kernel", _kernels())
+def test_path_dependent_matches_shap_without_a_background(diabetes, kernel):
     shap = pytest.importorskip("shap")
+    from sklearn.ensemble import HistGradientBoostingRegressor
     X, y = diabetes
     for model in (RandomForestRegressor(n_estimators=10, random_state=0).fit(X, y),
-                  GradientBoostingRegressor(n_estimators=40, random_state=0).fit(X, y)):
-        e = whybox.explain(model, X.iloc[:40], method="tree")
+                  GradientBoostingRegressor(n_estimators=40, random_state=0).fit(X, y),
+                  HistGradientBoostingRegressor(max_iter=30, random_state=0).fit(X, y)):
+        e = whybox.explain(model, X.iloc[:40], method="tree", kernel=kernel)
         te = shap.TreeExplainer(model, feature_perturbation="tree_path_dependent")
         sv = te.shap_values(X.iloc[:40])
         ok = np.abs(sv.sum(1) + np.ravel(te.expected_value)[0] - model.predict(X.iloc[:40])) < 1e-6   # shap additive
@@ -187,3 +208,57 @@ def test_choose_considers_the_tree_recipe(diabetes):
     rf = RandomForestRegressor(n_estimators=5, random_state=0).fit(X, y)
     c = whybox.choose(rf, X.iloc[:3], background=X.iloc[:10], candidates=None, n_samples=50)
     assert "tree" in set(c.ranking["method"]) and c.ranking.loc[c.ranking["method"] == "tree", "explain_rows"].iloc[0] == 3
+
+
+@pytest.mark.parametrize("kernel", _kernels())
+def test_missing_values_follow_the_trees_missing_branches(diabetes, kernel):
+    """NaN in the rows and the background goes down each split's missing branch, as the model sends it:
+    equal to enumeration through the model (which sees the NaN) for scikit-learn's HistGradientBoosting
+    and random forest, XGBoost and LightGBM; path-dependent values equal the boosters' own TreeSHAP."""
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    X, y = diabetes
+    Xn = X.mask(np.random.default_rng(1).random(X.shape) < 0.15)
+    models = [HistGradientBoostingRegressor(max_iter=25, random_state=0).fit(Xn, y),
+              RandomForestRegressor(n_estimators=4, random_state=0).fit(Xn, y)]
+    try:
+        import lightgbm
+        import xgboost
+        models += [xgboost.XGBRegressor(n_estimators=15, max_depth=4).fit(Xn, y),
+                   lightgbm.LGBMRegressor(n_estimators=15, verbose=-1, min_child_samples=5).fit(Xn, y)]
+    except ImportError:
+        pass
+    rows, bg = Xn.iloc[[1, 5, 7, 9]], Xn.iloc[::40]
+    assert rows.isna().any().any() and bg.isna().any().any()
+    for model in models:
+        name = type(model).__name__
+        e = whybox.explain(model, rows, method="tree", background=bg, kernel=kernel)
+        exact = whybox.explain(model, rows, method="shapley", background=bg)
+        tol = 1e-6 * max(1.0, float(np.abs(e.predictions).max())) if name.startswith("XGB") else 1e-9
+        np.testing.assert_allclose(e.values, exact.values, atol=tol, err_msg=name)
+        p = whybox.explain(model, rows, method="tree", kernel=kernel)
+        np.testing.assert_allclose(p.values.sum(1) + p.base_values, p.predictions, atol=tol, err_msg=name)
+        if name.startswith("XGB"):
+            c = model.get_booster().predict(xgboost.DMatrix(rows), pred_contribs=True)
+            np.testing.assert_allclose(p.values, c[:, :-1], atol=1e-4)
+        if name.startswith("LGBM"):
+            np.testing.assert_allclose(p.values, model.predict(rows, pred_contrib=True)[:, :-1], atol=1e-9)
+    yb = (y > 140).astype(int)
+    hgc = HistGradientBoostingClassifier(max_iter=10, random_state=0).fit(Xn, yb)
+    m = whybox.explain(hgc, rows, method="tree", background=bg, output="decision_function", kernel=kernel)
+    np.testing.assert_allclose(m.values.sum(1) + m.base_values, hgc.decision_function(rows), atol=1e-9)
+    with pytest.raises(MethodError, match="nonlinear"):                 # probabilities: not by trees
+        whybox.explain(hgc, rows, method="tree", kernel=kernel)
+
+
+def test_kernel_is_validated_and_a_refitted_model_is_read_again(diabetes):
+    X, y = diabetes
+    rf = RandomForestRegressor(n_estimators=4, random_state=0).fit(X, y)
+    with pytest.raises(whybox.InputError, match="kernel"):
+        whybox.explain(rf, X.iloc[:2], method="tree", kernel="cuda")
+    ex = whybox.Explainer(rf, data=X, background=X.iloc[:10])
+    before = ex.explain(X.iloc[:3], method="tree")
+    rf.fit(X, -2.0 * y)                                                 # the same object, other trees
+    after = ex.explain(X.iloc[:3], method="tree")
+    fresh = whybox.explain(rf, X.iloc[:3], method="tree", background=X.iloc[:10])
+    np.testing.assert_allclose(after.values, fresh.values, atol=1e-9)
+    assert not np.allclose(after.values, before.values)

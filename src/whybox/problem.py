@@ -255,7 +255,8 @@ def _structure(m: Model, source: Any, feature_names: Sequence[str] | None, *, na
     if isinstance(source, pd.Series):
         source = source.to_frame().T
     if isinstance(source, pd.DataFrame):
-        source = source.rename(columns=str)
+        if not all(isinstance(c, str) for c in source.columns):
+            source = source.rename(columns=str)
         cols = list(source.columns)
         if m.columns is not None:
             mapping = model_column_names(cols, m.columns)
@@ -263,7 +264,10 @@ def _structure(m: Model, source: Any, feature_names: Sequence[str] | None, *, na
             missing = [c for c in m.columns if c not in back]
             if missing:
                 raise InputError(f"{name} is missing column(s) {missing} that model {m.name!r} was fitted on")
-            source = source.rename(columns=mapping)[list(m.columns)]
+            if any(k != v for k, v in mapping.items()):
+                source = source.rename(columns=mapping)
+            if list(source.columns) != list(m.columns):
+                source = source[list(m.columns)]
             shown = [back[c] for c in m.columns]
             cols = list(m.columns)
         dtypes = source.dtypes.to_dict()

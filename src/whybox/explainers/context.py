@@ -141,20 +141,21 @@ class TabularContext:
             return engine._select(out[inv.reshape(-1)], targets)
         return engine._select(engine.chunked_outputs(self.model, P, chunk_rows=self.chunk_rows), targets)
 
-    def _real_numeric_X(self) -> np.ndarray:
+    def _real_numeric_X(self, allow_nan: bool = False) -> np.ndarray:
         engine.check_numeric(self.X, "gradient and Gaussian-noise methods")
         X = self.X.astype(float)
         missing = np.isnan(X).any(axis=0)
-        if missing.any():
+        if missing.any() and not allow_nan:
             cols = [self.spec.columns[j] for j in np.flatnonzero(missing)][:8]
             raise InputError(f"column(s) {cols} hold missing values (NaN): gradient and Gaussian-noise methods cannot "
                              "perturb a missing value; use a masking method (kernelshap, lime, shapley, occlusion), "
                              "which passes NaN through to the model")
         return X
 
-    def numeric_X(self) -> np.ndarray:
-        """The rows as floats (in the all-outputs mode one copy per virtual row)."""
-        X = self._real_numeric_X()
+    def numeric_X(self, allow_nan: bool = False) -> np.ndarray:
+        """The rows as floats (in the all-outputs mode one copy per virtual row); NaN refused unless
+        ``allow_nan`` (the tree recipe sends it down the trees' missing branches)."""
+        X = self._real_numeric_X(allow_nan)
         return np.repeat(X, self.n_outputs_all, axis=0) if self.n_outputs_all else X
 
     def baselines(self, baseline: str | None) -> tuple[np.ndarray, np.ndarray]:

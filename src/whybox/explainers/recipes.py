@@ -286,20 +286,29 @@ def cost_integrated_gradients(ctx: TabularContext, steps: int = 50, baseline: st
 
 
 TREE_PERTURBATIONS = ("auto", "interventional", "tree_path_dependent")
+TREE_KERNELS = ("auto", "numba", "numpy")
 
 
-def _tree_model(ctx: TabularContext):
+def _tree_model(ctx: TabularContext, fresh: bool = False):
+    """The model's trees, read once per Model adapter (a prepared problem reads them once for all its
+    calls; each call still checks them against the model's outputs, and reads them again if they differ)."""
     from whybox.trees.model import tree_ensemble, tree_source
 
     est, method = tree_source(ctx.model)
     if ctx.X.dtype == object:
         raise MethodError("method 'tree' needs numeric columns")
-    if not np.isfinite(ctx.X.astype(float)).all() or not np.isfinite(ctx.background.data.astype(float)).all():
-        raise MethodError("method 'tree' does not follow the trees' missing-value branches yet: the rows or the "
-                          "background hold NaN; use kernelshap")
+    if np.isinf(ctx.X.astype(float)).any() or np.isinf(ctx.background.data.astype(float)).any():
+        raise MethodError("method 'tree' takes finite values or NaN (missing, sent down each split's missing "
+                          "branch); the rows or the background hold inf")
     if any(len(g) > 1 for g in ctx.spec.groups):
         raise MethodError("method 'tree' explains single columns; grouped features (groups=) need kernelshap or shapley")
-    return tree_ensemble(est, method)
+    reads = getattr(ctx.model, "reads", None)
+    if reads is None:
+        return tree_ensemble(est, method)
+    key = ("trees", id(est), method)
+    if fresh or key not in reads:
+        reads[key] = tree_ensemble(est, method)
+    return reads[key]
 
 
 TREE_ENUMERATE_MAX = 14       # a nonlinear output of a tree sum: exact by enumeration up to 2^14 coalitions
@@ -328,14 +337,29 @@ def _tree_plan(ctx: TabularContext, feature_perturbation: str):
     return ("enumerate" if ctx.d <= TREE_ENUMERATE_MAX else "sample"), None
 
 
-def run_tree(ctx: TabularContext, feature_perturbation: str = "auto") -> Result:
-    """Exact Shapley values from the trees themselves (:mod:`whybox.trees.shap`): interventional
+def _tree_kernel(kernel: str):
+    """The (interventional, path_dependent) pair of the chosen kernel: numba's compiled tree walks
+    (``whybox[speed]``) or the numpy leaf tables; "auto": numba when installed."""
+    from whybox.trees import kernel as compiled
+    from whybox.trees import shap as leaves
+
+    if kernel not in TREE_KERNELS:
+        raise InputError(f"kernel must be one of {TREE_KERNELS}, got {kernel!r}")
+    if kernel == "numba" and not compiled.available():
+        raise ImportError("kernel='numba' needs numba: pip install 'whybox[speed]'")
+    if kernel == "numpy" or not compiled.available():
+        return "numpy", leaves.interventional, leaves.path_dependent, lambda ens, X, t: ens.predict(X)[:, t]
+    return "numba", compiled.interventional, compiled.path_dependent, compiled.predict
+
+
+def run_tree(ctx: TabularContext, feature_perturbation: str = "auto", kernel: str = "auto") -> Result:
+    """Exact Shapley values from the trees themselves (:mod:`whybox.trees`): interventional
     against the background, or path-dependent (the trees' training cover) when no background was
     given (``feature_perturbation="auto"``); no model rows beyond the explained rows' outputs.
     A boosted classifier's probability does not decompose tree by tree: exact by enumeration of the
-    2^d coalitions through the model when d <= 14, else KernelSHAP labelled approximate."""
-    from whybox.trees.shap import interventional, path_dependent
-
+    2^d coalitions through the model when d <= 14, else KernelSHAP labelled approximate.
+    ``kernel``: "numba" (compiled tree walks, ``whybox[speed]``), "numpy" (leaf tables), "auto"."""
+    kname, interventional, path_dependent, predict = _tree_kernel(kernel)
     plan, ens = _tree_plan(ctx, feature_perturbation)
     if plan == "enumerate":
         res = run_shapley(ctx, max_features=TREE_ENUMERATE_MAX)
@@ -350,32 +374,40 @@ def run_tree(ctx: TabularContext, feature_perturbation: str = "auto") -> Result:
     fp = feature_perturbation
     if fp == "auto":
         fp = "tree_path_dependent" if ctx.background.implicit else "interventional"
-    X = ctx.numeric_X()                          # one row per (virtual) row, as the targets
-    pred = ens.predict(X)[np.arange(ctx.n), ctx.targets]
+    X = ctx.numeric_X(allow_nan=True)            # one row per (virtual) row, as the targets
+
+    def values_of(ens):
+        cols, base = np.zeros((ctx.n, ctx.p)), np.zeros(ctx.n)
+        for t in np.unique(ctx.targets):
+            rows = np.where(ctx.targets == t)[0]
+            if fp == "interventional":
+                bg = ctx.background
+                B = bg.data.astype(float)
+                cols[rows] = interventional(ens, X[rows], B, bg.weights, int(t))
+                base[rows] = float(bg.weights @ predict(ens, B, int(t)))
+            else:
+                cols[rows], base[rows] = path_dependent(ens, X[rows], int(t))
+        return cols, base
+
+    # the values add up to the trees' output exactly (efficiency), so this checks that the trees
+    # reproduce the model's own outputs on every explained row
     tol = 1e-6 * max(1.0, float(np.abs(ctx.fx).max()))
-    if np.abs(pred - ctx.fx).max() > tol:
-        raise MethodError(f"the trees read from the model do not reproduce its output (off by "
-                          f"{np.abs(pred - ctx.fx).max():.3g}); use kernelshap")
-    cols = np.zeros((ctx.n, ctx.p))
-    base = np.zeros(ctx.n)
-    for t in np.unique(ctx.targets):
-        rows = np.where(ctx.targets == t)[0]
-        if fp == "interventional":
-            bg = ctx.background
-            B = bg.data.astype(float)
-            cols[rows] = interventional(ens, X[rows], B, bg.weights, int(t))
-            base[rows] = float(bg.weights @ ens.predict(B)[:, t])
-        else:
-            phi, expected = path_dependent(ens, X[rows], int(t))
-            cols[rows] = phi
-            base[rows] = expected
+    cols, base = values_of(ens)
+    if np.abs(cols.sum(1) + base - ctx.fx).max() > tol and getattr(ctx.model, "reads", None) is not None:
+        ens = _tree_model(ctx, fresh=True)                      # the model changed since its trees were read
+        cols, base = values_of(ens)
+    off = float(np.abs(cols.sum(1) + base - ctx.fx).max())
+    if off > tol:
+        raise MethodError(f"the trees read from the model do not reproduce its output (off by {off:.3g}); "
+                          "use kernelshap")
     values = np.zeros((ctx.n, ctx.d))
     for c, g in enumerate(ctx.spec.group_of_column):
         values[:, g] += cols[:, c]
-    return Result(values, base, None, info={"feature_perturbation": fp, "exact": True})
+    return Result(values, base, None, info={"feature_perturbation": fp, "exact": True, "kernel": kname})
 
 
-def cost_tree(ctx: TabularContext, feature_perturbation: str = "auto") -> int:
+def cost_tree(ctx: TabularContext, feature_perturbation: str = "auto", kernel: str = "auto") -> int:
+    _tree_kernel(kernel)                         # validates the name
     plan, _ = _tree_plan(ctx, feature_perturbation)
     if plan == "enumerate":
         return cost_shapley(ctx, max_features=TREE_ENUMERATE_MAX)

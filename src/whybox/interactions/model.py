@@ -15,6 +15,7 @@ from whybox.errors import InputError, MethodError
 from whybox.interactions.exact import INDICES, interactions as game_interactions
 
 MAX_EXACT = 10
+METHODS = ("auto", "tree", "exact", "sampling")
 
 
 @dataclass
@@ -98,23 +99,29 @@ def interactions(model: Any, X: Any, data: Any = None, *, index: str = "k-SII", 
     """``index`` ("SII", "k-SII", "STII", "FSII", named as shapiq names them) of every row of ``X``
     up to ``order``, with the background from ``data`` (as :func:`whybox.explain`).
 
-    method : "exact" (all 2^d coalitions x background rows per row; d <= ``max_features``, at most
-        10), "sampling" (the stratified estimator of :mod:`whybox.interactions.sampling` on
-        ``n_samples`` coalitions, the same for every row, with standard errors in ``.stderr``), or
-        "auto": exact when d <= ``max_features``, else sampling.
+    method : "tree" (exact from the leaves of a tree ensemble whose output is a sum of trees, any d,
+        no model rows beyond the explained rows: :mod:`whybox.trees.interactions`), "exact" (all
+        2^d coalitions x background rows per row; d <= ``max_features``, at most 10), "sampling"
+        (the stratified estimator of :mod:`whybox.interactions.sampling` on ``n_samples``
+        coalitions, the same for every row, with standard errors in ``.stderr``), or "auto": tree
+        when the model's trees can be read (and a background is given), else exact when
+        d <= ``max_features``, else sampling.
     n_samples : coalitions for the sampling estimator (default: 4 x the number of coalitions of
         size <= order, at least 2,048); every one costs a background's worth of model rows.
     """
     if index not in INDICES:
         raise InputError(f"index must be one of {INDICES}, got {index!r}")
-    if method not in ("auto", "exact", "sampling"):
-        raise InputError(f"method must be 'auto', 'exact' or 'sampling', got {method!r}")
+    if method not in METHODS:
+        raise InputError(f"method must be one of {METHODS}, got {method!r}")
     from whybox.problem import Problem
+    from whybox.trees.model import reads_trees
 
     problem = model if isinstance(model, Problem) else Problem.build(model, data, rows=X, **problem_kw)
     d = problem.spec.n_features
     if isinstance(order, bool) or not isinstance(order, int) or not 1 <= order <= d:
         raise InputError(f"order must be an integer in [1, {d}] (the number of features), got {order!r}")
+    if method == "tree" or (method == "auto" and not problem.background.implicit and reads_trees(problem)):
+        return _from_trees(problem, X, index=index, order=order, target=target)
     if method == "sampling" or (method == "auto" and d > max_features):
         return _sampled(problem, X, index=index, order=order, target=target, n_samples=n_samples, seed=seed)
     V, problem, targets, spent = removal_games(problem, X, target=target, max_features=max_features)
@@ -122,6 +129,44 @@ def interactions(model: Any, X: Any, data: Any = None, *, index: str = "k-SII", 
     coalitions = sorted(per_row[0], key=lambda c: (len(c), c))
     values = np.array([[r[c] for c in coalitions] for r in per_row])
     return Interactions(values, coalitions, list(problem.spec.names), index, order, V[:, 0], V[:, -1], targets, spent)
+
+
+def _from_trees(problem: Any, X: Any, *, index: str, order: int, target: Any) -> Interactions:
+    from whybox.explainers.context import TabularContext
+    from whybox.explainers.recipes import _tree_model
+    from whybox.trees.interactions import interventional_interactions
+    from whybox.trees.model import NotASumOfTrees
+
+    m, spec, bg = problem.model, problem.spec, problem.background
+    if bg.implicit:
+        raise MethodError("tree interactions are interventional: give a background (data=...)")
+    arr = problem.matrix(X)
+    ctx = TabularContext(model=m, X=arr, spec=spec, background=bg, targets=np.zeros(len(arr), np.intp),
+                         fx=np.zeros(len(arr)), rng=np.random.default_rng(0))
+    try:
+        ens = _tree_model(ctx)
+    except NotASumOfTrees as exc:
+        raise MethodError(f"{exc}; for its interactions use method='exact' (d <= {MAX_EXACT}) or 'sampling'") from None
+    rows0 = m.n_rows
+    outputs = m(arr)
+    targets = problem.targets(target, outputs, target_index=None)
+    Xf, B = arr.astype(float), bg.data.astype(float)
+    terms = None
+    values = np.zeros((len(arr), 0))
+    v0 = np.zeros(len(arr))
+    for t in np.unique(targets):
+        rows = np.where(targets == t)[0]
+        terms, vals, base = interventional_interactions(ens, Xf[rows], B, bg.weights, int(t), index, order)
+        if values.shape[1] == 0:
+            values = np.zeros((len(arr), len(terms)))
+        values[rows], v0[rows] = vals, base
+    pred = ens.predict(Xf)[np.arange(len(arr)), targets]
+    fx = outputs[np.arange(len(arr)), targets]
+    if np.abs(pred - fx).max() > 1e-6 * max(1.0, float(np.abs(fx).max())):
+        raise MethodError(f"the trees read from the model do not reproduce its output (off by "
+                          f"{np.abs(pred - fx).max():.3g}); use method='exact' or 'sampling'")
+    return Interactions(values, list(terms), list(spec.names), index, order, v0, fx, targets, m.n_rows - rows0,
+                        method="tree")
 
 
 def _sampled(problem: Any, X: Any, *, index: str, order: int, target: Any, n_samples: int | None,

@@ -53,6 +53,7 @@ class Model:
         self.n_calls = 0
         self._parent: "Model | None" = None
         self._meters: list = []          # progress bars watching the rows (whybox.core.progress)
+        self.reads: dict = {}            # what recipes read from the model itself (its trees), kept with it
 
     # ----------------------------------------------------------------- accounting
     def reset_counts(self) -> None:
@@ -135,6 +136,14 @@ class Model:
     def _to_input(self, X: np.ndarray) -> Any:
         if self.columns is None:
             return X
+        uniform = self._uniform_dtype()
+        if uniform is not None:             # one dtype for every column: convert the array, not the frame
+            if X.dtype != uniform:
+                try:
+                    X = X.astype(uniform)
+                except (TypeError, ValueError) as exc:
+                    raise InputError(f"could not restore the column dtypes expected by {self.name}: {exc}") from None
+            return pd.DataFrame(X, columns=self.columns, copy=False)
         frame = pd.DataFrame(X, columns=self.columns, copy=False)
         if self.dtypes is not None:
             try:
@@ -142,6 +151,22 @@ class Model:
             except (TypeError, ValueError) as exc:
                 raise InputError(f"could not restore the column dtypes expected by {self.name}: {exc}") from None
         return frame
+
+    def _uniform_dtype(self) -> np.dtype | None:
+        """The numpy dtype shared by every expected column (None: no dtypes, or mixed/extension dtypes)."""
+        d = self.dtypes
+        if not hasattr(self, "_uniform") or self._uniform_of is not d:
+            self._uniform_of, self._uniform = d, None
+            try:
+                vals = list(d.values()) if isinstance(d, dict) else list(pd.Series(d))
+                types = {np.dtype(v) for v in vals} if vals else set()
+            except TypeError:               # categorical or other extension dtypes
+                types = set()
+            if len(types) == 1:
+                (t,) = types
+                if t.kind in "biuf":
+                    self._uniform = t
+        return self._uniform
 
     def _raw(self, inp: Any) -> Any:
         return self.fn(inp)

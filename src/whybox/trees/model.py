@@ -34,6 +34,37 @@ class Tree:
     value: np.ndarray          # (nodes,) the output's leaf value (scaled by the ensemble's factor)
     cover: np.ndarray          # (nodes,) training weight reaching the node (path-dependent TreeSHAP)
     dtype: type = np.float32   # the precision the library compares in
+    missing_left: np.ndarray | None = None    # (nodes,) where a NaN goes; default: right (NaN <= t is false)
+
+    def __post_init__(self) -> None:
+        if self.missing_left is None:
+            self.missing_left = np.zeros(len(self.feature), bool)
+        self.missing_left = np.asarray(self.missing_left, bool)
+
+    def depth(self) -> int:
+        """The number of splits on the longest root-to-leaf path."""
+        best, stack = 0, [(0, 0)]
+        while stack:
+            node, d = stack.pop()
+            if self.left[node] < 0:
+                best = max(best, d)
+            else:
+                stack += [(int(self.left[node]), d + 1), (int(self.right[node]), d + 1)]
+        return best
+
+    def goes_left(self, x: np.ndarray, nodes: np.ndarray) -> np.ndarray:
+        t = self.threshold[nodes]
+        return (x <= t) | (np.isnan(x) & self.missing_left[nodes])
+
+    def predict_one(self, x: np.ndarray) -> float:
+        """The leaf value one row reaches (a scalar walk: cheaper than :meth:`predict` for one row)."""
+        x = np.asarray(x, self.dtype)
+        node = 0
+        while self.left[node] >= 0:
+            v = x[self.feature[node]]
+            go = (v <= self.threshold[node]) if v == v else self.missing_left[node]
+            node = self.left[node] if go else self.right[node]
+        return float(self.value[node])
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, self.dtype)
@@ -42,7 +73,7 @@ class Tree:
         while active.any():
             i = np.where(active)[0]
             nd = node[i]
-            go_left = X[i, self.feature[nd]] <= self.threshold[nd]
+            go_left = self.goes_left(X[i, self.feature[nd]], nd)
             node[i] = np.where(go_left, self.left[nd], self.right[nd])
             active[i] = self.left[node[i]] >= 0
         return self.value[node]
@@ -55,7 +86,7 @@ class Ensemble:
     n_features: int
     output: str                 # the method whose outputs these are
     dtype: type = np.float32
-    leaves: dict = field(default_factory=dict, repr=False)   # per output: its leaves by path length (trees.shap)
+    cache: dict = field(default_factory=dict, repr=False)    # derived tables: leaves by path length (trees.shap), flat nodes (trees.kernel)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return np.column_stack([c + sum((t.predict(X) for t in ts), np.zeros(len(X)))
@@ -88,9 +119,11 @@ def _tree(t: Any, out: int, scale: float, classifier: bool) -> Tree:
     v = np.asarray(t.value, float)[:, 0, :]
     if classifier:
         v = v / np.where(v.sum(axis=1, keepdims=True) > 0, v.sum(axis=1, keepdims=True), 1.0)
+    miss = getattr(t, "missing_go_to_left", None)            # scikit-learn >= 1.3
     return Tree(np.where(t.children_left < 0, -1, t.feature).astype(np.int64), t.threshold.astype(np.float64),
                 t.children_left.astype(np.int64), t.children_right.astype(np.int64), scale * v[:, out],
-                t.weighted_n_node_samples.astype(float))
+                t.weighted_n_node_samples.astype(float),
+                missing_left=None if miss is None else np.asarray(miss, bool))
 
 
 def tree_ensemble(est: Any, output: str) -> Ensemble:
@@ -130,6 +163,8 @@ def tree_ensemble(est: Any, output: str) -> Ensemble:
         lr = float(est.learning_rate)
         return Ensemble([[_tree(t.tree_, 0, lr, False) for t in est.estimators_[:, j]] for j in range(k)], init, p,
                         output)
+    if type(est).__name__ in ("HistGradientBoostingRegressor", "HistGradientBoostingClassifier"):
+        return _hist_gradient_boosting(est, output)
     lib = type(est).__module__.split(".")[0]
     if lib == "xgboost":
         return _xgboost(est, output)
@@ -140,14 +175,48 @@ def tree_ensemble(est: Any, output: str) -> Ensemble:
                       "d <= 16)")
 
 
+def _hist_gradient_boosting(est: Any, output: str) -> Ensemble:
+    """scikit-learn's HistGradientBoosting*: the fitted predictors' nodes (thresholds on the raw
+    values, compared in float64; NaN down ``missing_go_to_left``), raw output = baseline + trees."""
+    name = type(est).__name__
+    clf = name.endswith("Classifier")
+    identity = type(getattr(getattr(est, "_loss", None), "link", None)).__name__ == "IdentityLink"
+    if (clf and output != "decision_function") or (not clf and (output != "predict" or not identity)):
+        raise NotASumOfTrees(
+            f"{name}'s {output} is a nonlinear transform of a sum of trees and does not decompose tree by tree: "
+            + ("explain its margin (output='decision_function') with method 'tree', or " if clf else "explain ")
+            + "the prediction with a sampling method (kernelshap), or exactly by enumeration with a background")
+    p = int(est.n_features_in_)
+    base = np.asarray(est._baseline_prediction, float).reshape(-1)
+    k = len(base)
+    trees: list[list[Tree]] = [[] for _ in range(k)]
+    for it in est._predictors:
+        for j, pred in enumerate(it):
+            nd = pred.nodes
+            if nd["is_categorical"].any():
+                raise MethodError(f"{name} has categorical splits (bitsets); method 'tree' reads numeric splits only "
+                                  "(use kernelshap)")
+            leaf = nd["is_leaf"].astype(bool)
+            trees[j].append(Tree(np.where(leaf, -1, nd["feature_idx"].astype(np.int64)),
+                                 nd["num_threshold"].astype(np.float64),
+                                 np.where(leaf, -1, nd["left"].astype(np.int64)),
+                                 np.where(leaf, -1, nd["right"].astype(np.int64)),
+                                 np.where(leaf, nd["value"], 0.0).astype(float), nd["count"].astype(float),
+                                 np.float64, missing_left=nd["missing_go_to_left"].astype(bool)))
+    return Ensemble(trees, base, p, output, np.float64)
+
+
 def _constant(margin, trees: list[list[Tree]], p: int) -> np.ndarray:
     """The margin's constant per output: the library's margin at one row minus the trees' sum there."""
     x0 = np.zeros((1, p))
     m = np.asarray(margin(x0), float).reshape(1, -1)[0]
-    return np.array([m[j] - sum(float(t.predict(x0)[0]) for t in ts) for j, ts in enumerate(trees)])
+    return np.array([m[j] - sum(t.predict_one(x0[0]) for t in ts) for j, ts in enumerate(trees)])
 
 
 def _xgboost(est: Any, output: str) -> Ensemble:
+    """XGBoost gbtree models from their JSON model (arrays per tree): ``x < c`` goes to the left child
+    (read as float32 ``x <= the float32 below c``), NaN down ``default_left``; leaf values are the
+    leaves' ``split_conditions``; ``tree_info`` gives each tree's output."""
     import json
 
     import xgboost
@@ -157,37 +226,30 @@ def _xgboost(est: Any, output: str) -> Ensemble:
         raise NotASumOfTrees(f"XGBoost's {output} is a nonlinear transform of a sum of trees and does not decompose "
                           "tree by tree: explain output='raw' (the margin) with method 'tree', or the probability "
                           "with a sampling method (kernelshap)")
-    cfg = json.loads(booster.save_config())
-    k = max(1, int(cfg["learner"]["learner_model_param"].get("num_class", "0") or 0))
-    par = int(cfg["learner"].get("gradient_booster", {}).get("gbtree_model_param", {}).get("num_parallel_tree", "1"))
-    names = list(booster.feature_names or [])
-    p = int(cfg["learner"]["learner_model_param"]["num_feature"])
-    index = {n: i for i, n in enumerate(names)}
+    learner = json.loads(bytes(booster.save_raw("json")))["learner"]
+    gb = learner["gradient_booster"]
+    if gb.get("name") != "gbtree":
+        raise MethodError(f"method 'tree' reads XGBoost's gbtree booster, not {gb.get('name')!r} (use kernelshap)")
+    param = learner["learner_model_param"]
+    if int(param.get("num_target", "1") or 1) > 1:
+        raise MethodError("method 'tree' does not read XGBoost multi-target trees (use kernelshap)")
+    k = max(1, int(param.get("num_class", "0") or 0))
+    p = int(param["num_feature"])
+    model = gb["model"]
+    info = model.get("tree_info") or [0] * len(model["trees"])
     trees: list[list[Tree]] = [[] for _ in range(k)]
-    for i, dump in enumerate(booster.get_dump(dump_format="json", with_stats=True)):
-        nodes = {}
-        stack = [json.loads(dump)]
-        while stack:
-            nd = stack.pop()
-            nodes[nd["nodeid"]] = nd
-            stack.extend(nd.get("children", []))
-        n = max(nodes) + 1
-        feat, thr = np.full(n, -1, np.int64), np.zeros(n)
-        left, right = np.full(n, -1, np.int64), np.full(n, -1, np.int64)
-        val, cover = np.zeros(n), np.zeros(n)
-        for nid, nd in nodes.items():
-            cover[nid] = float(nd.get("cover", 0.0))
-            if "leaf" in nd:
-                val[nid] = float(nd["leaf"])
-                continue
-            if nd.get("missing") not in (nd["yes"], nd["no"]):
-                raise MethodError("an XGBoost split sends missing values elsewhere than yes/no; not supported")
-            f = nd["split"]
-            feat[nid] = index[f] if f in index else int(str(f).lstrip("f"))
-            c = np.float32(nd["split_condition"])
-            thr[nid] = float(np.nextafter(c, np.float32(-np.inf)))        # x < c  <=>  x <= prev(c), float32
-            left[nid], right[nid] = nd["yes"], nd["no"]
-        trees[(i // par) % k].append(Tree(feat, thr, left, right, val, cover, np.float32))
+    for g, t in zip(info, model["trees"]):
+        left = np.asarray(t["left_children"], np.int64)
+        right = np.asarray(t["right_children"], np.int64)
+        if any(t.get("split_type", [])):
+            raise MethodError("XGBoost categorical splits are not supported by method 'tree' (use kernelshap)")
+        leaf = left < 0
+        cond = np.asarray(t["split_conditions"], np.float32)
+        thr = np.nextafter(cond, np.float32(-np.inf)).astype(np.float64)     # x < c  <=>  x <= prev(c), float32
+        trees[int(g)].append(Tree(np.where(leaf, -1, np.asarray(t["split_indices"], np.int64)), thr, left, right,
+                                  np.where(leaf, cond.astype(np.float64), 0.0), np.asarray(t["sum_hessian"], float),
+                                  np.float32, missing_left=np.asarray(t["default_left"], bool)))
+    names = list(booster.feature_names or [])
     margin = lambda X: booster.predict(xgboost.DMatrix(X, feature_names=names or None), output_margin=True)  # noqa: E731
     return Ensemble(trees, _constant(margin, trees, p), p, output, np.float32)
 
@@ -220,8 +282,11 @@ def _lightgbm(est: Any, output: str) -> Ensemble:
             if nd.get("missing_type") == "Zero":
                 raise MethodError("LightGBM treats zeros as missing in this model (zero_as_missing); not supported")
             lj, rj = add(nd["left_child"]), add(nd["right_child"])
-            rows[j] = {"feature": int(nd["split_feature"]), "threshold": float(nd["threshold"]), "left": lj,
-                       "right": rj, "cover": float(nd.get("internal_count", 0))}
+            thr = float(nd["threshold"])
+            # missing_type "NaN": NaN takes the default branch; "None": LightGBM compares NaN as 0
+            ml = bool(nd.get("default_left", True)) if nd.get("missing_type") == "NaN" else 0.0 <= thr
+            rows[j] = {"feature": int(nd["split_feature"]), "threshold": thr, "left": lj, "right": rj,
+                       "cover": float(nd.get("internal_count", 0)), "missing_left": ml}
             return j
         add(info["tree_structure"])
         feat = np.array([r.get("feature", -1) for r in rows], np.int64)
@@ -230,6 +295,7 @@ def _lightgbm(est: Any, output: str) -> Ensemble:
         right = np.array([r.get("right", -1) for r in rows], np.int64)
         val = scale * np.array([r.get("leaf", 0.0) for r in rows])
         cover = np.array([r["cover"] for r in rows])
-        trees[i % k].append(Tree(feat, thr, left, right, val, cover, np.float64))
+        mleft = np.array([r.get("missing_left", False) for r in rows], bool)
+        trees[i % k].append(Tree(feat, thr, left, right, val, cover, np.float64, missing_left=mleft))
     margin = lambda X: booster.predict(X, raw_score=True)  # noqa: E731
     return Ensemble(trees, _constant(margin, trees, p), p, output, np.float64)
