@@ -154,14 +154,17 @@ def main() -> None:
               ]
     iv = df["values"] == "interventional"
     if "numba" in kernels:
-        checks += [("speed: whybox (numba) interventional <= 1.0x shap TreeExplainer's time on every model (issue 17's "
-                    "target: 200 rows, 50 background rows)", bool((df.loc[iv, "numba/shap"] <= 1.0).all())),
-                   ("speed: whybox (numba) path-dependent <= 1.0x shap on every model",
-                    bool((df.loc[~iv, "numba/shap"] <= 1.0).all())),
+        checks += [("speed (issue 17's target: 200 rows, 50 background rows): whybox (numba) interventional <= 1.0x "
+                    "shap TreeExplainer's time on every model", bool((df.loc[iv, "numba/shap"] <= 1.0).all())),
                    ("numba and numpy kernels agree to 1e-9 (XGBoost: 1e-4)",
                     bool((df.loc[~df["model"].str.contains("XGBoost"), "kernels_max_diff"] < 1e-9).all()))]
-    checks += [("speed: the numpy kernel within 3x of shap on every model and kind",
-                bool((df["numpy/shap"] <= 3.0).all())),
+    checks += [("speed (issue 17's target): the numpy kernel's interventional values within 3x of shap on every model",
+                bool((df.loc[iv, "numpy/shap"] <= 3.0).all()))]
+    if "numba" in kernels:
+        checks += [("speed (reported, not a target of the issue): path-dependent, whybox (numba) <= 1.0x shap on every "
+                    "model", bool((df.loc[~iv, "numba/shap"] <= 1.0).all()))]
+    checks += [("speed (reported, not a target): path-dependent, the numpy kernel within 3x of shap on every model",
+                bool((df.loc[~iv, "numpy/shap"] <= 3.0).all())),
                ("tree interactions equal enumeration of the 2^10 coalitions through the model to 1e-9",
                 bool((di["max_abs_diff"] < 1e-9).all()))]
     text = [f"# Tree ensembles: method='tree' vs shap TreeExplainer\n\n{stamp()} · {machine()} · shap "

@@ -54,9 +54,10 @@ def masked_outputs(model: Model, X: np.ndarray, Zcols: np.ndarray, bg: Backgroun
     -> (n, m). Masks that keep every column give f(X[i]) directly and masks that keep none the
     background value: neither is sent B times.
 
-    Numeric data with shared masks takes the fast path (:func:`_masked_fast`): inputs are built as
-    b + M * (x - b) with float masks M, two vectorised passes into a reused buffer; mixed (object)
-    data and per-row masks use ``np.where``.
+    Numeric data with shared masks takes the fast path (:func:`_masked_fast`): inputs are built in a
+    reused buffer by two vectorised passes (the background, then a masked copy of x), so every value
+    is exactly x's or b's (a tree compares it with a threshold: b + z * (x - b) can be one ulp off);
+    mixed (object) data and per-row masks use ``np.where``.
     """
     n, p = X.shape
     per_row = Zcols.ndim == 3
@@ -75,7 +76,7 @@ def masked_outputs(model: Model, X: np.ndarray, Zcols: np.ndarray, bg: Backgroun
     inner = ~(full | empty)
     if not inner.any():
         return V
-    if not per_row and X.dtype != object and bg.data.dtype != object and not _has_nan(X, bg.data):
+    if not per_row and X.dtype != object and bg.data.dtype != object:
         cols = np.flatnonzero(inner[0])
         _masked_fast(model, X, Zcols[cols], cols, bg, targets, V, chunk_rows, progress)
         return V
@@ -108,8 +109,10 @@ def _masked_fast(model: Model, X: np.ndarray, Z: np.ndarray, cols: np.ndarray, b
                  targets: np.ndarray, V: np.ndarray, chunk_rows: int, progress) -> None:
     """Numeric data, shared masks: fill V[:, cols] (see masked_outputs).
 
-    The input for (row x, mask z, background row b) is b + z * (x - b): per chunk the masks become
-    floats once, and each explained row costs two vectorised passes over a reused buffer."""
+    The input for (row x, mask z, background row b) is where(z, x, b), selected bit for bit (see
+    :func:`_select_into`): per chunk the masks become all-ones/zero words once, and each chunk of rows
+    costs two vectorised passes over a reused buffer. Exact values (b + z * (x - b) can be one ulp
+    off x, and a tree compares it with a threshold), NaN included."""
     n, p = X.shape
     m = len(Z)
     data = np.asarray(bg.data, dtype=float)
@@ -119,19 +122,19 @@ def _masked_fast(model: Model, X: np.ndarray, Z: np.ndarray, cols: np.ndarray, b
     rows_per_call = max(1, chunk_rows // design_rows) if design_rows <= chunk_rows else 1
     Xf = np.asarray(X, dtype=float)
     k_max = min(masks_per_chunk, m)
-    Mbuf = np.empty((k_max, p))
     inbuf = np.empty((min(rows_per_call, n), k_max, r, p))   # reused: fresh buffers would page-fault
+    Mbuf = np.empty((k_max, p), np.uint64)
+    bbits = np.ascontiguousarray(data).view(np.uint64)
+    xbits = np.ascontiguousarray(Xf).view(np.uint64)
     for s in range(0, m, masks_per_chunk):
         Zc = Z[s:s + masks_per_chunk]
         k = len(Zc)
-        M = Mbuf[:k]
-        np.copyto(M, Zc)
+        Mu = _word_masks(Zc, Mbuf[:k])
         for i0 in range(0, n, rows_per_call):
-            xb = Xf[i0:i0 + rows_per_call]
+            xb = xbits[i0:i0 + rows_per_call]
             nb = len(xb)
             buf = inbuf[:nb, :k]
-            np.multiply(M[None, :, None, :], (xb[:, None, :] - data[None])[:, None, :, :], out=buf)
-            buf += data
+            _select_into(buf, Mu[None, :, None, :], (xb[:, None, :] ^ bbits[None])[:, None, :, :], bbits[None, None])
             out = model(buf.reshape(nb * k * r, p)).reshape(nb, k, r, -1)
             if targets is None:
                 V[i0:i0 + nb, cols[s:s + k]] = np.einsum("nmrk,r->nmk", out, bg.weights)
@@ -149,10 +152,11 @@ def stratified_outputs(model: Model, X: np.ndarray, Z: np.ndarray, col_index: np
     Z (m, d) is the base design over interpretable features; col_index (B, p) says which base
     feature drives column c in stratum b (a permutation per background row, composed with the
     feature groups). Within a stratum the fill is one background row, so each input block is
-    b + M * (x - b): a gather of boolean masks, made floats once per block and shared by all
-    explained rows, then two vectorised passes per row over a reused buffer.
+    where(M, x, b), selected bit for bit (:func:`_select_into`): a gather of boolean masks, made
+    all-ones/zero words once per block and shared by all explained rows, then two vectorised passes
+    per row over a reused buffer (exact values, NaN included).
     """
-    numeric = X.dtype != object and bg.data.dtype != object and not _has_nan(X, bg.data)   # NaN: np.where
+    numeric = X.dtype != object and bg.data.dtype != object
     n, p = X.shape
     m = Z.shape[0]
     B = col_index.shape[0]
@@ -161,9 +165,12 @@ def stratified_outputs(model: Model, X: np.ndarray, Z: np.ndarray, col_index: np
     per = max(1, chunk_rows // m)          # strata per model call
     seg = min(m, chunk_rows)               # masks per model call
     sb_max = min(per, B)
-    Mbuf = np.empty((sb_max, seg, p)) if numeric and n > 1 else None
     inbuf = np.empty((sb_max, seg, p)) if numeric else None
+    Mbuf = np.empty((sb_max, seg, p), np.uint64) if numeric else None
     Xf = X.astype(float) if numeric else X
+    if numeric:
+        xbits = np.ascontiguousarray(Xf).view(np.uint64)
+        bbits = np.ascontiguousarray(np.asarray(data, float)).view(np.uint64)
     for b0 in range(0, B, per):
         bs = np.arange(b0, min(B, b0 + per))
         sb = len(bs)
@@ -173,16 +180,12 @@ def stratified_outputs(model: Model, X: np.ndarray, Z: np.ndarray, col_index: np
             masks = np.stack([Zs[:, col_index[b]] for b in bs])               # (sb, c, p) bool
             fill = data[bs][:, None, :]
             if numeric:
-                # several rows share the block: convert the masks to floats once; one row: let the
-                # multiply cast the booleans (an eighth of the memory traffic)
-                M = masks if n == 1 else Mbuf[:sb, :c]
-                if n > 1:
-                    np.copyto(M, masks)
                 buf = inbuf[:sb, :c]
+                Mu = _word_masks(masks, Mbuf[:sb, :c])
+                fb = bbits[bs][:, None, :]
             for i in range(n):
                 if numeric:
-                    np.multiply(M, Xf[i] - fill, out=buf)
-                    buf += fill
+                    _select_into(buf, Mu, xbits[i] ^ fb, fb)
                     inp = buf
                 else:
                     inp = np.where(masks, X[i], fill)
@@ -191,10 +194,19 @@ def stratified_outputs(model: Model, X: np.ndarray, Z: np.ndarray, col_index: np
     return V
 
 
-def _has_nan(*arrays: np.ndarray) -> bool:
-    """Missing values pass through masking with np.where; b + z * (x - b) would turn them into NaN
-    where the feature is *removed*."""
-    return any(a.dtype != object and np.isnan(a).any() for a in arrays)
+def _word_masks(Z: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Boolean masks as 64-bit words: all ones where True, zero where False (into ``out``)."""
+    np.copyto(out, Z, casting="unsafe")
+    np.negative(out, out=out)                    # 1 -> 2^64 - 1 (modular), 0 -> 0
+    return out
+
+
+def _select_into(buf: np.ndarray, M: np.ndarray, dx: np.ndarray, b: np.ndarray) -> None:
+    """buf = where(M, x, b) bit for bit, as b ^ (M & (x ^ b)) on the float64 words (``dx`` = x ^ b and
+    ``b`` as uint64 views, broadcast against the word masks M): exact, NaN and signed zeros included."""
+    u = buf.view(np.uint64)
+    np.bitwise_and(M, dx, out=u)
+    np.bitwise_xor(u, b, out=u)
 
 
 def _target_grid(t: np.ndarray, B: int) -> np.ndarray:

@@ -386,10 +386,8 @@ def path_dependent(ens, X: np.ndarray, out: int) -> tuple[np.ndarray, float]:
 
 def expected_value(ens, out: int) -> float:
     """The trees' cover-weighted mean leaf value (the path-dependent values' starting point)."""
-    total = 0.0
-    for t in ens.trees[out]:
-        leaf = t.left < 0
-        root = t.cover[0]
-        if root > 0:
-            total += float(t.value[leaf] @ t.cover[leaf]) / root
-    return total
+    feature, _, left, _, value, cover, _, roots, _ = flat(ens, out)
+    sizes = np.diff(np.append(roots, len(feature)))
+    root_cover = np.repeat(cover[roots], sizes)
+    leaf = (left < 0) & (root_cover > 0)
+    return float((value[leaf] * cover[leaf] / root_cover[leaf]).sum())
