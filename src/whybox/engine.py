@@ -167,6 +167,7 @@ def stratified_outputs(model: Model, X: np.ndarray, Z: np.ndarray, col_index: np
     sb_max = min(per, B)
     inbuf = np.empty((sb_max, seg, p)) if numeric else None
     Mbuf = np.empty((sb_max, seg, p), np.uint64) if numeric else None
+    Bbuf = np.empty((sb_max, seg, p), bool) if numeric else None
     Xf = X.astype(float) if numeric else X
     if numeric:
         xbits = np.ascontiguousarray(Xf).view(np.uint64)
@@ -177,12 +178,16 @@ def stratified_outputs(model: Model, X: np.ndarray, Z: np.ndarray, col_index: np
         for s in range(0, m, seg):
             Zs = Z[s:s + seg]
             c = len(Zs)
-            masks = np.stack([Zs[:, col_index[b]] for b in bs])               # (sb, c, p) bool
             fill = data[bs][:, None, :]
             if numeric:
                 buf = inbuf[:sb, :c]
+                masks = Bbuf[:sb, :c]
+                for j, b in enumerate(bs):                                  # (sb, c, p) bool, gathered
+                    np.take(Zs, col_index[b], axis=1, out=masks[j])
                 Mu = _word_masks(masks, Mbuf[:sb, :c])
                 fb = bbits[bs][:, None, :]
+            else:
+                masks = np.stack([Zs[:, col_index[b]] for b in bs])           # (sb, c, p) bool
             for i in range(n):
                 if numeric:
                     _select_into(buf, Mu, xbits[i] ^ fb, fb)
@@ -194,10 +199,12 @@ def stratified_outputs(model: Model, X: np.ndarray, Z: np.ndarray, col_index: np
     return V
 
 
+_ALL_ONES = np.uint64(2 ** 64 - 1)
+
+
 def _word_masks(Z: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """Boolean masks as 64-bit words: all ones where True, zero where False (into ``out``)."""
-    np.copyto(out, Z, casting="unsafe")
-    np.negative(out, out=out)                    # 1 -> 2^64 - 1 (modular), 0 -> 0
+    """Boolean masks as 64-bit words: all ones where True, zero where False (into ``out``, one pass)."""
+    np.multiply(Z, _ALL_ONES, out=out, casting="unsafe")
     return out
 
 

@@ -87,15 +87,17 @@ def _pair_sum(U: np.ndarray, ids: np.ndarray) -> np.ndarray:
 
 
 def _sandwich_variance(Zs: np.ndarray, ws: np.ndarray, ids: np.ndarray, Yc: np.ndarray, phi: np.ndarray,
-                       C: np.ndarray, *, block: int = 64) -> np.ndarray:
+                       C: np.ndarray, *, block: int = 64, CZ: np.ndarray | None = None) -> np.ndarray:
     """Sandwich variance of constrained WLS with sampled pairs as independent units.
 
     Zs (ms, d) sampled coalitions, ws (ms,) weights, ids (ms,) pair ids, Yc (n, ms) centred outputs
-    (Y - y0), phi (n, d) estimates, C (d, d) the projected inverse. Returns var (n, d)."""
+    (Y - y0), phi (n, d) estimates, C (d, d) the projected inverse; ``CZ`` (ms, d), each coalition's
+    weighted influence direction (C z_i) w_i, when the caller has it. Returns var (n, d)."""
     n_pairs = int(ids.max()) + 1
     var = np.empty_like(phi)
-    Zf = Zs.astype(float)
-    CZ = (Zf @ C.T) * ws[:, None]          # each coalition's influence direction C z_i, weighted
+    Zf = np.asarray(Zs, dtype=float)
+    if CZ is None:
+        CZ = (Zf @ C.T) * ws[:, None]      # each coalition's influence direction C z_i, weighted
     for s in range(0, Yc.shape[0], block):
         R = Yc[s:s + block] - phi[s:s + block] @ Zf.T                 # residuals (nb, ms)
         G = _pair_sum(R[:, :, None] * CZ[None], ids)                # C u_k per pair (nb, n_pairs, d)
@@ -139,9 +141,10 @@ def kernelshap_stratified(Z: np.ndarray, w: np.ndarray, pair_id: np.ndarray, per
     strata = np.arange(B) if stderr_strata is None else np.asarray(stderr_strata)
     ids = pair_id[sampled]
     Zs, ws = Zf[sampled], w[sampled]
+    CZ = (Zs @ C.T) * ws[:, None]                               # the same for every stratum
     var = np.zeros((n, d))
     for b in strata:
-        vb = _sandwich_variance(Zs, ws, ids, Yc[:, b, sampled], Phi_p[:, b], C, block=block)
+        vb = _sandwich_variance(Zs, ws, ids, Yc[:, b, sampled], Phi_p[:, b], C, block=block, CZ=CZ)
         var += weights[b] ** 2 * np.take_along_axis(vb, np.broadcast_to(perms[b], vb.shape), axis=1)
     var *= B / len(strata)
     return phi, np.sqrt(np.maximum(var, 0.0))
