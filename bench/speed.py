@@ -59,10 +59,12 @@ class Counted:
 
 
 def floor_seconds(f: Counted, x: np.ndarray, bg: np.ndarray, n_rows: int, chunk: int = 32768) -> float:
-    """Time of the model alone on n_rows rows (in the same chunk sizes whybox uses)."""
+    """The floor (issue 17's definition): the model alone on n_rows prebuilt rows (in the chunk sizes
+    whybox uses), plus one copy of those input bytes; best of 3 each."""
     rng = np.random.default_rng(0)
     block = np.where(rng.random((min(chunk, n_rows), len(x))) < 0.5, x, bg[rng.integers(0, len(bg), min(chunk, n_rows))])
-    best = np.inf
+    out = np.empty_like(block)
+    best, copy = np.inf, np.inf
     for _ in range(3):
         t = time.perf_counter()
         done = 0
@@ -71,7 +73,14 @@ def floor_seconds(f: Counted, x: np.ndarray, bg: np.ndarray, n_rows: int, chunk:
             f.est.predict_proba(block[:k])
             done += k
         best = min(best, time.perf_counter() - t)
-    return best
+        t = time.perf_counter()
+        done = 0
+        while done < n_rows:
+            k = min(chunk, n_rows - done)
+            np.copyto(out[:k], block[:k])
+            done += k
+        copy = min(copy, time.perf_counter() - t)
+    return best + copy
 
 
 # --------------------------------------------------------------------------------- references
@@ -387,8 +396,9 @@ def estimator_table(py: Path, budgets_bc, rows_bc, n_perm, wide_dims, budgets_wi
 
     def compare(problem, model_label, f, job, X, bg, ref, ref_se, budgets):
         w = np.full(len(bg), 1.0 / len(bg))
-        # kADD-SHAP fits every pair as a term: at d = 300 (44,850 pairs x budget) it exhausts this machine's memory
-        methods = [m for m in SHAPIQ_METHODS if not (m.startswith("kADD") and X.shape[1] > 100)]
+        # at d = 300 kADD-SHAP, which fits every pair as a term (44,850 pairs x budget), exhausts this machine's
+        # memory, and SVARM takes over a minute per row at 1,024 coalitions: both are left out there
+        methods = [m for m in SHAPIQ_METHODS if not (m.startswith(("kADD", "SVARM")) and X.shape[1] > 100)]
         skipped.update({(problem, model_label): sorted(set(SHAPIQ_METHODS) - set(methods))} if len(methods) < len(
             SHAPIQ_METHODS) else {})
         job = {**job, "X": X, "bg": bg, "w": w, "budgets": budgets, "methods": methods, "seed": seed}
@@ -519,7 +529,9 @@ def estimators_report(a, t0: float) -> None:
             "the background rows, averaged with equal weights) at the same budget: `budget` coalitions, each "
             "costing one model row per background row (50 on breast cancer, 10 on the wide problems). whybox: "
             "`method='kernelshap'` with its defaults (stratified design). shapiq: KernelSHAP with pairing "
-            "(Leverage SHAP's design), kADD-SHAP (k = 2), RegressionFSII (order 1), SVARM, permutation sampling.", "",
+            "(Leverage SHAP's design), kADD-SHAP (k = 2), RegressionFSII (order 1), SVARM, permutation sampling "
+            "(at d = 300 kADD-SHAP exhausts the machine's memory and SVARM takes over a minute per row: not run "
+            "there, see the references table).", "",
             "References: the GBM's margin (`decision_function`) exactly through the tree recipe (checked against "
             "brute force in the tests), the polynomial's Shapley values in closed form, and for the probability "
             "games of LR and MLP a long antithetic permutation run. Its own sampling noise inflates every "
@@ -572,8 +584,9 @@ def main():
     checks = [
         ("KernelSHAP error <= 0.5x best of shap Kernel(l1_reg=False)/Permutation, breast cancer, "
          f"budget {max(budgets)}, mean over LR/GBM/MLP", ours, 0.5 * best_shap, ours <= 0.5 * best_shap),
-        ("overhead <= 1.3x floor, one row, LR", lr_over, 1.3, lr_over <= 1.3),
-        (f"overhead <= 1.1x floor, {many['rows']} rows in one call, LR", many["overhead"], 1.1, many["overhead"] <= 1.1),
+        ("overhead <= 1.15x floor, one row, LR (issue 17)", lr_over, 1.15, lr_over <= 1.15),
+        (f"overhead <= 1.15x floor, {many['rows']} rows in one call, LR (issue 17)", many["overhead"], 1.15,
+         many["overhead"] <= 1.15),
         ("exact Shapley (d <= 16) overhead <= 2x floor", exact.overhead.max(), 2.0, exact.overhead.max() <= 2.0),
     ]
     ratios = (bc.pivot_table(index=["model", "budget"], columns="method", values="rel L2 err"))
@@ -596,7 +609,8 @@ def main():
              "## Ratios whybox / shap on breast cancer (error: lower is better for whybox; time: overhead ratio)", "",
              markdown(ratio_df, ".3f"), "",
              "## All runs", "", "Columns: seconds per explained row, model rows per explained row, the floor (the "
-             "model alone on the same number of rows, in 32,768-row calls, best of 3; whybox and shap runs under 2 s are also best of 3), overhead = time / floor, relative L2 error vs "
+             "model alone on the same number of prebuilt rows, in 32,768-row calls, plus one copy of those input "
+             "bytes, best of 3; whybox and shap runs under 2 s are also best of 3), overhead = time / floor, relative L2 error vs "
              "the reference, Spearman and top-3 agreement with the reference, and the reference's own relative "
              "error. Captum and lime were run on one row (they are slow).", "",
              "The floor is timed on inputs with random masks; tree models (GBM) can run faster on the real "
