@@ -55,7 +55,6 @@ if HAVE_NUMBA:
                 if wb == 0.0:
                     continue
                 for t in range(roots.shape[0]):
-                    top = 0
                     st_node[0] = roots[t]
                     st_len[0] = 0
                     st_f[0] = -1

@@ -41,17 +41,6 @@ class Tree:
             self.missing_left = np.zeros(len(self.feature), bool)
         self.missing_left = np.asarray(self.missing_left, bool)
 
-    def depth(self) -> int:
-        """The number of splits on the longest root-to-leaf path."""
-        best, stack = 0, [(0, 0)]
-        while stack:
-            node, d = stack.pop()
-            if self.left[node] < 0:
-                best = max(best, d)
-            else:
-                stack += [(int(self.left[node]), d + 1), (int(self.right[node]), d + 1)]
-        return best
-
     def goes_left(self, x: np.ndarray, nodes: np.ndarray) -> np.ndarray:
         t = self.threshold[nodes]
         return (x <= t) | (np.isnan(x) & self.missing_left[nodes])
