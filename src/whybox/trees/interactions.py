@@ -27,7 +27,7 @@ import numpy as np
 
 from whybox.interactions.exact import _bernoulli
 from whybox.trees.model import Ensemble
-from whybox.trees.shap import _passes_many, _popcount, leaf_table
+from whybox.trees.shap import _codes, _popcount, leaf_table, reach_pairs
 
 
 @lru_cache(maxsize=256)
@@ -73,21 +73,15 @@ def _moebius_index(ens: Ensemble, X: np.ndarray, bg: np.ndarray, weights: np.nda
     vals_out[:, key_of[()]] += float(ens.constant[out])        # a constant game: m(empty) = the constant
     for k, (feats, lo, hi, _, vals, _, nan) in leaf_table(ens, out).items():
         Q = _table(index, order, k)
-        bits = np.int64(1) << np.arange(k, dtype=np.int64)
-        full = np.int64((1 << k) - 1)
         subsets = [P for r in range(min(order, k) + 1) for P in itertools.combinations(range(k), r)]
         step = max(1, block // max(1, n * nb))
         for s0 in range(0, len(vals), step):
             sl = slice(s0, s0 + step)
             F = feats[sl]
-            cx = _passes_many(X32, F, lo[sl], hi[sl], nan[sl]).astype(np.int64) @ bits if k else np.zeros((n, len(F)), np.int64)
-            cz = _passes_many(B32, F, lo[sl], hi[sl], nan[sl]).astype(np.int64) @ bits if k else np.zeros((nb, len(F)), np.int64)
-            ix, iz, il = np.nonzero((cx[:, None, :] | cz[None, :, :]) == full)
+            ix, iz, il, A, Bm, a, b = reach_pairs(_codes(X32, F, lo[sl], hi[sl], nan[sl]),
+                                                  _codes(B32, F, lo[sl], hi[sl], nan[sl]), k)
             if not len(ix):
                 continue
-            A = cx[ix, il] & ~cz[iz, il]
-            Bm = cz[iz, il] & ~cx[ix, il]
-            a, b = _popcount(A), _popcount(Bm)
             scale = vals[sl][il] * w[iz]
             AB = A | Bm
             for P in subsets:

@@ -99,21 +99,10 @@ if HAVE_NUMBA:
                             continue
                         xl = _goes_left(X[i, f], thr[node], mleft[node])
                         s = side[f]
-                        if s == 1:
-                            st_node[top] = left[node] if xl else right[node]
-                            st_len[top] = ln
-                            st_f[top] = -1
-                            top += 1
-                            continue
-                        zl = _goes_left(Z[b, f], thr[node], mleft[node])
-                        if s == 2:
-                            st_node[top] = left[node] if zl else right[node]
-                            st_len[top] = ln
-                            st_f[top] = -1
-                            top += 1
-                            continue
-                        if xl == zl:
-                            st_node[top] = left[node] if xl else right[node]
+                        zl = xl if s == 1 else _goes_left(Z[b, f], thr[node], mleft[node])
+                        if s != 0 or xl == zl:              # one branch: the feature's own row's, or both's
+                            go = zl if s == 2 else xl
+                            st_node[top] = left[node] if go else right[node]
                             st_len[top] = ln
                             st_f[top] = -1
                             top += 1
@@ -307,10 +296,15 @@ if HAVE_NUMBA:
         return best
 
 
+def _rows(ens, X: np.ndarray) -> np.ndarray:
+    """Rows in the precision the library compares in, handed to the kernels as contiguous float64."""
+    return np.ascontiguousarray(np.asarray(X, ens.dtype), dtype=np.float64)
+
+
 def predict(ens, X: np.ndarray, out: int) -> np.ndarray:
     """Output ``out`` of the trees (constant included) on the rows ``X``."""
     feature, thr, left, right, value, _, mleft, roots, _ = flat(ens, out)
-    X64 = np.ascontiguousarray(np.asarray(X, ens.dtype), dtype=np.float64)
+    X64 = _rows(ens, X)
     return float(ens.constant[out]) + _predict(feature, thr, left, right, value, mleft, roots, X64, np.zeros(len(X64)))
 
 
@@ -366,8 +360,8 @@ def interventional(ens, X: np.ndarray, bg: np.ndarray, weights: np.ndarray, out:
     from whybox.trees.shap import _WA, _WB
 
     feature, thr, left, right, value, _, mleft, roots, _ = flat(ens, out)
-    X64 = np.ascontiguousarray(np.asarray(X, ens.dtype), dtype=np.float64)
-    Z64 = np.ascontiguousarray(np.asarray(bg, ens.dtype), dtype=np.float64)
+    X64 = _rows(ens, X)
+    Z64 = _rows(ens, bg)
     phi = np.zeros(X64.shape)
     return _interventional_par(feature, thr, left, right, value, mleft, roots, X64, Z64,
                                np.ascontiguousarray(weights, dtype=np.float64), _WA, _WB, phi,
@@ -376,7 +370,7 @@ def interventional(ens, X: np.ndarray, bg: np.ndarray, weights: np.ndarray, out:
 
 def path_dependent(ens, X: np.ndarray, out: int) -> tuple[np.ndarray, float]:
     feature, thr, left, right, value, cover, mleft, roots, depth = flat(ens, out)
-    X64 = np.ascontiguousarray(np.asarray(X, ens.dtype), dtype=np.float64)
+    X64 = _rows(ens, X)
     phi = np.zeros(X64.shape)
     _path_dependent_par(feature, thr, left, right, value, cover, mleft, roots, depth, X64, phi,
                         _chunks(len(X64), len(feature)))

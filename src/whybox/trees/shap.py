@@ -81,6 +81,22 @@ def _passes_many(X32: np.ndarray, feats: np.ndarray, lo: np.ndarray, hi: np.ndar
     return ok | (np.isnan(v) & nan[None]) if nan.any() else ok
 
 
+def _codes(X32: np.ndarray, feats: np.ndarray, lo: np.ndarray, hi: np.ndarray, nan: np.ndarray) -> np.ndarray:
+    """(n, L): which of leaf l's path constraints row x passes, as a bitmask (bit j: its j-th feature)."""
+    bits = np.int64(1) << np.arange(feats.shape[1], dtype=np.int64)
+    return _passes_many(X32, feats, lo, hi, nan).astype(np.int64) @ bits
+
+
+def reach_pairs(cx: np.ndarray, cz: np.ndarray, k: int) -> tuple[np.ndarray, ...]:
+    """Every (row, background row, leaf) whose hybrid reaches the leaf, from their constraint codes
+    ``cx`` (n, L) and ``cz`` (B, L) on paths of k features: (ix, iz, il, A, B, |A|, |B|), with A the
+    constraints only the row passes and B those only the background row passes."""
+    ix, iz, il = np.nonzero((cx[:, None, :] | cz[None, :, :]) == np.int64((1 << k) - 1))
+    A = cx[ix, il] & ~cz[iz, il]
+    Bm = cz[iz, il] & ~cx[ix, il]
+    return ix, iz, il, A, Bm, _popcount(A), _popcount(Bm)
+
+
 def _popcount(a: np.ndarray) -> np.ndarray:
     bc = getattr(np, "bitwise_count", None)
     if bc is not None:
@@ -158,16 +174,14 @@ def interventional(ens: Ensemble, X: np.ndarray, bg: np.ndarray, weights: np.nda
             continue
         if k > MAX_PATH:
             raise MethodError(f"a path splits on {k} distinct features; at most {MAX_PATH} are supported")
-        bits = np.int64(1) << np.arange(k, dtype=np.int64)
-        full = np.int64((1 << k) - 1)
         if k <= TABLE_MAX_K:
             P = 1 << k
             M = _pair_table(k).transpose(1, 0, 2).reshape(P, P * k)      # M[cz, (cx, j)]
             step = max(1, block // max(1, P * k + n * k))
             for s0 in range(0, len(vals), step):
                 sl = slice(s0, s0 + step)
-                cx = _passes_many(X32, feats[sl], lo[sl], hi[sl], nan[sl]).astype(np.int64) @ bits      # (n, L)
-                cz = _passes_many(B32, feats[sl], lo[sl], hi[sl], nan[sl]).astype(np.int64) @ bits      # (B, L)
+                cx = _codes(X32, feats[sl], lo[sl], hi[sl], nan[sl])                               # (n, L)
+                cz = _codes(B32, feats[sl], lo[sl], hi[sl], nan[sl])                               # (B, L)
                 L = cx.shape[1]
                 Wz = np.bincount((np.arange(L)[None, :] * P + cz).ravel(), weights=np.repeat(w, L),
                                  minlength=L * P).reshape(L, P)                                    # weight per pattern
@@ -177,15 +191,8 @@ def interventional(ens: Ensemble, X: np.ndarray, bg: np.ndarray, weights: np.nda
         step = max(1, block // max(1, n * nb))
         for s0 in range(0, len(vals), step):                    # leaves in blocks: (n, B, leaves) at most `block`
             sl = slice(s0, s0 + step)
-            cx = _passes_many(X32, feats[sl], lo[sl], hi[sl], nan[sl]).astype(np.int64) @ bits      # (n, L)
-            cz = _passes_many(B32, feats[sl], lo[sl], hi[sl], nan[sl]).astype(np.int64) @ bits      # (B, L)
-            reach = (cx[:, None, :] | cz[None, :, :]) == full                              # (n, B, L)
-            ix, iz, il = np.nonzero(reach)
-            if not len(ix):
-                continue
-            A = cx[ix, il] & ~cz[iz, il]
-            Bm = cz[iz, il] & ~cx[ix, il]
-            a, b = _popcount(A), _popcount(Bm)
+            ix, iz, il, A, Bm, a, b = reach_pairs(_codes(X32, feats[sl], lo[sl], hi[sl], nan[sl]),
+                                                  _codes(B32, feats[sl], lo[sl], hi[sl], nan[sl]), k)
             keep = (a + b) > 0
             ix, iz, il, A, Bm, a, b = ix[keep], iz[keep], il[keep], A[keep], Bm[keep], a[keep], b[keep]
             if not len(ix):
