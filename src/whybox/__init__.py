@@ -43,3 +43,6 @@ __all__ += ["global_surrogate", "GlobalSurrogate", "extract", "Extraction", "Inp
 from whybox.anchors import Anchor, anchor, anchor_text  # noqa: E402
 
 __all__ += ["anchor", "anchor_text", "Anchor"]
+from whybox.graph import GraphModel, explain_graph, narrate_graph  # noqa: E402
+
+__all__ += ["explain_graph", "GraphModel", "narrate_graph"]
