@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = ["README.md", "docs/metrics.md", "docs/scale.md", "docs/counterfactuals.md", "docs/text.md", "docs/global.md", "docs/rules.md", "docs/code.md", "docs/interactions.md", "docs/fairness.md"]
+DOCS = ["README.md", "docs/metrics.md", "docs/scale.md", "docs/counterfactuals.md", "docs/text.md", "docs/global.md", "docs/rules.md", "docs/code.md", "docs/interactions.md", "docs/fairness.md", "docs/graphs.md"]
 BLOCK = re.compile(r"(<!-- not run: [^>]*-->\s*\n)?```python\n(.*?)```", re.S)
 
 

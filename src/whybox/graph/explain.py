@@ -228,11 +228,12 @@ def run_gnnexplainer(ctx: GraphContext, epochs: int = 100, lr: float = 0.01) -> 
     _need_autograd(ctx.model, "gnnexplainer")
     import torch
 
-    torch.manual_seed(int(ctx.rng.integers(2 ** 31)))
     exp = _pyg_explainer(ctx, GNNExplainer(epochs=_positive_int("epochs", epochs), lr=float(lr)))
     counter = _CallCounter(ctx.model)
     try:
-        e = exp(ctx.units.x, ctx.units.edge_index, **_pyg_call_kwargs(ctx))
+        with torch.random.fork_rng(devices=[]):     # seeded per item, the caller's generator untouched
+            torch.manual_seed(int(ctx.rng.integers(2 ** 31)))
+            e = exp(ctx.units.x, ctx.units.edge_index, **_pyg_call_kwargs(ctx))
     finally:
         counter.close()
     return Result(_from_pyg(ctx, e), np.full(1, np.nan), info={"epochs": epochs, "lr": lr, "mask": "soft, in [0, 1]"})
@@ -258,11 +259,12 @@ def train_pgexplainer(ctxs: Sequence[GraphContext], *, epochs: int = 30, lr: flo
     _need_autograd(ctx0.model, "pgexplainer")
     if ctx0.units.kind != "edge":
         raise MethodError("pgexplainer explains edges only (units='edge')")
-    torch.manual_seed(seed)
     exp = _pyg_explainer(ctx0, PGExplainer(epochs=_positive_int("epochs", epochs), lr=float(lr)))
     counter = _CallCounter(ctx0.model)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            exp.algorithm.reset_parameters()
             warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad")   # PyG's float(loss)
             for epoch in range(epochs):
                 for c in ctxs:
@@ -272,7 +274,9 @@ def train_pgexplainer(ctxs: Sequence[GraphContext], *, epochs: int = 30, lr: flo
     return PGExplainerState(exp, epochs, len(ctxs))
 
 
-def run_pgexplainer(ctx: GraphContext, epochs: int = 30, lr: float = 0.003, state: Any = None) -> Result:
+def run_pgexplainer(ctx: GraphContext, epochs: int = 30, lr: float = 0.003, train_on: Any = None,
+                    state: Any = None) -> Result:
+    """PGExplainer with an MLP trained once per call (``state``; explain_graph trains it on ``train_on``)."""
     if not isinstance(state, PGExplainerState):
         state = train_pgexplainer([ctx], epochs=epochs, lr=lr, seed=int(ctx.rng.integers(2 ** 31)))
     counter = _CallCounter(ctx.model)
@@ -366,34 +370,36 @@ def explain_graph(model: Any, graph: Any, *, index: Any = None, method: str = "k
         run = RUNS[key]
         params = _check_params(run, key, method_params)
         neighbourhood, surrogate = _TEXT[key]
-    # the model's outputs on each whole graph (one call per graph; a node task reads every node from one)
-    full = {}
-    for g, idx in graphs:
-        if id(g) not in full:
-            from whybox.graph.units import _graph_tensors
+    def contexts(items: list[tuple[Any, int | None]], tgt: Any, salt: int) -> list[GraphContext]:
+        """One context per item; the model's outputs on each whole graph come from one call per graph
+        (a node task reads every node's from it)."""
+        out_ctx = []
+        for i, (g, idx) in enumerate(items):
+            if id(g) not in full:
+                gx, gei = _graph_tensors(g)
+                full[id(g)] = _all_outputs(m, gx, gei)
+            fo = full[id(g)]
+            if idx is not None and not 0 <= idx < len(fo):
+                raise InputError(f"index must be a node id in 0..{len(fo) - 1}, got {idx}")
+            row = fo[idx] if idx is not None else fo[0]
+            u = build_units(g, kind=units, index=idx, hops=hops if idx is not None else None, undirected=undirected,
+                            baseline=baseline, feature_names=feature_names, model=m, full_output=row)
+            if u.d == 0:
+                raise InputError(f"item {i} has no {units} units to explain (no edges near the node?)")
+            out_ctx.append(GraphContext(m, u, 0, row[None, :1], _rng(seed, i) if salt == 0 else _rng(seed, salt + i)))
+        fx = np.stack([full[id(g)][idx] if idx is not None else full[id(g)][0] for g, idx in items])
+        for c, t, row in zip(out_ctx, resolve_targets("predicted" if tgt is None else tgt, fx, m.output_names), fx):
+            c.target = int(t)
+            c.targets = np.array([c.target], dtype=np.intp)
+            c.fx = row[c.target:c.target + 1]
+            c._seen[np.packbits(np.ones((1, c.d), bool), axis=1)[0].tobytes()] = float(c.fx[0])
+        return out_ctx
 
-            gx, gei = _graph_tensors(g)
-            full[id(g)] = _all_outputs(m, gx, gei)
-    ctxs = []
-    for i, (g, idx) in enumerate(graphs):
-        fo = full[id(g)]
-        if idx is not None and not 0 <= idx < len(fo):
-            raise InputError(f"index must be a node id in 0..{len(fo) - 1}, got {idx}")
-        row = fo[idx] if idx is not None else fo[0]
-        u = build_units(g, kind=units, index=idx, hops=hops if idx is not None else None, undirected=undirected,
-                        baseline=baseline, feature_names=feature_names, model=m, full_output=row)
-        if u.d == 0:
-            raise InputError(f"item {i} has no {units} units to explain (no edges near the node?)")
-        ctxs.append(GraphContext(m, u, 0, row[None, :1], _rng(seed, i)))
+    from whybox.graph.units import _graph_tensors
     from whybox.problem import resolve_targets
 
-    fx_all = np.stack([(full[id(g)][idx] if idx is not None else full[id(g)][0]) for g, idx in graphs])
-    targets = resolve_targets("predicted" if target is None else target, fx_all, m.output_names)
-    for c, t, row in zip(ctxs, targets, fx_all):
-        c.target = int(t)
-        c.targets = np.array([c.target], dtype=np.intp)
-        c.fx = row[c.target:c.target + 1]
-        c._seen[np.packbits(np.ones((1, c.d), bool), axis=1)[0].tobytes()] = float(c.fx[0])
+    full: dict[int, np.ndarray] = {}
+    ctxs = contexts(graphs, target, 0)
     if key in MASKING_METHODS:
         need = sum(_cost(recipe, c, params) for c in ctxs)
         m.require(need, what=f"method {key!r} on {len(ctxs)} graph item(s)")
@@ -401,7 +407,9 @@ def explain_graph(model: Any, graph: Any, *, index: Any = None, method: str = "k
     if key == "pgexplainer":
         t0 = time.perf_counter()
         rows0, calls0 = m.n_rows, m.n_calls
-        state = train_pgexplainer(ctxs, epochs=params["epochs"], lr=params["lr"],
+        state = train_pgexplainer(contexts(_training_items(graphs, params.pop("train_on"), m.task, seed), None,
+                                           1 << 20),
+                                  epochs=params["epochs"], lr=params["lr"],
                                   seed=int(seed) if isinstance(seed, (int, np.integer)) else 0)
         train_cost = (m.n_rows - rows0, m.n_calls - calls0, time.perf_counter() - t0)
     out = []
@@ -436,6 +444,32 @@ def explain_graph(model: Any, graph: Any, *, index: Any = None, method: str = "k
         out[0].seconds = time.perf_counter() - t_all
         return out[0]
     return out
+
+
+def _training_items(graphs: list[tuple[Any, int | None]], train_on: Any, task: str, seed: Any
+                    ) -> list[tuple[Any, int | None]]:
+    """What PGExplainer trains on. Node task: ``train_on`` node ids, or an int n (default 32) of nodes
+    drawn with the seed, independent of the explained nodes (so a node's values do not depend on
+    which other nodes are in the call). Graph task: a list of graphs, default the explained ones
+    (PGExplainer is amortised: its values then depend on that set; pass ``train_on`` to fix it)."""
+    if task == "node":
+        g = graphs[0][0]
+        N = int(g.x.shape[0])
+        if train_on is None or (isinstance(train_on, (int, np.integer)) and not isinstance(train_on, bool)):
+            n = 32 if train_on is None else int(train_on)
+            if n < 1:
+                raise InputError(f"train_on must be a positive number of nodes or a list of node ids, got {train_on!r}")
+            rng = np.random.default_rng([0 if seed is None else int(seed), 7919])
+            return [(g, int(i)) for i in np.sort(rng.choice(N, size=min(n, N), replace=False))]
+        ids = np.asarray(train_on).reshape(-1)
+        if ids.size == 0 or not np.issubdtype(ids.dtype, np.integer):
+            raise InputError(f"train_on must be a number of nodes or a list of node ids, got {train_on!r}")
+        return [(g, int(i)) for i in ids]
+    if train_on is None:
+        return graphs
+    if not isinstance(train_on, (list, tuple)) or not train_on:
+        raise InputError("train_on must be a non-empty list of graphs for a graph task")
+    return [(g, None) for g in train_on]
 
 
 def _all_outputs(m: GraphModel, x: Any, ei: Any) -> np.ndarray:

@@ -16,12 +16,15 @@ For a class c and the graphs the GNN assigns to c:
    All occurrences of one graph are evaluated in one batched model call;
 4. the view is the set S of at most ``budget`` patterns maximising
 
-       F(S) = lam * (1/n) sum_G max_{P in S} e(P, G) + (1 - lam) * |cover(S)| / n,
+       F(S) = lam * (1/n) sum_G max_{P in S} e(P, G) + (1 - lam) * |cover(S)| / m,
 
-   cover(S) = the graphs in which some pattern of S occurs, n = the number of graphs.
+   n = the number of graphs; cover(S) = the explanation-subgraph edges that lie in the best
+   occurrence (largest e) of some P in S in their graph, m = the number of such edges over all
+   graphs (GVEX covers the explanation subgraphs' nodes; edges here). Counting covered graphs
+   instead would reward a single edge, which occurs everywhere.
 
 F is monotone and submodular (the first term is a facility-location function, the second a
-coverage function; a non-negative sum of such functions is monotone submodular), so the greedy
+coverage function: each pattern covers a fixed set of items; a non-negative sum of such functions is monotone submodular), so the greedy
 choice reaches F(S) >= (1 - 1/e) max_{|S*| <= budget} F(S*) (Nemhauser, Wolsey & Fisher 1978). The
 tests check diminishing returns on random sets and the bound against brute force.
 
@@ -123,7 +126,8 @@ def _mine(nx: Any, subgraphs: dict, max_edges: int, buckets: dict, patterns: lis
 
 
 def objective(E: np.ndarray, C: np.ndarray, S: Sequence[int], lam: float) -> float:
-    """F(S) for the (patterns x graphs) explainability E and occurrence C matrices (module docstring)."""
+    """F(S) for the (patterns x graphs) explainability E and the (patterns x items) coverage C, an
+    item being one edge of one graph's explanation subgraph (module docstring)."""
     if len(S) == 0 or E.shape[1] == 0:
         return 0.0
     S = list(S)
@@ -135,10 +139,11 @@ def greedy(E: np.ndarray, C: np.ndarray, budget: int, lam: float) -> tuple[list[
     chosen: list[int] = []
     trace = []
     best = np.zeros(E.shape[1])
-    covered = np.zeros(E.shape[1], bool)
-    n = max(E.shape[1], 1)
+    n, n_items = max(E.shape[1], 1), max(C.shape[1], 1)
+    covered = np.zeros(C.shape[1], bool)
     for _ in range(min(budget, E.shape[0])):
-        gain = lam * (np.maximum(E, best).sum(axis=1) - best.sum()) / n + (1 - lam) * (C & ~covered).sum(axis=1) / n
+        gain = lam * (np.maximum(E, best).sum(axis=1) - best.sum()) / n \
+            + (1 - lam) * (C & ~covered).sum(axis=1) / n_items
         gain[chosen] = -np.inf
         j = int(np.argmax(gain))                 # ties: the lowest id (stable, deterministic)
         if gain[j] <= 0:
@@ -158,7 +163,8 @@ class ExplanationView:
     patterns: list[Pattern]                      # the chosen ones, in greedy order
     graph_ids: list[int]                         # the graphs the view describes
     E: np.ndarray                                # explainability, chosen patterns x graphs
-    C: np.ndarray                                # occurs, chosen patterns x graphs
+    O: np.ndarray                                # occurs, chosen patterns x graphs
+    C: np.ndarray                                # covers, chosen patterns x explanation-subgraph edges
     score: float
     trace: list[float]
     lam: float
@@ -174,7 +180,7 @@ class ExplanationView:
         if graph_id not in self.graph_ids:
             raise InputError(f"graph {graph_id} is not among the view's graphs")
         col = self.graph_ids.index(graph_id)
-        return [i for i in range(len(self.patterns)) if self.C[i, col]]
+        return [i for i in range(len(self.patterns)) if self.O[i, col]]
 
     def subgraph(self, pattern: int, graph_id: int) -> list[tuple]:
         """The occurrence of pattern ``pattern`` in graph ``graph_id`` with the best explainability."""
@@ -185,12 +191,19 @@ class ExplanationView:
 
     @property
     def coverage(self) -> float:
+        """The share of the explanation subgraphs' edges that the view's subgraphs cover."""
         return float(self.C.any(axis=0).mean()) if self.C.size else 0.0
+
+    @property
+    def graph_coverage(self) -> float:
+        """The share of the graphs in which some pattern of the view occurs."""
+        return float(self.O.any(axis=0).mean()) if self.O.size else 0.0
 
     def summary(self) -> list[dict[str, Any]]:
         n = len(self.graph_ids)
         return [{"pattern": i, "nodes": p.graph.number_of_nodes(), "edges": sorted(map(list, p.graph.edges())),
-                 "support": len(p.support), "coverage": len(p.support) / n if n else 0.0,
+                 "support": len(p.support), "graph_coverage": len(p.support) / n if n else 0.0,
+                 "edge_coverage": float(self.C[i].mean()) if self.C.size else 0.0,
                  "mean_explainability": float(self.E[i].mean()) if n else 0.0} for i, p in enumerate(self.patterns)]
 
 
@@ -205,15 +218,17 @@ def _explanation_subgraph(exp: Any, top_k: int) -> list[tuple[int, int]]:
     return [tuple(p["unit_edges"][j]) for j in order]
 
 
-def _explainability(model: Any, graphs: dict[int, Any], patterns: list[Pattern], label: int
-                    ) -> tuple[np.ndarray, np.ndarray, dict[tuple[int, int], tuple]]:
-    """e(P, G) and "P occurs in G" for every pattern and graph (one batched model call per graph), and
-    each (pattern, graph)'s best occurrence."""
+def _explainability(model: Any, graphs: dict[int, Any], patterns: list[Pattern], label: int,
+                    subs: dict[int, Sequence[tuple[int, int]]]
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[tuple[int, int], tuple]]:
+    """For every pattern and graph: e(P, G), "P occurs in G", and P's best occurrence in G; and the
+    coverage matrix (patterns x items, an item = an edge of a graph's explanation subgraph) of the
+    best occurrences. All occurrences of one graph are evaluated in one batched model call."""
     from whybox.graph.units import _graph_tensors
 
     gids = sorted(graphs)
     E = np.zeros((len(patterns), len(gids)))
-    C = np.zeros((len(patterns), len(gids)), bool)
+    O = np.zeros((len(patterns), len(gids)), bool)
     best: dict[tuple[int, int], tuple] = {}
     for c, g in enumerate(gids):
         occs = [(p.id, o) for p in patterns for o in p.occurrences.get(g, [])]
@@ -228,13 +243,18 @@ def _explainability(model: Any, graphs: dict[int, Any], patterns: list[Pattern],
         p0, m = max(P[0], 1e-12), len(occs)
         suff = np.clip(P[1:1 + m] / p0, 0.0, 1.0)              # the occurrence alone keeps this share
         nec = np.clip((P[0] - P[1 + m:]) / p0, 0.0, 1.0)        # removing it loses this share
-        share = 0.5 * (suff + nec)
-        for (pid, o), sh in zip(occs, share):
-            if not C[pid, c] or sh > E[pid, c]:
+        for (pid, o), sh in zip(occs, 0.5 * (suff + nec)):
+            if not O[pid, c] or sh > E[pid, c]:
                 E[pid, c] = sh
                 best[(pid, g)] = o
-            C[pid, c] = True
-    return E, C, best
+            O[pid, c] = True
+    items = [(g, tuple(sorted(e))) for g in gids for e in subs[g]]
+    where = {it: i for i, it in enumerate(items)}
+    C = np.zeros((len(patterns), len(items)), bool)
+    for (pid, g), o in best.items():
+        for e in o:
+            C[pid, where[(g, tuple(sorted(e)))]] = True
+    return E, O, C, best
 
 
 def _check_view_params(budget: int, lam: float, top_k: int) -> None:
@@ -262,9 +282,9 @@ def explanation_view(model: Any, graphs: Sequence[Any], explanations: Sequence[A
                      if int(e.target[0]) == int(label) and _predicted(model, g) == int(label)}
     subs = {gid: _explanation_subgraph(e, top_k) for gid, e in zip(ids, explanations) if gid in chosen_graphs}
     patterns = mine_patterns(subs, max_edges=max_edges)
-    E, C, best = _explainability(model, chosen_graphs, patterns, int(label))
+    E, O, C, best = _explainability(model, chosen_graphs, patterns, int(label), subs)
     sel, trace = greedy(E, C, budget, float(lam))
-    view = ExplanationView(label, [patterns[i] for i in sel], sorted(chosen_graphs), E[sel], C[sel],
+    view = ExplanationView(label, [patterns[i] for i in sel], sorted(chosen_graphs), E[sel], O[sel], C[sel],
                            trace[-1] if trace else 0.0, trace, float(lam), len(patterns),
                            {(k, g): best[(pid, g)] for k, pid in enumerate(sel) for g in patterns[pid].occurrences})
     return view
