@@ -11,20 +11,32 @@ from whybox.errors import InputError
 
 CONCEPTS = ("food", "service", "ambiance", "noise")
 VALUES = ("Negative", "unknown", "Positive")
-SPLITS = ("train_exclusive", "train_inclusive", "train_observational", "dev")
+SPLITS = ("train_exclusive", "train_inclusive", "train_observational", "dev", "test")
 
 
 def load_cebab(split: str = "dev", n_groups: int | None = None) -> pd.DataFrame:
     """One row per text: id, original_id, is_original, edit_type, edit_goal, text, label (1..5 or None),
-    and one column per concept with its validated majority label (None when missing/"no majority")."""
+    and one column per concept with its validated majority label (None when missing/"no majority").
+
+    split : a CEBaB split name (read from ../shared/data/cebab) or the path of a JSON file in CEBaB's
+    format (e.g. the test split when you have it)."""
+    from pathlib import Path
+
     from whybox.datasets import shared_data_dir
 
-    if split not in SPLITS:
-        raise InputError(f"split must be one of {SPLITS}, got {split!r}")
-    root = shared_data_dir()
-    path = None if root is None else root / "cebab" / f"{split}.json"
-    if path is None or not path.is_file():
-        raise FileNotFoundError("CEBaB not found (../shared/data/cebab or $WHYBOX_SHARED_DATA)")
+    if isinstance(split, (str, Path)) and str(split).endswith(".json"):
+        path = Path(split)
+        if not path.is_file():
+            raise FileNotFoundError(f"CEBaB file not found: {path}")
+    else:
+        if split not in SPLITS:
+            raise InputError(f"split must be one of {SPLITS} or a .json path, got {split!r}")
+        root = shared_data_dir()
+        path = None if root is None else root / "cebab" / f"{split}.json"
+        if path is None or not path.is_file():
+            raise FileNotFoundError(f"CEBaB split {split!r} not found (../shared/data/cebab or $WHYBOX_SHARED_DATA"
+                                    + ("; the shared data has no test split: pass its .json path" if split == "test"
+                                       else "") + ")")
     recs = json.loads(path.read_text(encoding="utf-8"))
     rows = []
     for r in recs:

@@ -13,8 +13,8 @@ EICaCE = f(x') - f(x), with x' a counterfactual of x:
   but C: positives are edits of the same review that change only C, hard negatives edits that change
   another concept. The encoder is all-MiniLM-L6-v2; ``mode="head"`` trains a linear projection on its
   frozen embeddings, ``mode="full"`` also updates the transformer.
-* baselines (CEBaB): :func:`approx_effect` (difference of mean predictions between texts with C = v'
-  and C = v) and :class:`SLearner` (a model of f's output from the concept labels).
+* matching trained as the paper trains it (InfoNCE, per concept): :mod:`whybox.counterfactuals.matching`;
+  CEBaB's baselines (zero effect, CONEXP, Approx, S-Learner): :mod:`whybox.counterfactuals.baselines`.
 """
 from __future__ import annotations
 
@@ -163,8 +163,18 @@ class ConceptMatcher:
         return embed(enc, tok, list(texts))
 
     def embed(self, texts: Sequence[str], base: np.ndarray | None = None) -> np.ndarray:
+        """The matching space's embeddings of ``texts`` (``base``: their plain MiniLM embeddings, computed
+        once by the caller; only for modes "none" and "head", which project them)."""
+        if self.mode == "full" and base is not None:
+            raise InputError("mode='full' fine-tunes the encoder itself: embeddings precomputed with the plain "
+                             "encoder (base=) would bypass it; pass the texts instead")
+        if self.mode == "head" and self._W is None:
+            raise InputError(f"the matcher for {self.concept!r} (mode='head') is not fitted: call fit(...) first, "
+                             "or use mode='none' for plain MiniLM embeddings")
+        if self.mode == "full" and getattr(self, "n_triplets_", None) is None:
+            raise InputError(f"the matcher for {self.concept!r} (mode='full') is not fitted: call fit(...) first")
         E = self.base_embed(texts) if base is None else base
-        if self.mode == "none" or self._W is None:
+        if self.mode in ("none", "full"):
             return E
         Z = E @ self._W
         return Z / np.maximum(np.linalg.norm(Z, axis=1, keepdims=True), 1e-12)
@@ -247,38 +257,3 @@ class ConceptMatcher:
         kk = min(k, len(pool))
         top = np.argpartition(-sim, kk - 1, axis=1)[:, :kk]
         return co[top].mean(axis=1) - qo
-
-
-# ------------------------------------------------------------------------------------- baselines
-def approx_effect(outputs: np.ndarray, labels: pd.Series, base_value: str, cf_value: str) -> np.ndarray:
-    """CEBaB's Approx: mean f over training texts with C = v' minus mean f over those with C = v."""
-    a, b = (labels == cf_value).to_numpy(), (labels == base_value).to_numpy()
-    if not a.any() or not b.any():
-        return np.zeros(outputs.shape[1])
-    return outputs[a].mean(axis=0) - outputs[b].mean(axis=0)
-
-
-class SLearner:
-    """CEBaB's S-Learner: a model of f's output from the concept labels (one-hot, with "missing"),
-    EICaCE = g(concepts with C = v') - g(concepts of x)."""
-
-    def __init__(self, alpha: float = 1.0):
-        self.alpha = alpha
-
-    def _X(self, df: pd.DataFrame) -> np.ndarray:
-        from whybox.counterfactuals.cebab import CONCEPTS, VALUES
-        cols = []
-        for c in CONCEPTS:
-            for v in VALUES + (None,):
-                cols.append((df[c].to_numpy() == v) if v is not None else df[c].isna().to_numpy())
-        return np.column_stack(cols).astype(float)
-
-    def fit(self, df: pd.DataFrame, outputs: np.ndarray) -> "SLearner":
-        from sklearn.linear_model import Ridge
-        self.model_ = Ridge(alpha=self.alpha).fit(self._X(df), outputs)
-        return self
-
-    def effect(self, base: pd.DataFrame, concept: str, value: str) -> np.ndarray:
-        cf = base.copy()
-        cf[concept] = value
-        return self.model_.predict(self._X(cf)) - self.model_.predict(self._X(base))

@@ -101,3 +101,116 @@ def train_minilm_classifier(texts: Sequence[str], labels: Any, *, C: float = 10.
     names = list(output_names) if output_names is not None else [as_python(c) for c in lr.classes_]
     return TransformerClassifier(enc, tok, head, pooling="mean", normalize=True, output_names=names,
                                  max_length=max_length, batch_size=batch_size, name="MiniLM+head")
+
+
+def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where trained weights are cached: ``cache_dir``, else ``$WHYBOX_CACHE``, else ~/.cache/whybox."""
+    if cache_dir is not None:
+        return Path(cache_dir)
+    env = os.environ.get("WHYBOX_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "whybox"
+
+
+def finetune_minilm_classifier(texts: Sequence[str], labels: Any, *, epochs: float = 2.0, max_length: int = 128,
+                               batch_size: int = 32, lr: float = 5e-5, seed: int = 0, max_seconds: float = 1800.0,
+                               cache_dir: str | os.PathLike | None = None, device: str | None = None,
+                               log: Any = None):
+    """all-MiniLM-L6-v2 fine-tuned end to end (every layer) with a linear head on its mean-pooled
+    tokens, cross-entropy, AdamW with linear warm-up and decay, for ``epochs`` passes or until
+    ``max_seconds`` (the time cap wins; ``info_["epochs_done"]`` says how far it got).
+
+    The weights are cached under ``cache_root(cache_dir) / "minilm-ft" / <hash of texts, labels and
+    settings>`` as a plain state dict (loaded with ``weights_only=True``: no code runs), so a second
+    call with the same inputs loads instead of training. Same inputs and seed: the same weights on
+    one machine (CPU)."""
+    import hashlib
+    import json
+    import time
+
+    import torch
+
+    from whybox.models.transformer import TransformerClassifier
+
+    texts = list(texts)
+    labels = np.asarray(labels)
+    if len(labels) != len(texts) or not texts:
+        raise InputError(f"{len(texts)} texts but {len(labels)} labels")
+    for name, v in (("epochs", epochs), ("max_seconds", max_seconds), ("lr", lr)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+            raise InputError(f"{name} must be a positive number, got {v!r}")
+    classes = sorted(set(labels.tolist()))
+    y = np.searchsorted(np.array(classes), labels)
+    settings = {"epochs": epochs, "max_length": max_length, "batch_size": batch_size, "lr": lr, "seed": seed,
+                "max_seconds": max_seconds, "classes": [str(c) for c in classes]}
+    h = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    for t, lab in zip(texts, labels.tolist()):
+        h.update(t.encode("utf-8", "surrogatepass") + b"\x00" + str(lab).encode() + b"\x01")
+    folder = cache_root(cache_dir) / "minilm-ft" / h.hexdigest()[:20]
+    enc, tok = load_minilm(device)
+    head = torch.nn.Linear(enc.config.hidden_size, len(classes)).to(enc.device)
+    weights = folder / "weights.pt"
+    info_path = folder / "info.json"
+    if weights.is_file() and info_path.is_file():
+        state = torch.load(weights, weights_only=True, map_location=enc.device)
+        enc.load_state_dict(state["encoder"])
+        head.load_state_dict(state["head"])
+        info = json.loads(info_path.read_text())
+        info["cached"] = True
+    else:
+        t0 = time.perf_counter()
+        n = len(texts)
+        steps_per_epoch = (n + batch_size - 1) // batch_size
+        total = max(1, int(round(epochs * steps_per_epoch)))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            torch.nn.init.normal_(head.weight, std=0.02)
+            torch.nn.init.zeros_(head.bias)
+            params = list(enc.parameters()) + list(head.parameters())
+            opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+            warm = max(1, total // 10)
+            sched = torch.optim.lr_scheduler.LambdaLR(
+                opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
+            rng = np.random.default_rng(seed)
+            enc.train()
+            head.train()
+            step, losses = 0, []
+            yt = torch.as_tensor(y, dtype=torch.long)
+            while step < total and time.perf_counter() - t0 < max_seconds:
+                order = rng.permutation(n)
+                for s in range(0, n, batch_size):
+                    if step >= total or time.perf_counter() - t0 >= max_seconds:
+                        break
+                    idx = order[s:s + batch_size]
+                    b = tok([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length,
+                            return_tensors="pt").to(enc.device)
+                    hid = enc(**b).last_hidden_state
+                    m = b["attention_mask"].unsqueeze(-1).to(hid.dtype)
+                    logits = head((hid * m).sum(1) / m.sum(1).clamp(min=1e-9))
+                    loss = torch.nn.functional.cross_entropy(logits, yt[idx].to(enc.device))
+                    opt.zero_grad()
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(params, 1.0)
+                    opt.step()
+                    sched.step()
+                    losses.append(loss.detach().item())
+                    step += 1
+                    if log is not None and step % 50 == 0:
+                        log(f"step {step}/{total}: loss {np.mean(losses[-50:]):.3f}, "
+                            f"{time.perf_counter() - t0:.0f} s")
+        enc.eval()
+        head.eval()
+        info = {**settings, "steps": step, "steps_planned": total, "epochs_done": step / steps_per_epoch,
+                "seconds": time.perf_counter() - t0, "final_loss": float(np.mean(losses[-50:])) if losses else None,
+                "cached": False}
+        folder.mkdir(parents=True, exist_ok=True)
+        from whybox.core.explanation import atomic_write_text
+
+        tmp = folder / "weights.pt.tmp"
+        torch.save({"encoder": enc.state_dict(), "head": head.state_dict()}, tmp)
+        os.replace(tmp, weights)
+        atomic_write_text(info_path, json.dumps(info, indent=1))
+    clf = TransformerClassifier(enc, tok, head, pooling="mean", normalize=False,
+                                output_names=[as_python(c) for c in classes], max_length=max_length,
+                                batch_size=64, name="MiniLM fine-tuned")
+    clf.info_ = info
+    return clf
