@@ -24,7 +24,8 @@ train_exclusive, as CEBaB's do. Estimators:
 Errors (CEBaB): L2, cosine distance, norm difference between true ICaCE = f(x_cf) - f(x_base) and the
 estimate, per pair, averaged. 95% CIs: bootstrap over review groups (the base text's original review),
 1,000 resamples; paired differences for matching vs Approx, S-Learner and zero. Seeds change the
-matchers' training (InfoNCE: --infonce-seeds, default 1, time); mean +- std over seeds.
+InfoNCE encoders' training (--infonce-seeds, default 1: each seed costs 4 x --infonce-minutes); the
+tables give mean +- std over the seeds run.
 Writes bench/results/cebab.md (or --out).
 """
 from __future__ import annotations
@@ -70,7 +71,6 @@ def main() -> None:
     ap.add_argument("--cache-dir", default=None, help="weights and embeddings cache (default $WHYBOX_CACHE or "
                     "~/.cache/whybox)")
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--seeds", type=int, default=3, help="seeds of the cheap matchers")
     ap.add_argument("--infonce-seeds", type=int, default=1)
     ap.add_argument("--finetune-minutes", type=float, default=30.0)
     ap.add_argument("--infonce-minutes", type=float, default=10.0, help="per concept and seed")
@@ -249,8 +249,9 @@ def main() -> None:
                               f"(K={HEADLINE_K}) L2 < {ref} with the paired-bootstrap 95% CI of the difference "
                               f"excluding 0: {d.mean():+.4f} [{lo:+.4f}, {hi:+.4f}]")
     lines = [f"# CEBaB: causal concept effects (ICaCE) on the {split_name} split: matching vs CEBaB's baselines", "",
-             f"{stamp()}; {machine()}; {time.perf_counter() - t0:.0f} s in all. Command: `.venv/bin/python bench/cebab.py"
-             + (" --quick" if a.quick else "") + (f" --split {a.split}" if a.split != "dev" else "") + "`.", "",
+             f"{stamp()}; {machine()}; {time.perf_counter() - t0:.0f} s in all (cached weights are loaded, not "
+             "retrained: see the fine-tuning and InfoNCE lines). Command: `.venv/bin/python bench/cebab.py"
+             + "".join(f" {x}" for x in sys.argv[1:]) + "`.", "",
              f"{len(inc):,} train_inclusive, {len(exc):,} train_exclusive ({len(enc_half):,} encoder half, {len(cand):,} "
              f"candidate half), {len(ev):,} {split_name} texts; {len(P):,} {split_name} pairs (ordered; the validated label "
              f"of the edited concept differs). {split_name} accuracy (5 classes): "

@@ -169,6 +169,10 @@ def test_parameters_are_validated(shapes):
     with pytest.raises(BudgetError):
         wg.explain_graph(gm, data, index=300, method="kernelshap", n_samples=500)
     assert gm.n_rows <= 2                 # the whole-graph call and the subgraph check, no more
+    gm = wg.GraphModel(gnn, task="node", budget=50)
+    with pytest.raises(BudgetError):      # PyG's explainers are budgeted up front too
+        wg.explain_graph(gm, data, index=300, method="gnnexplainer", epochs=100)
+    assert gm.n_rows <= 2
 
 
 def test_explanation_round_trips_through_json(shapes, tmp_path):

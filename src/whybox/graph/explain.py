@@ -400,15 +400,19 @@ def explain_graph(model: Any, graph: Any, *, index: Any = None, method: str = "k
 
     full: dict[int, np.ndarray] = {}
     ctxs = contexts(graphs, target, 0)
+    train_items = None
     if key in MASKING_METHODS:
         need = sum(_cost(recipe, c, params) for c in ctxs)
-        m.require(need, what=f"method {key!r} on {len(ctxs)} graph item(s)")
+    else:
+        if key == "pgexplainer":
+            train_items = _training_items(graphs, params.pop("train_on"), m.task, seed)
+        need = _model_cost(key, params, len(ctxs), 0 if train_items is None else len(train_items))
+    m.require(need, what=f"method {key!r} on {len(ctxs)} graph item(s)")
     state = None
     if key == "pgexplainer":
         t0 = time.perf_counter()
         rows0, calls0 = m.n_rows, m.n_calls
-        state = train_pgexplainer(contexts(_training_items(graphs, params.pop("train_on"), m.task, seed), None,
-                                           1 << 20),
+        state = train_pgexplainer(contexts(train_items, None, 1 << 20),
                                   epochs=params["epochs"], lr=params["lr"],
                                   seed=int(seed) if isinstance(seed, (int, np.integer)) else 0)
         train_cost = (m.n_rows - rows0, m.n_calls - calls0, time.perf_counter() - t0)
@@ -444,6 +448,20 @@ def explain_graph(model: Any, graph: Any, *, index: Any = None, method: str = "k
         out[0].seconds = time.perf_counter() - t_all
         return out[0]
     return out
+
+
+def _model_cost(key: str, params: dict[str, Any], n_items: int, n_train: int) -> int:
+    """Graphs the gradient and PyG recipes evaluate, up front (the budget is checked before any call):
+    one batched pass per item for saliency, steps + 1 for IG, one per epoch (+ the prediction) for
+    GNNExplainer, two per training step (embeddings, masked prediction) and two per item for
+    PGExplainer; plus each training item's subgraph check."""
+    if key == "saliency":
+        return n_items
+    if key == "integrated_gradients":
+        return n_items * (int(params["steps"]) + 1)
+    if key == "gnnexplainer":
+        return n_items * (int(params["epochs"]) + 2)
+    return 2 * int(params["epochs"]) * n_train + 2 * n_items + 2 * n_train
 
 
 def _training_items(graphs: list[tuple[Any, int | None]], train_on: Any, task: str, seed: Any
