@@ -190,8 +190,10 @@ def test_full_fine_tuning_pulls_positives_closer(shared):
         E = mt.embed(inc["text"].tolist())
         a, p, n = E[trip[:, 0]], E[trip[:, 1]], E[trip[:, 2]]
         return float(np.maximum(0, (a * n).sum(1) - (a * p).sum(1) + mt.margin).mean())
+    before = violation(ConceptMatcher("food", mode="none", margin=0.2))      # the plain encoder
     mt = ConceptMatcher("food", mode="full", epochs=60, batch_size=16)
-    before = violation(mt)
+    with pytest.raises(InputError, match="not fitted"):                      # no silent plain fallback
+        mt.embed(["x"])
     mt.fit(inc)
     assert mt._W is None and mt.n_triplets_ == len(trip)
     assert violation(mt) < 0.7 * before
