@@ -43,16 +43,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, markdown, stamp  # noqa: E402
 
 from whybox.counterfactuals.baselines import Approx, SLearner, conexp_effect, zero_effect  # noqa: E402
-from whybox.counterfactuals.cebab import CONCEPTS, load_cebab, pairs  # noqa: E402
+from whybox.counterfactuals.cebab import CONCEPTS, icace_pair_errors, load_cebab, pairs  # noqa: E402
+from whybox.counterfactuals.text import topk_effects  # noqa: E402
 
 HEADLINE_K = 10
-
-
-def per_pair(true: np.ndarray, est: np.ndarray) -> dict[str, np.ndarray]:
-    l2 = np.linalg.norm(true - est, axis=1)
-    nt, ne = np.linalg.norm(true, axis=1), np.linalg.norm(est, axis=1)
-    cos = 1 - (true * est).sum(axis=1) / np.maximum(nt * ne, 1e-12)
-    return {"L2": l2, "cosine": cos, "norm_diff": np.abs(nt - ne)}
 
 
 def boot_ci(values: np.ndarray, groups: np.ndarray, rng: np.random.Generator, n_boot: int) -> tuple[float, float]:
@@ -194,16 +188,14 @@ def main() -> None:
                 pool = np.flatnonzero((cand[c] == w).to_numpy())
                 sim = qe[b] @ ce[pool].T
                 for k in ks:
-                    kk = min(k, len(pool))
-                    top = np.argpartition(-sim, kk - 1, axis=1)[:, :kk]
-                    per_k[k][s] = out["cand"][pool][top].mean(axis=1) - out["ev"][b]
+                    per_k[k][s] = topk_effects(sim, out["cand"][pool], out["ev"][b], k)
         for m_name, e in est.items():
-            v = per_pair(true, e)
+            v = icace_pair_errors(true, e)
             pair_vals[name, m_name, "", 0] = v["L2"]
             rows.append({"model": name, "method": m_name, "K": "", "seed": 0, **{k: float(x.mean()) for k, x in v.items()}})
         for (space, seed), per_k in by_space.items():
             for k, e in per_k.items():
-                v = per_pair(true, e)
+                v = icace_pair_errors(true, e)
                 pair_vals[name, f"Matching ({space})", k, seed] = v["L2"]
                 rows.append({"model": name, "method": f"Matching ({space})", "K": k, "seed": seed,
                              **{kk: float(x.mean()) for kk, x in v.items()}})

@@ -81,12 +81,17 @@ def pairs(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, columns=["base", "cf", "concept", "base_value", "cf_value"])
 
 
-def icace_errors(true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    """CEBaB's three errors, averaged over pairs: L2 distance, cosine distance, and the absolute
-    difference of the norms, between true ICaCE = f(x_cf) - f(x_base) and the estimate."""
+def icace_pair_errors(true: np.ndarray, pred: np.ndarray) -> dict[str, np.ndarray]:
+    """CEBaB's three errors per pair, between true ICaCE = f(x_cf) - f(x_base) and the estimate: L2
+    distance, cosine distance, and the absolute difference of the norms."""
     true, pred = np.asarray(true, float), np.asarray(pred, float)
-    l2 = np.linalg.norm(true - pred, axis=1)
     nt, npred = np.linalg.norm(true, axis=1), np.linalg.norm(pred, axis=1)
-    cos = 1 - (true * pred).sum(axis=1) / np.maximum(nt * npred, 1e-12)
-    return {"L2": float(l2.mean()), "cosine": float(cos.mean()), "norm_diff": float(np.abs(nt - npred).mean()),
-            "pairs": int(len(true))}
+    return {"L2": np.linalg.norm(true - pred, axis=1),
+            "cosine": 1 - (true * pred).sum(axis=1) / np.maximum(nt * npred, 1e-12),
+            "norm_diff": np.abs(nt - npred)}
+
+
+def icace_errors(true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """CEBaB's three errors (:func:`icace_pair_errors`) averaged over pairs, and the number of pairs."""
+    e = icace_pair_errors(true, pred)
+    return {**{k: float(v.mean()) for k, v in e.items()}, "pairs": int(len(e["L2"]))}

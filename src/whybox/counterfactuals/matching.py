@@ -230,10 +230,10 @@ class InfoNCEMatcher:
         pool = np.flatnonzero((candidates[self.concept] == value).to_numpy())
         if len(pool) == 0:
             raise InputError(f"the candidate pool has no text with {self.concept} = {value!r}")
-        sim = np.asarray(query_emb) @ np.asarray(cand_emb)[pool].T
-        kk = min(k, len(pool))
-        top = np.argpartition(-sim, kk - 1, axis=1)[:, :kk]
-        return np.asarray(cand_out)[pool][top].mean(axis=1) - np.asarray(query_out)
+        from whybox.counterfactuals.text import topk_effects
+
+        return topk_effects(np.asarray(query_emb) @ np.asarray(cand_emb)[pool].T, np.asarray(cand_out)[pool],
+                            query_out, k)
 
     # -- cache -----------------------------------------------------------------------------------
     def save(self, path) -> None:

@@ -100,6 +100,14 @@ class LLMEditor:
 
 
 # ------------------------------------------------------------------------------------- matching
+def topk_effects(sim: np.ndarray, cand_out: np.ndarray, query_out: np.ndarray, k: int) -> np.ndarray:
+    """Matching's estimate: for each query (a row of ``sim``, its similarity to every candidate) the mean
+    model output over its ``k`` most similar candidates (all when fewer), minus the query's own."""
+    kk = min(int(k), sim.shape[1])
+    top = np.argpartition(-sim, kk - 1, axis=1)[:, :kk]
+    return np.asarray(cand_out)[top].mean(axis=1) - np.asarray(query_out)
+
+
 def _contrastive_triplets(df: pd.DataFrame, concept: str, rng: np.random.Generator,
                           others: Sequence[str]) -> np.ndarray:
     """(anchor, positive, negative) row positions: positive = a text of the same review group that
@@ -253,7 +261,4 @@ class ConceptMatcher:
         co = cand_out[pool] if cand_out is not None else m(candidates["text"].iloc[pool].tolist())
         qe = query_emb if query_emb is not None else self.embed(list(texts))
         qo = query_out if query_out is not None else m(list(texts))
-        sim = qe @ ce.T
-        kk = min(k, len(pool))
-        top = np.argpartition(-sim, kk - 1, axis=1)[:, :kk]
-        return co[top].mean(axis=1) - qo
+        return topk_effects(qe @ ce.T, co, qo, k)

@@ -443,3 +443,36 @@ def get_recipe(method: str) -> Recipe:
     if key not in METHODS:
         raise MethodError(f"unknown method {method!r}; choose one of {sorted(METHODS)}")
     return METHODS[key]
+
+
+def cost_keeping_rng(recipe: Recipe, ctx: Any, params: dict[str, Any]) -> int:
+    """``recipe.cost`` on a context whose random stream is left as it was (a cost estimate draws the
+    design; the run must draw the same one)."""
+    state = ctx.rng.bit_generator.state
+    try:
+        return int(recipe.cost(ctx, **params))
+    finally:
+        ctx.rng.bit_generator.state = state
+
+
+def item_rng(seed: Any, i: int) -> np.random.Generator:
+    """The random stream of item i (a text, a node, a graph): (seed, i), so an item's numbers do not
+    depend on which other items are in the call; a Generator is used as given, None is fresh entropy."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None:
+        return np.random.default_rng()
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+        return np.random.default_rng([int(seed), i])
+    raise InputError(f"seed must be an int, None or numpy.random.Generator, got {type(seed).__name__}")
+
+
+def accepted_params(fn: Callable[..., Any], method: str, where: str, params: dict[str, Any], *,
+                    skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The defaults of a run function's own parameters (after its context, less ``skip``); an unknown
+    name in ``params`` is a MethodError naming what the method accepts."""
+    allowed = {k: v.default for k, v in list(inspect.signature(fn).parameters.items())[1:] if k not in skip}
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise MethodError(f"method {method!r} {where} got unknown parameter(s) {unknown}; it accepts {sorted(allowed)}")
+    return allowed

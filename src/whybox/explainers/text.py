@@ -222,16 +222,6 @@ def _method(method: str) -> str:
     return key
 
 
-def _check_params(fn: Callable, method: str, params: dict[str, Any]) -> dict[str, Any]:
-    import inspect
-
-    allowed = {k: v.default for k, v in list(inspect.signature(fn).parameters.items())[1:]}
-    unknown = sorted(set(params) - set(allowed))
-    if unknown:
-        raise MethodError(f"method {method!r} on text got unknown parameter(s) {unknown}; it accepts {sorted(allowed)}")
-    return {**allowed, **params}
-
-
 def explain_text(model: Any, texts: Any, *, method: str = "kernelshap", units: Any = "word",
                  removal: str = "delete", mask_token: str | None = None, replacement: str | None = None,
                  tokenizer: Any = None, target: Any = None, target_index: Any = None, budget: int | None = None,
@@ -281,13 +271,13 @@ def explain_text(model: Any, texts: Any, *, method: str = "kernelshap", units: A
         run, neighbourhood, surrogate = recipe.run, recipe.neighbourhood, recipe.surrogate
     else:
         run = GRADIENT_RUNS[key]
-        params = _check_params(run, key, method_params)
+        params = {**recipes.accepted_params(run, key, "on text", method_params), **method_params}
         neighbourhood, surrogate = _GRADIENT_TEXT[key]
         if not getattr(m, "has_gradient", False):
             _tokens(m, docs[0], params.get("baseline", "pad"))      # raises the clear MethodError
-    rngs = [_rng(seed, i) for i in range(len(items))]
+    rngs = [recipes.item_rng(seed, i) for i in range(len(items))]
     ctxs = [TextContext(m, doc, 0, np.zeros(1), rng, chunk_rows=int(chunk_rows)) for doc, rng in zip(docs, rngs)]
-    need = len(items) + (sum(_mask_method_cost(recipe, c, params) for c in ctxs) if key in MASKING_METHODS
+    need = len(items) + (sum(recipes.cost_keeping_rng(recipe, c, params) for c in ctxs) if key in MASKING_METHODS
                          else sum(_grad_cost(c, key, params) for c in ctxs))
     m.require(need, what=f"method {key!r} on {len(items)} text(s)")
     fx_all = m(items)
@@ -322,22 +312,4 @@ def explain_text(model: Any, texts: Any, *, method: str = "kernelshap", units: A
         out[0].seconds = time.perf_counter() - t_all
         return out[0]
     return out
-
-
-def _mask_method_cost(recipe: recipes.Recipe, ctx: TextContext, params: dict[str, Any]) -> int:
-    state = ctx.rng.bit_generator.state
-    try:
-        return int(recipe.cost(ctx, **params))
-    finally:
-        ctx.rng.bit_generator.state = state
-
-
-def _rng(seed: Any, i: int) -> np.random.Generator:
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if seed is None:
-        return np.random.default_rng()
-    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
-        return np.random.default_rng([int(seed), i])
-    raise InputError(f"seed must be an int, None or numpy.random.Generator, got {type(seed).__name__}")
 

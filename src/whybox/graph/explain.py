@@ -104,10 +104,10 @@ def _need_autograd(model: GraphModel, method: str) -> None:
 
 
 def _unit_gradients(ctx: GraphContext, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Gradients of f_target at len(levels) points where every unit is at level a (0 = off, 1 = on):
-    returns (outputs (s,), per-unit gradient (s, d)) for edge units (d f / d m_u) and, for node and
-    feature units, the per-entry gradients summed over the unit as (x - b) . grad is formed later
-    (here: (s, d) of sum over the unit of d f / d x_entry * (x - b)_entry and of |d f / d x_entry|)."""
+    """Gradients of f_target at len(levels) points where every unit is at level a (0 = off, 1 = on), in
+    one batched pass: (outputs (s,), gradients). Edge units: the unit masks' gradients d f / d m_u,
+    (s, d) (a unit's directed edges share its mask, so their gradients add). Node and feature units:
+    the node features' gradients at b + a (x - b), (s, N, F), reduced per unit by the caller."""
     torch = ctx.model.torch
     u, model = ctx.units, ctx.model
     N, E = u.n_nodes, int(u.edge_index.shape[1])
@@ -305,18 +305,6 @@ def _method(method: str) -> str:
     return key
 
 
-def _check_params(fn: Any, method: str, params: dict[str, Any]) -> dict[str, Any]:
-    import inspect
-
-    allowed = {k: v.default for k, v in list(inspect.signature(fn).parameters.items())[1:] if k != "state"}
-    unknown = sorted(set(params) - set(allowed))
-    if unknown:
-        raise MethodError(f"method {method!r} on graphs got unknown parameter(s) {unknown}; it accepts {sorted(allowed)}")
-    from whybox.params import check_all
-
-    return {**allowed, **check_all(params)}
-
-
 def explain_graph(model: Any, graph: Any, *, index: Any = None, method: str = "kernelshap", units: str = "edge",
                   task: str | None = None, target: Any = None, hops: int | None = None, undirected: Any = "auto",
                   baseline: Any = "zeros", feature_names: Sequence[str] | None = None,
@@ -352,8 +340,6 @@ def explain_graph(model: Any, graph: Any, *, index: Any = None, method: str = "k
     if task is None:
         task = (model.task if isinstance(model, GraphModel) else ("node" if index is not None else "graph"))
     m = as_graph_model(model, task=task, return_type=return_type, output=output, removal=removal, budget=budget)
-    if budget is not None:
-        m.budget = int(budget)
     graphs, single = _items(graph, index, m.task)
     if hops is None:
         hops = m.hops
@@ -368,7 +354,10 @@ def explain_graph(model: Any, graph: Any, *, index: Any = None, method: str = "k
         run, neighbourhood, surrogate = recipe.run, recipe.neighbourhood, recipe.surrogate
     else:
         run = RUNS[key]
-        params = _check_params(run, key, method_params)
+        from whybox.params import check_all
+
+        params = {**recipes.accepted_params(run, key, "on graphs", method_params, skip=("state",)),
+                  **check_all(method_params)}
         neighbourhood, surrogate = _TEXT[key]
     def contexts(items: list[tuple[Any, int | None]], tgt: Any, salt: int) -> list[GraphContext]:
         """One context per item; the model's outputs on each whole graph come from one call per graph
@@ -386,7 +375,7 @@ def explain_graph(model: Any, graph: Any, *, index: Any = None, method: str = "k
                             baseline=baseline, feature_names=feature_names, model=m, full_output=row)
             if u.d == 0:
                 raise InputError(f"item {i} has no {units} units to explain (no edges near the node?)")
-            out_ctx.append(GraphContext(m, u, 0, row[None, :1], _rng(seed, i) if salt == 0 else _rng(seed, salt + i)))
+            out_ctx.append(GraphContext(m, u, 0, row[None, :1], recipes.item_rng(seed, salt + i)))
         fx = np.stack([full[id(g)][idx] if idx is not None else full[id(g)][0] for g, idx in items])
         for c, t, row in zip(out_ctx, resolve_targets("predicted" if tgt is None else tgt, fx, m.output_names), fx):
             c.target = int(t)
@@ -402,7 +391,7 @@ def explain_graph(model: Any, graph: Any, *, index: Any = None, method: str = "k
     ctxs = contexts(graphs, target, 0)
     train_items = None
     if key in MASKING_METHODS:
-        need = sum(_cost(recipe, c, params) for c in ctxs)
+        need = sum(recipes.cost_keeping_rng(recipe, c, params) for c in ctxs)
     else:
         if key == "pgexplainer":
             train_items = _training_items(graphs, params.pop("train_on"), m.task, seed)
@@ -531,18 +520,3 @@ def _items(graph: Any, index: Any, task: str) -> tuple[list[tuple[Any, int | Non
         return [(g, None) for g in graph], False
     return [(graph, None)], True
 
-
-def _cost(recipe: recipes.Recipe, ctx: GraphContext, params: dict[str, Any]) -> int:
-    state = ctx.rng.bit_generator.state
-    try:
-        return int(recipe.cost(ctx, **params))
-    finally:
-        ctx.rng.bit_generator.state = state
-
-
-def _rng(seed: Any, i: int) -> np.random.Generator:
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if seed is None:
-        return np.random.default_rng()
-    return np.random.default_rng([int(seed), i])

@@ -59,9 +59,9 @@ class GraphUnits:
         Z = np.asarray(Z, bool)
         m = len(Z)
         on = np.concatenate([Z, np.ones((m, 1), bool)], axis=1)     # unit -1 -> the always-on column
-        x = self.x.detach().cpu().numpy().astype(np.float64)
         if self.kind == "edge":
             return on[:, self.unit_of], None
+        x = self.x.detach().cpu().numpy().astype(np.float64)
         if self.kind == "node":
             node_on = on[:, self.unit_of]                                       # (m, N)
             ei = self.edge_index.cpu().numpy()

@@ -237,7 +237,8 @@ def _explainability(model: Any, graphs: dict[int, Any], patterns: list[Pattern],
         x, ei = _graph_tensors(graphs[g])
         src, dst = ei.cpu().numpy()
         pairs = [tuple(sorted((int(a), int(b)))) for a, b in zip(src, dst)]
-        keep = np.array([[pr in set(o) for pr in pairs] for _, o in occs])
+        occ_sets = [set(o) for _, o in occs]
+        keep = np.array([[pr in o for pr in pairs] for o in occ_sets])
         V = model.masked(x, ei, np.vstack([np.ones((1, len(pairs)), bool), keep, ~keep]), None, raw=True)
         P = model.probabilities(model.torch.as_tensor(V)).numpy()[:, label]
         p0, m = max(P[0], 1e-12), len(occs)
