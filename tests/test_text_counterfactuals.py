@@ -125,6 +125,8 @@ def test_matchers_fail_loudly(cebab):
         ConceptMatcher("food", mode="full").embed([], base=np.zeros((0, 384)))
     with pytest.raises(InputError, match="not fitted"):
         InfoNCEMatcher("food").embed(["x"])
+    with pytest.raises(InputError, match="max_steps"):
+        InfoNCEMatcher("food", max_steps=0)
 
 
 def test_infonce_matcher_pulls_edits_together(shared, tmp_path):
@@ -151,7 +153,8 @@ def test_infonce_matcher_pulls_edits_together(shared, tmp_path):
     mt = InfoNCEMatcher("food", epochs=8, batch_size=16, max_length=64, lr=1e-4, head_lr=3e-3, max_seconds=60)
     mt.fit(inc, exc)
     after = margin(mt)
-    untrained = InfoNCEMatcher("food", epochs=1e-9, batch_size=16, max_length=64, max_seconds=60).fit(inc)
+    untrained = InfoNCEMatcher("food", max_steps=1, batch_size=16, max_length=64, max_seconds=60).fit(inc)
+    assert untrained.info_["steps"] == untrained.info_["steps_planned"] == 1           # a step budget, not time
     assert mt.info_["steps"] >= 2 and mt.info_["weak_pairs"] == len(wp)
     assert after > margin(untrained) + 0.03
     mt.save(tmp_path / "food.pt")

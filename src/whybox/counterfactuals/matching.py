@@ -12,7 +12,9 @@ For concept C, texts close in the space should share every concept but C:
   batch are in-batch negatives.
 
 The encoder is all-MiniLM-L6-v2 with its top ``train_layers`` layers trained and a linear projection
-to ``dim``; training stops after ``epochs`` passes over the positive pairs or ``max_seconds``. At
+to ``dim``; training stops after ``epochs`` passes over the positive pairs, ``max_steps`` optimiser
+steps (when given) or ``max_seconds``, whichever comes first. A time cap makes the result depend on
+the machine's speed and load; ``max_steps`` does not, so a step budget is the reproducible choice. At
 inference, f is averaged over the Top-K candidates with C = v' (the candidate half of
 train_exclusive) and f(x) subtracted, as :class:`~whybox.counterfactuals.text.ConceptMatcher`
 does. Nothing falls back silently: matching before ``fit`` is an error.
@@ -63,6 +65,7 @@ class InfoNCEMatcher:
     weak_weight: float = 0.5
     epochs: float = 1.0
     max_seconds: float = 600.0
+    max_steps: int | None = None
     batch_size: int = 32
     lr: float = 3e-5
     head_lr: float = 1e-3
@@ -80,6 +83,9 @@ class InfoNCEMatcher:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise InputError(f"{name} must be a positive integer, got {v!r}")
+        if self.max_steps is not None and (isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int)
+                                           or self.max_steps < 1):
+            raise InputError(f"max_steps must be a positive integer or None, got {self.max_steps!r}")
         if not 0 < self.temperature <= 10:
             raise InputError(f"temperature must be in (0, 10], got {self.temperature!r}")
 
@@ -149,6 +155,8 @@ class InfoNCEMatcher:
             B = self.batch_size
             n_pos = len(trip) + len(llm)
             steps = max(1, int(round(self.epochs * n_pos / B)))
+            if self.max_steps is not None:
+                steps = min(steps, self.max_steps)
             step, losses = 0, []
             tau = self.temperature
             while step < steps and time.perf_counter() - t0 < self.max_seconds:
