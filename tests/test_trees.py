@@ -262,3 +262,10 @@ def test_kernel_is_validated_and_a_refitted_model_is_read_again(diabetes):
     fresh = whybox.explain(rf, X.iloc[:3], method="tree", background=X.iloc[:10])
     np.testing.assert_allclose(after.values, fresh.values, atol=1e-9)
     assert not np.allclose(after.values, before.values)
+    from whybox.interactions import interactions                        # tree interactions read again too
+    inter = interactions(ex.problem, X.iloc[:2], method="tree", order=2)
+    rf.fit(X, y)
+    again = interactions(ex.problem, X.iloc[:2], method="tree", order=2)
+    np.testing.assert_allclose(again.values, interactions(rf, X.iloc[:2], X.iloc[:10], method="tree", order=2).values,
+                               atol=1e-9)
+    assert not np.allclose(again.values, inter.values)

@@ -292,9 +292,9 @@ TREE_KERNELS = ("auto", "numba", "numpy")
 def _tree_model(ctx: TabularContext, fresh: bool = False):
     """The model's trees, read once per Model adapter (a prepared problem reads them once for all its
     calls; each call still checks them against the model's outputs, and reads them again if they differ)."""
-    from whybox.trees.model import tree_ensemble, tree_source
+    from whybox.trees.model import read_trees, tree_source
 
-    est, method = tree_source(ctx.model)
+    tree_source(ctx.model)                      # a tree model at all? (its error comes first)
     if ctx.X.dtype == object:
         raise MethodError("method 'tree' needs numeric columns")
     if np.isinf(ctx.X.astype(float)).any() or np.isinf(ctx.background.data.astype(float)).any():
@@ -302,13 +302,24 @@ def _tree_model(ctx: TabularContext, fresh: bool = False):
                           "branch); the rows or the background hold inf")
     if any(len(g) > 1 for g in ctx.spec.groups):
         raise MethodError("method 'tree' explains single columns; grouped features (groups=) need kernelshap or shapley")
-    reads = getattr(ctx.model, "reads", None)
-    if reads is None:
-        return tree_ensemble(est, method)
-    key = ("trees", id(est), method)
-    if fresh or key not in reads:
-        reads[key] = tree_ensemble(est, method)
-    return reads[key]
+    return read_trees(ctx.model, fresh=fresh)
+
+
+def reproducing_trees(ctx: TabularContext, ens, fx: np.ndarray, totals_of, *, instead: str):
+    """``totals_of(ens) -> (result, totals)`` with the trees' outputs on the explained rows; they
+    must equal the model's own outputs ``fx`` on every row. When they do not and the adapter keeps its
+    reads, the model changed since its trees were read (refitted in place): they are read again, once.
+    Still off: a MethodError that names ``instead``. Returns (trees, result)."""
+    tol = 1e-6 * max(1.0, float(np.abs(fx).max()))
+    res, totals = totals_of(ens)
+    if np.abs(totals - fx).max() > tol and getattr(ctx.model, "reads", None) is not None:
+        ens = _tree_model(ctx, fresh=True)
+        res, totals = totals_of(ens)
+    off = float(np.abs(totals - fx).max())
+    if off > tol:
+        raise MethodError(f"the trees read from the model do not reproduce its output (off by {off:.3g}); "
+                          f"use {instead}")
+    return ens, res
 
 
 TREE_ENUMERATE_MAX = 14       # a nonlinear output of a tree sum: exact by enumeration up to 2^14 coalitions
@@ -391,15 +402,11 @@ def run_tree(ctx: TabularContext, feature_perturbation: str = "auto", kernel: st
 
     # the values add up to the trees' output exactly (efficiency), so this checks that the trees
     # reproduce the model's own outputs on every explained row
-    tol = 1e-6 * max(1.0, float(np.abs(ctx.fx).max()))
-    cols, base = values_of(ens)
-    if np.abs(cols.sum(1) + base - ctx.fx).max() > tol and getattr(ctx.model, "reads", None) is not None:
-        ens = _tree_model(ctx, fresh=True)                      # the model changed since its trees were read
+    def totals_of(ens):
         cols, base = values_of(ens)
-    off = float(np.abs(cols.sum(1) + base - ctx.fx).max())
-    if off > tol:
-        raise MethodError(f"the trees read from the model do not reproduce its output (off by {off:.3g}); "
-                          "use kernelshap")
+        return (cols, base), cols.sum(1) + base
+
+    _, (cols, base) = reproducing_trees(ctx, ens, ctx.fx, totals_of, instead="kernelshap")
     values = np.zeros((ctx.n, ctx.d))
     for c, g in enumerate(ctx.spec.group_of_column):
         values[:, g] += cols[:, c]

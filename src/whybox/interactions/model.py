@@ -133,7 +133,7 @@ def interactions(model: Any, X: Any, data: Any = None, *, index: str = "k-SII", 
 
 def _from_trees(problem: Any, X: Any, *, index: str, order: int, target: Any) -> Interactions:
     from whybox.explainers.context import TabularContext
-    from whybox.explainers.recipes import _tree_model
+    from whybox.explainers.recipes import _tree_model, reproducing_trees
     from whybox.trees.interactions import interventional_interactions
     from whybox.trees.model import NotASumOfTrees
 
@@ -151,6 +151,11 @@ def _from_trees(problem: Any, X: Any, *, index: str, order: int, target: Any) ->
     outputs = m(arr)
     targets = problem.targets(target, outputs, target_index=None)
     Xf, B = arr.astype(float), bg.data.astype(float)
+    fx = outputs[np.arange(len(arr)), targets]
+    # the trees must reproduce the model (read again once if it was refitted in place) before the
+    # interactions are computed from them
+    ens, _ = reproducing_trees(ctx, ens, fx, lambda e: (None, e.predict(Xf)[np.arange(len(arr)), targets]),
+                               instead="method='exact' or 'sampling'")
     terms = None
     values = np.zeros((len(arr), 0))
     v0 = np.zeros(len(arr))
@@ -160,11 +165,6 @@ def _from_trees(problem: Any, X: Any, *, index: str, order: int, target: Any) ->
         if values.shape[1] == 0:
             values = np.zeros((len(arr), len(terms)))
         values[rows], v0[rows] = vals, base
-    pred = ens.predict(Xf)[np.arange(len(arr)), targets]
-    fx = outputs[np.arange(len(arr)), targets]
-    if np.abs(pred - fx).max() > 1e-6 * max(1.0, float(np.abs(fx).max())):
-        raise MethodError(f"the trees read from the model do not reproduce its output (off by "
-                          f"{np.abs(pred - fx).max():.3g}); use method='exact' or 'sampling'")
     return Interactions(values, list(terms), list(spec.names), index, order, v0, fx, targets, m.n_rows - rows0,
                         method="tree")
 

@@ -54,6 +54,8 @@ class Model:
         self._parent: "Model | None" = None
         self._meters: list = []          # progress bars watching the rows (whybox.core.progress)
         self.reads: dict = {}            # what recipes read from the model itself (its trees), kept with it
+        # (dtypes it was computed for, the one numeric dtype of every column or None): _uniform_dtype
+        self._uniform: tuple[Any, np.dtype | None] = (object(), None)
 
     # ----------------------------------------------------------------- accounting
     def reset_counts(self) -> None:
@@ -155,8 +157,8 @@ class Model:
     def _uniform_dtype(self) -> np.dtype | None:
         """The numpy dtype shared by every expected column (None: no dtypes, or mixed/extension dtypes)."""
         d = self.dtypes
-        if not hasattr(self, "_uniform") or self._uniform_of is not d:
-            self._uniform_of, self._uniform = d, None
+        if self._uniform[0] is not d:
+            uniform = None
             try:
                 vals = list(d.values()) if isinstance(d, dict) else list(pd.Series(d))
                 types = {np.dtype(v) for v in vals} if vals else set()
@@ -165,8 +167,9 @@ class Model:
             if len(types) == 1:
                 (t,) = types
                 if t.kind in "biuf":
-                    self._uniform = t
-        return self._uniform
+                    uniform = t
+            self._uniform = (d, uniform)
+        return self._uniform[1]
 
     def _raw(self, inp: Any) -> Any:
         return self.fn(inp)

@@ -70,6 +70,21 @@ def _moebius_index(ens: Ensemble, X: np.ndarray, bg: np.ndarray, weights: np.nda
         by_size[r] = (np.array([c for c, _ in cj], np.int64), np.array([j for _, j in cj], np.int64))
     vals_out = np.zeros((n, len(terms)))
     w = np.asarray(weights, float)
+    # contributions are gathered and summed in one bincount once they outnumber the output cells, so
+    # a bincount's cost (the n x terms output) is paid once per that many contributions, not per subset
+    pend_i: list[np.ndarray] = []
+    pend_v: list[np.ndarray] = []
+    pending = 0
+
+    def flush():
+        nonlocal pending
+        if pend_i:
+            vals_out[:] += np.bincount(np.concatenate(pend_i), weights=np.concatenate(pend_v),
+                                       minlength=n * len(terms)).reshape(n, len(terms))
+            pend_i.clear()
+            pend_v.clear()
+        pending = 0
+
     vals_out[:, key_of[()]] += float(ens.constant[out])        # a constant game: m(empty) = the constant
     for k, (feats, lo, hi, _, vals, _, nan) in leaf_table(ens, out).items():
         Q = _table(index, order, k)
@@ -95,8 +110,12 @@ def _moebius_index(ens: Ensemble, X: np.ndarray, bg: np.ndarray, weights: np.nda
                 codes, cols = by_size[len(P)]
                 code = F[:, list(P)] @ radix[order - len(P):] if P else np.zeros(len(F), np.int64)
                 col = cols[np.searchsorted(codes, code)][il[ok]]
-                vals_out += np.bincount(ix[ok] * len(terms) + col, weights=contrib,
-                                        minlength=n * len(terms)).reshape(n, len(terms))
+                pend_i.append(ix[ok] * len(terms) + col)
+                pend_v.append(contrib)
+                pending += len(contrib)
+                if pending >= max(n * len(terms), 1 << 20):
+                    flush()
+    flush()
     return vals_out
 
 

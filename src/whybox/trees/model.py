@@ -92,13 +92,28 @@ def tree_source(m: Any) -> tuple[Any, str]:
     return est, method
 
 
+def read_trees(model: Any, *, fresh: bool = False) -> "Ensemble":
+    """The trees of a Model adapter's fitted tree model, read once and kept on the adapter
+    (``model.reads``) for every later call; ``fresh=True`` reads them again (the model was refitted
+    in place). Raises MethodError (NotASumOfTrees included) or ImportError as tree_ensemble does."""
+    est, method = tree_source(model)
+    reads = getattr(model, "reads", None)
+    if reads is None:
+        return tree_ensemble(est, method)
+    key = ("trees", id(est), method)
+    if fresh or key not in reads:
+        reads[key] = tree_ensemble(est, method)
+    return reads[key]
+
+
 def reads_trees(problem: Any) -> bool:
     """Whether ``method="tree"`` reads a prepared problem's model exactly from its trees (a supported
-    tree ensemble whose explained output is a sum of trees, on single numeric columns)."""
+    tree ensemble whose explained output is a sum of trees, on single numeric columns). The trees
+    read here are kept on the adapter, so the tree recipe that follows does not read them again."""
     if any(len(g) > 1 for g in problem.spec.groups):
         return False
     try:
-        tree_ensemble(*tree_source(problem.model))
+        read_trees(problem.model)
     except (MethodError, ImportError):
         return False
     return True
