@@ -110,9 +110,9 @@ def _masked_fast(model: Model, X: np.ndarray, Z: np.ndarray, cols: np.ndarray, b
     """Numeric data, shared masks: fill V[:, cols] (see masked_outputs).
 
     The input for (row x, mask z, background row b) is where(z, x, b), selected bit for bit (see
-    :func:`_select_into`): per chunk the masks become all-ones/zero words once, and each chunk of rows
-    costs two vectorised passes over a reused buffer. Exact values (b + z * (x - b) can be one ulp
-    off x, and a tree compares it with a threshold), NaN included."""
+    :func:`_select_into`): each chunk of rows costs two vectorised passes over a reused buffer.
+    Exact values (b + z * (x - b) can be one ulp off x, and a tree compares it with a threshold),
+    NaN included."""
     n, p = X.shape
     m = len(Z)
     data = np.asarray(bg.data, dtype=float)
@@ -123,18 +123,16 @@ def _masked_fast(model: Model, X: np.ndarray, Z: np.ndarray, cols: np.ndarray, b
     Xf = np.asarray(X, dtype=float)
     k_max = min(masks_per_chunk, m)
     inbuf = np.empty((min(rows_per_call, n), k_max, r, p))   # reused: fresh buffers would page-fault
-    Mbuf = np.empty((k_max, p), np.uint64)
     bbits = np.ascontiguousarray(data).view(np.uint64)
     xbits = np.ascontiguousarray(Xf).view(np.uint64)
     for s in range(0, m, masks_per_chunk):
-        Zc = Z[s:s + masks_per_chunk]
+        Zc = np.ascontiguousarray(Z[s:s + masks_per_chunk], dtype=bool)
         k = len(Zc)
-        Mu = _word_masks(Zc, Mbuf[:k])
         for i0 in range(0, n, rows_per_call):
             xb = xbits[i0:i0 + rows_per_call]
             nb = len(xb)
             buf = inbuf[:nb, :k]
-            _select_into(buf, Mu[None, :, None, :], (xb[:, None, :] ^ bbits[None])[:, None, :, :], bbits[None, None])
+            _select_into(buf, Zc[None, :, None, :], (xb[:, None, :] ^ bbits[None])[:, None, :, :], bbits[None, None])
             out = model(buf.reshape(nb * k * r, p)).reshape(nb, k, r, -1)
             if targets is None:
                 V[i0:i0 + nb, cols[s:s + k]] = np.einsum("nmrk,r->nmk", out, bg.weights)
@@ -152,9 +150,9 @@ def stratified_outputs(model: Model, X: np.ndarray, Z: np.ndarray, col_index: np
     Z (m, d) is the base design over interpretable features; col_index (B, p) says which base
     feature drives column c in stratum b (a permutation per background row, composed with the
     feature groups). Within a stratum the fill is one background row, so each input block is
-    where(M, x, b), selected bit for bit (:func:`_select_into`): a gather of boolean masks, made
-    all-ones/zero words once per block and shared by all explained rows, then two vectorised passes
-    per row over a reused buffer (exact values, NaN included).
+    where(M, x, b), selected bit for bit (:func:`_select_into`): a gather of boolean masks into a
+    reused buffer, shared by all explained rows, then two vectorised passes per row over a reused
+    buffer (exact values, NaN included).
     """
     numeric = X.dtype != object and bg.data.dtype != object
     n, p = X.shape
@@ -166,7 +164,6 @@ def stratified_outputs(model: Model, X: np.ndarray, Z: np.ndarray, col_index: np
     seg = min(m, chunk_rows)               # masks per model call
     sb_max = min(per, B)
     inbuf = np.empty((sb_max, seg, p)) if numeric else None
-    Mbuf = np.empty((sb_max, seg, p), np.uint64) if numeric else None
     Bbuf = np.empty((sb_max, seg, p), bool) if numeric else None
     Xf = X.astype(float) if numeric else X
     if numeric:
@@ -184,13 +181,12 @@ def stratified_outputs(model: Model, X: np.ndarray, Z: np.ndarray, col_index: np
                 masks = Bbuf[:sb, :c]
                 for j, b in enumerate(bs):                                  # (sb, c, p) bool, gathered
                     np.take(Zs, col_index[b], axis=1, out=masks[j])
-                Mu = _word_masks(masks, Mbuf[:sb, :c])
                 fb = bbits[bs][:, None, :]
             else:
                 masks = np.stack([Zs[:, col_index[b]] for b in bs])           # (sb, c, p) bool
             for i in range(n):
                 if numeric:
-                    _select_into(buf, Mu, xbits[i] ^ fb, fb)
+                    _select_into(buf, masks, xbits[i] ^ fb, fb)
                     inp = buf
                 else:
                     inp = np.where(masks, X[i], fill)
@@ -199,20 +195,13 @@ def stratified_outputs(model: Model, X: np.ndarray, Z: np.ndarray, col_index: np
     return V
 
 
-_ALL_ONES = np.uint64(2 ** 64 - 1)
-
-
-def _word_masks(Z: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """Boolean masks as 64-bit words: all ones where True, zero where False (into ``out``, one pass)."""
-    np.multiply(Z, _ALL_ONES, out=out, casting="unsafe")
-    return out
-
-
 def _select_into(buf: np.ndarray, M: np.ndarray, dx: np.ndarray, b: np.ndarray) -> None:
-    """buf = where(M, x, b) bit for bit, as b ^ (M & (x ^ b)) on the float64 words (``dx`` = x ^ b and
-    ``b`` as uint64 views, broadcast against the word masks M): exact, NaN and signed zeros included."""
+    """buf = where(M, x, b) bit for bit, as b ^ (M * (x ^ b)) on the float64 words: ``M`` the boolean
+    masks (any shape broadcasting against ``buf``), ``dx`` = x ^ b and ``b`` as uint64 views. M * dx
+    is dx where M holds and 0 elsewhere, so the result is exactly x's or b's bits (NaN and signed
+    zeros included). Two vectorised passes, reading the masks as bytes: no word-mask array."""
     u = buf.view(np.uint64)
-    np.bitwise_and(M, dx, out=u)
+    np.multiply(M.view(np.uint8), dx, out=u)
     np.bitwise_xor(u, b, out=u)
 
 
