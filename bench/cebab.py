@@ -162,12 +162,13 @@ def main() -> None:
             fe = f.with_name(f.stem + f"-emb-{ekey}.npz")
             if fe.exists():
                 z = np.load(fe)
-                spaces["InfoNCE", seed, c] = (z["ev"], z["cand"])
+                qe, ce = z["ev"], z["cand"]
             else:
-                spaces["InfoNCE", seed, c] = (mt.embed(ev["text"].tolist()), mt.embed(cand["text"].tolist()))
+                qe, ce = mt.embed(ev["text"].tolist()), mt.embed(cand["text"].tolist())
                 tmp = fe.with_name(fe.stem + ".tmp.npz")
-                np.savez(tmp, ev=spaces["InfoNCE", seed, c][0], cand=spaces["InfoNCE", seed, c][1])
+                np.savez(tmp, ev=qe, cand=ce)
                 os.replace(tmp, fe)
+            spaces["InfoNCE", seed, c] = (qe, ce)
             train_log.append({"concept": c, "seed": seed, **{k: v for k, v in mt.info_.items() if k != "cached"},
                               "cached": bool(mt.info_.get("cached"))})
             print(f"InfoNCE {c} seed {seed}: {time.perf_counter() - t:.0f} s", train_log[-1], flush=True)

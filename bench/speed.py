@@ -125,12 +125,13 @@ def permutation_reference(f, X, bg, n_perm, seed=0, est=None):
         gap = float(np.abs(head(Z @ W + c) - f(Z)).max())
         if gap > 1e-12:
             raise AssertionError(f"the prefix-value path differs from the model by {gap:.3g}")
+        H0 = bg @ W + c                                       # (B, h): every row's empty coalition
+        v0 = head(H0).mean()
+        chunk = max(8, int(4e6 // (len(bg) * d * W.shape[1])))
     out, se = [], []
     for x in X:
         if fast is not None:
-            H0 = bg @ W + c                                   # (B, h)
             D = (x[None] - bg)[:, :, None] * W[None]          # (B, d, h): each feature's step
-            chunk = max(8, int(4e6 // (len(bg) * d * W.shape[1])))
             s1, s2, n = np.zeros(d), np.zeros(d), 0
             left = n_perm // 2
             while left > 0:
@@ -142,7 +143,6 @@ def permutation_reference(f, X, bg, n_perm, seed=0, est=None):
                     Hc = np.cumsum(D[:, pp, :], axis=2)      # (B, P, d, h) prefixes after each step
                     Hc += H0[:, None, None, :]
                     v = head(Hc).mean(0)                      # (P, d): v(first t+1 features)
-                    v0 = head(H0).mean()
                     phi = np.empty((P, d))
                     np.put_along_axis(phi, pp, np.diff(v, axis=1, prepend=v0), axis=1)
                     acc += phi / 2

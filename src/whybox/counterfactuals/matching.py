@@ -79,13 +79,13 @@ class InfoNCEMatcher:
 
         if self.concept not in CONCEPTS:
             raise InputError(f"unknown concept {self.concept!r}; CEBaB concepts are {list(CONCEPTS)}")
-        for name in ("k", "dim", "train_layers", "batch_size"):
+        for name in ("k", "dim", "train_layers", "batch_size", "max_steps"):
             v = getattr(self, name)
+            if name == "max_steps" and v is None:            # no step budget: epochs and the time cap
+                continue
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise InputError(f"{name} must be a positive integer, got {v!r}")
-        if self.max_steps is not None and (isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int)
-                                           or self.max_steps < 1):
-            raise InputError(f"max_steps must be a positive integer or None, got {self.max_steps!r}")
+                raise InputError(f"{name} must be a positive integer{' or None' if name == 'max_steps' else ''}, "
+                                 f"got {v!r}")
         if not 0 < self.temperature <= 10:
             raise InputError(f"temperature must be in (0, 10], got {self.temperature!r}")
 
