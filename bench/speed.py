@@ -591,7 +591,7 @@ def estimators_report(a, t0: float) -> None:
             "every estimator plays the same interventional removal game (features outside the coalition from "
             "the background rows, averaged with equal weights) at the same budget: `budget` coalitions, each "
             "costing one model row per background row (50 on breast cancer, 10 on the wide problems). whybox: "
-            "`method='kernelshap'` with its defaults (stratified design). shapiq: KernelSHAP with pairing "
+            "`method='kernelshap'` with its defaults (stratified design, Neyman allocation of the pairs to the strata). shapiq: KernelSHAP with pairing "
             "(Leverage SHAP's design), kADD-SHAP (k = 2), RegressionFSII (order 1), SVARM, permutation sampling "
             "(at d = 300 kADD-SHAP exhausts the machine's memory and SVARM takes over a minute per row: not run "
             "there, see the references table).", "",
@@ -624,7 +624,7 @@ def main():
                     "~/.cache/whybox, /shapiq-venv); built on first use")
     ap.add_argument("--rows", type=int, default=4, help="rows explained per model for accuracy")
     ap.add_argument("--perm", type=int, default=4000, help="permutations for the d=30 reference (speed table)")
-    ap.add_argument("--ref-perm", type=int, default=80000,
+    ap.add_argument("--ref-perm", type=int, default=240000,
                     help="permutations for the LR/MLP references of the shapiq comparison (prefix-value path)")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "speed.md")
     a = ap.parse_args()

@@ -239,3 +239,74 @@ def test_masked_inputs_are_exactly_the_row_or_the_background():
             allowed = np.concatenate([rows[:, j], ref[:, j]])
             ok = np.isin(Z[:, j], allowed[~np.isnan(allowed)]) | (np.isnan(Z[:, j]) & np.isnan(allowed).any())
             assert ok.all(), (method, kw, j)
+
+
+def test_neyman_allocation_is_exact_on_additive_games_and_keeps_efficiency():
+    """Each stratum's regression on its own number of pairs is exact on an additive game and adds up
+    to f(x) - f(b); so the Neyman-allocated estimate is the closed form, with efficiency on every row."""
+    rng = np.random.default_rng(3)
+    d = 12
+    w = rng.normal(size=d)
+    X, bg = rng.normal(size=(3, d)), rng.normal(size=(9, d))
+    f = lambda Z: Z @ w + 0.5
+    e = whybox.explain(f, X, method="kernelshap", background=bg, n_samples=300, seed=0, allocation="neyman")
+    np.testing.assert_allclose(e.values, w * (X - bg.mean(0)), atol=1e-10)
+    np.testing.assert_allclose(e.values.sum(1) + e.base_values, f(X), atol=1e-10)
+    assert e.params["allocation"] == "neyman" and e.params["pilot_pairs"] > 0
+
+
+def test_neyman_allocation_beats_equal_at_no_more_model_rows():
+    """A saturated probability makes many baseline games nearly flat: spending their pairs on the others
+    (Neyman's rule, from a pilot a quarter of the budget) lowers the error against exact Shapley values,
+    at no more model rows, and the standard errors stay calibrated (z-scores of rms about 1)."""
+    from sklearn.linear_model import LogisticRegression
+    rng = np.random.default_rng(0)
+    d = 14
+    Xall = rng.normal(size=(400, d))
+    y = (Xall[:, :6] @ rng.normal(size=6) * 3 + Xall[:, 0] * Xall[:, 1] > 0).astype(int)
+    lr = LogisticRegression(C=100, max_iter=2000).fit(Xall, y)
+    f = lambda Z: lr.predict_proba(Z)[:, 1]
+    X, bg = Xall[:4], Xall[100:140]
+    exact = whybox.explain(f, X, method="shapley", background=bg).values
+    err, rows, z = {}, {}, []
+    for alloc in ("equal", "neyman"):
+        errs = []
+        for seed in range(3):
+            e = whybox.explain(f, X, method="kernelshap", background=bg, n_samples=800, seed=seed, allocation=alloc)
+            errs.append(np.linalg.norm(e.values - exact) / np.linalg.norm(exact))
+            rows[alloc] = e.n_model_rows
+            if alloc == "neyman":
+                z.append((e.values - exact) / e.stderr)
+        err[alloc] = np.mean(errs)
+    assert err["neyman"] < 0.92 * err["equal"], err     # measured 0.82 here, 0.55-0.78 on breast cancer
+    assert rows["neyman"] <= rows["equal"]
+    assert 0.6 < np.sqrt(np.mean(np.square(z))) < 1.5
+
+
+def test_neyman_pairs_follow_the_rule_within_the_budget():
+    from whybox.surrogates.linear import neyman_pairs
+    sd = np.array([0.0, 1.0, 2.0, 4.0, 0.5])
+    w = np.full(5, 0.2)
+    n = neyman_pairs(sd, w, n0=8, total=200, cap=100, step=4)
+    assert n.sum() <= 200 and (n >= 8).all() and (n <= 100).all() and (n % 4 == 0).all()
+    assert n[0] == 8 and n[3] > n[2] > n[1]            # flat strata keep the pilot; more spread, more pairs
+    assert 200 - n.sum() < 4                          # what rounding leaves is given out
+    np.testing.assert_array_equal(neyman_pairs(np.zeros(5), w, 8, 200, 100, 4), np.full(5, 8))
+
+
+def test_neyman_rows_do_not_depend_on_chunking_or_on_other_rows():
+    """The allocation is made per explained row from its own pilot: the same numbers in any chunking and
+    with any other rows in the call; in the all-outputs mode every output keeps efficiency."""
+    rng = np.random.default_rng(5)
+    X, bg = rng.normal(size=(6, 8)), rng.normal(size=(5, 8))
+    kw = dict(method="kernelshap", background=bg, n_samples=200, seed=1)
+    a = whybox.explain(game_model_7, X, **kw)
+    assert a.params["allocation"] == "neyman" and "pilot_pairs" in a.params
+    b = whybox.explain(game_model_7, X, chunk_rows=37, **kw)
+    part = whybox.explain(game_model_7, X[2:4], **kw)
+    np.testing.assert_allclose(a.values, b.values, atol=1e-12)
+    np.testing.assert_allclose(a.stderr, b.stderr, atol=1e-12)
+    np.testing.assert_allclose(a.values[2:4], part.values, atol=1e-12)
+    two = lambda Z: np.stack([game_model_7(Z), np.tanh(Z[:, 3] * Z[:, 4])], axis=1)
+    e = whybox.explain(two, X, target="all", **kw)
+    np.testing.assert_allclose(e.values.sum(axis=1) + e.base_values, e.predictions, atol=1e-9)

@@ -195,6 +195,58 @@ def stratified_outputs(model: Model, X: np.ndarray, Z: np.ndarray, col_index: np
     return V
 
 
+def span_outputs(model: Model, x: np.ndarray, Z: np.ndarray, col_index: np.ndarray, bg: Background,
+                 target: int | None, strata: np.ndarray, start: np.ndarray, stop: np.ndarray,
+                 *, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> np.ndarray:
+    """Outputs of one row on a ragged stratified design: for each stratum b = strata[j], the base masks
+    Z[start[j]:stop[j]] with columns driven as in :func:`stratified_outputs` (col_index (B, p)), filled
+    from background row b. Returns the values concatenated stratum after stratum: (L,), or (L, k)
+    with ``target`` None. Each stratum's piece of a model call is a gather of its masks' columns and
+    where(M, x, b) selected bit for bit (:func:`_select_into`), NaN included; model calls take at most
+    ``chunk_rows`` rows."""
+    lengths = np.maximum(np.asarray(stop, dtype=np.intp) - np.asarray(start, dtype=np.intp), 0)
+    L = int(lengths.sum())
+    out = np.empty((L,) if target is not None else (L, int(model.n_outputs)))
+    if L == 0:
+        return out
+    numeric = x.dtype != object and bg.data.dtype != object
+    p = x.shape[0]
+    c_max = min(chunk_rows, L)
+    if numeric:
+        xbits = np.ascontiguousarray(np.asarray(x, float)).view(np.uint64)
+        bbits = np.ascontiguousarray(np.asarray(bg.data, float)).view(np.uint64)
+        buf = np.empty((c_max, p))
+        mbuf = np.empty((c_max, p), bool)
+    else:
+        buf = np.empty((c_max, p), dtype=object)
+    filled, done = 0, 0
+
+    def flush():
+        res = model(buf[:filled]).reshape(filled, -1)
+        out[done:done + filled] = res if target is None else res[:, target]
+
+    for b, k0, n in zip(np.asarray(strata, dtype=np.intp), np.asarray(start, dtype=np.intp), lengths):
+        while n > 0:
+            c = min(n, c_max - filled)
+            piece = buf[filled:filled + c]
+            if numeric:
+                masks = mbuf[filled:filled + c]
+                np.take(Z[k0:k0 + c], col_index[b], axis=1, out=masks)
+                _select_into(piece, masks, xbits ^ bbits[b], bbits[b])
+            else:
+                piece[:] = np.where(Z[k0:k0 + c][:, col_index[b]], x, bg.data[b])
+            filled += c
+            k0 += c
+            n -= c
+            if filled == c_max:
+                flush()
+                done += filled
+                filled = 0
+    if filled:
+        flush()
+    return out
+
+
 def _select_into(buf: np.ndarray, M: np.ndarray, dx: np.ndarray, b: np.ndarray) -> None:
     """buf = where(M, x, b) bit for bit, as b ^ (M * (x ^ b)) on the float64 words: ``M`` the boolean
     masks (any shape broadcasting against ``buf``), ``dx`` = x ^ b and ``b`` as uint64 views. M * dx

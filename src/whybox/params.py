@@ -121,6 +121,7 @@ PARAMS: dict[str, Any] = {
     "stderr_strata": Int(1, 10_000),
     "max_features": Int(1, 20),
     "strategy": Choice(("stratified", "shared")),
+    "allocation": Choice(("neyman", "equal")),
     "baseline": Choice(("auto", "mean", "expected", "zeros"), none=True),
     "rule": Choice(("gausslegendre", "riemann_middle", "riemann_right")),
     # metrics

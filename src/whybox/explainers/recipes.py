@@ -102,8 +102,11 @@ def _auto_samples(d: int, n_samples: Any) -> int:
 KERNELSHAP_STRATEGIES = ("stratified", "shared")
 
 
+KERNELSHAP_ALLOCATIONS = ("neyman", "equal")
+
+
 def run_kernelshap(ctx: TabularContext, n_samples: int | str = "auto", strategy: str = "stratified",
-                   stderr_strata: int = 8) -> Result:
+                   stderr_strata: int = 8, allocation: str = "neyman") -> Result:
     """KernelSHAP (interventional Shapley values over the weighted background).
 
     The budget is ``n_samples`` coalitions on the whole background: n_samples x B model rows per
@@ -118,14 +121,28 @@ def run_kernelshap(ctx: TabularContext, n_samples: int | str = "auto", strategy:
       B is smaller), scaled to all B.
     * ``strategy="shared"``: the classic estimator (shap's KernelExplainer): one design, each
       coalition's value averaged over the whole background before one regression.
+
+    ``allocation`` (stratified only) says how the budget's sampled pairs are shared among the strata:
+    ``"equal"`` gives every stratum the same design; ``"neyman"`` (default) spends a quarter of them
+    as a pilot, the same in every stratum, then gives each stratum pairs in proportion to w_b times
+    the standard deviation its pilot regression shows (Neyman's allocation; between the pilot and four
+    times an equal share), so that nearly flat baseline games (a saturated probability) get few and
+    the rest get more, within the same total (:func:`_kernelshap_neyman`). When the pilot would hold
+    fewer pairs than there are features, its variances are too rough to allocate by and the
+    allocation is equal.
     """
     if strategy not in KERNELSHAP_STRATEGIES:
         raise InputError(f"strategy must be one of {KERNELSHAP_STRATEGIES}, got {strategy!r}")
+    if allocation not in KERNELSHAP_ALLOCATIONS:
+        raise InputError(f"allocation must be one of {KERNELSHAP_ALLOCATIONS}, got {allocation!r}")
     m = _auto_samples(ctx.d, n_samples)
     stderr_strata = _positive_int("stderr_strata", stderr_strata)
     if ctx.d == 1:
         return Result((ctx.fx - ctx.base_value())[:, None], ctx.base_value(), np.zeros((ctx.n, 1)))
     B = ctx.background.n_rows
+    n_pairs = masks.sampled_pairs(ctx.d, m)
+    if strategy == "stratified" and allocation == "neyman" and B > 1 and n_pairs // 4 >= max(NEYMAN_MIN_PILOT, ctx.d):
+        return _kernelshap_neyman(ctx, m, n_pairs, stderr_strata)
     design = masks.shapley_kernel(ctx.d, m, ctx.rng)
     mz = len(design.Z)
     # the design is drawn once for every row; the coalition outputs are kept and fitted one block of
@@ -156,8 +173,81 @@ def run_kernelshap(ctx: TabularContext, n_samples: int | str = "auto", strategy:
                         "n_enumerated": int(B * design.n_enumerated), "stderr_strata": int(len(strata))})
 
 
+NEYMAN_MIN_PILOT = 4       # pilot pairs per stratum: fewer, or fewer than d, and its sandwich variances
+                           # (d coefficients from n0 pairs) are too rough to allocate by: equal allocation
+
+
+def _kernelshap_neyman(ctx: TabularContext, m: int, n_pairs: int, stderr_strata: int) -> Result:
+    """Stratified KernelSHAP with the pairs allocated to strata by Neyman's rule (see run_kernelshap).
+
+    Every stratum b (background row b, features permuted by its own permutation) uses the design
+    [enumerated block; the first n_b pairs of one long list of sampled pairs], so the first n0 pairs
+    (the pilot) are shared by all strata and reused, not spent twice. From the pilot's sandwich
+    variances sd_b, the budget of B x n_pairs pairs is reallocated per explained row
+    (:func:`~whybox.surrogates.linear.neyman_pairs`); each stratum's estimate is its own constrained
+    regression on its n_b pairs (sum phi_b = f(x) - f(b)), averaged with the background weights. The
+    allocation depends on the pilot's outputs, so each phi_b is exact on additive games and consistent,
+    and the standard errors are the strata's sandwich variances at their final sizes (estimated from
+    ``stderr_strata`` random strata scaled to all B, as for the equal allocation)."""
+    d, B = ctx.d, ctx.background.n_rows
+    wbg = ctx.background.weights
+    step = max(1, n_pairs // (16 if d <= 100 else 8))     # allocations are multiples of step: few algebras
+    n0 = max(step, n_pairs // 4 // step * step)
+    cap = max(n0, 4 * n_pairs // step * step)
+    long = masks.shapley_kernel(d, m, ctx.rng, n_pairs=cap)
+    e = long.n_enumerated
+    designs = linear.PrefixDesigns(long.Z, long.w[:e], step)   # enumerated weights: their kernel mass
+    perms = np.argsort(ctx.rng.random((B, d)), axis=1)
+    strata = np.arange(B) if B <= stderr_strata else np.sort(ctx.rng.choice(B, stderr_strata, replace=False))
+    in_se = np.zeros(B, bool)
+    in_se[strata] = True
+    pilot = e + 2 * n0
+    C0, a0 = designs.algebra(n0)
+    P0 = designs.Zf[e:pilot]
+    w0 = designs.pair_weight(n0)
+    phi_all, se_all, spent = np.zeros((ctx.n, d)), np.zeros((ctx.n, d)), 0
+    at_row = 0                                                      # the block's first virtual row
+    for sub in ctx.row_blocks(B * m):        # the equal allocation's blocks: the pilot's temporaries fit them
+        V1 = sub.evaluate_strata(long.Z[:pilot], perms)            # (rows, B, pilot)
+        fb = sub.evaluate_background_rows()                         # (rows, B)
+        nv = V1.shape[0]
+        Yce, Ycp = V1[..., :e] - fb[..., None], V1[..., e:] - fb[..., None]
+        Phi0 = (Yce @ designs.WZe + w0 * (Ycp @ P0)) @ C0.T + (sub.fx[:, None] - fb)[..., None] * a0
+        var0 = linear._sandwich_variance(P0, np.full(2 * n0, w0), np.repeat(np.arange(n0), 2),
+                                         Ycp.reshape(nv * B, -1), Phi0.reshape(nv * B, d), C0).reshape(nv, B, d)
+        kk = nv // sub.X.shape[0]                                   # virtual rows per real row
+        sd = np.sqrt(np.maximum(var0, 0).sum(axis=2).reshape(-1, kk, B).sum(axis=1) * n0)   # (real rows, B)
+        for i in range(sub.X.shape[0]):
+            r = slice(i * kk, (i + 1) * kk)
+            nb = linear.neyman_pairs(sd[i], wbg, n0, B * n_pairs, cap, step)
+            more = np.flatnonzero(nb > n0)
+            V2 = sub.evaluate_spans(i, long.Z, perms, more, np.full(len(more), pilot), e + 2 * nb[more])
+            V2 = V2.reshape(kk, -1)
+            rows = slice(at_row + i * kk, at_row + (i + 1) * kk)
+            phi, var = phi_all[rows], se_all[rows]                # filled in place
+            at = 0
+            for b in range(B):
+                if nb[b] > n0:
+                    extra = 2 * int(nb[b] - n0)
+                    Yp = np.concatenate([V1[r, b, e:], V2[:, at:at + extra]], axis=1)
+                    at += extra
+                    pb, vb = designs.solve(int(nb[b]), V1[r, b, :e], Yp, fb[r, b], sub.fx[r], in_se[b])
+                else:
+                    pb, vb = Phi0[r, b], var0[r, b]
+                phi += wbg[b] * pb[:, perms[b]]
+                if in_se[b] and vb is not None:
+                    var += wbg[b] ** 2 * vb[:, perms[b]]
+            np.sqrt(np.maximum(var * (B / len(strata)), 0.0), out=var)
+            spent += int(B * e + 2 * nb.sum())
+        at_row += nv
+    return Result(phi_all, ctx.base_value(), se_all,
+                  info={"n_coalitions": int(round(spent / max(1, ctx.X.shape[0]))), "exact": False,
+                        "design": "stratified", "allocation": "neyman", "n_enumerated": int(B * e), "pilot_pairs": int(n0),
+                        "stderr_strata": int(len(strata))})
+
+
 def cost_kernelshap(ctx: TabularContext, n_samples: int | str = "auto", strategy: str = "stratified",
-                    stderr_strata: int = 8) -> int:
+                    stderr_strata: int = 8, allocation: str = "neyman") -> int:
     m = _auto_samples(ctx.d, n_samples)
     m = min(m, 2 ** min(ctx.d, 62) - 2)
     return ctx.n * (m * ctx.background.n_rows + 1) + ctx.background.n_rows

@@ -61,7 +61,8 @@ class ShapleyDesign:
     n_enumerated: int
 
 
-def shapley_kernel(d: int, m: float, rng: np.random.Generator, *, sample_cost: float = 1.0) -> ShapleyDesign:
+def shapley_kernel(d: int, m: float, rng: np.random.Generator, *, sample_cost: float = 1.0,
+                   n_pairs: int | None = None) -> ShapleyDesign:
     """KernelSHAP's neighbourhood within a budget of ``m`` coalition-equivalents.
 
     A coalition evaluated on the whole background costs 1; a sampled coalition costs
@@ -71,7 +72,9 @@ def shapley_kernel(d: int, m: float, rng: np.random.Generator, *, sample_cost: f
     spend on those sizes (shap's rule when sample_cost = 1). The remaining budget is spent on
     antithetic pairs (z, 1-z) with sizes drawn in proportion to the kernel mass, each sampled
     coalition weighted equally so that the sampled part carries the remaining kernel mass. With
-    m >= 2^d - 2 every coalition is enumerated and the result is exact.
+    m >= 2^d - 2 every coalition is enumerated and the result is exact. ``n_pairs`` draws that many
+    sampled pairs instead of what the budget leaves (the enumeration is still the budget's): a longer
+    list whose prefixes are designs of their own (see the Neyman allocation of KernelSHAP).
     """
     if d < 2:
         raise InputError("KernelSHAP needs at least 2 features (with one feature the value is f(x) - f(b))")
@@ -82,25 +85,17 @@ def shapley_kernel(d: int, m: float, rng: np.random.Generator, *, sample_cost: f
         w = (d - 1) / (np.array([comb(d, int(s)) for s in sizes]) * sizes * (d - sizes))
         return ShapleyDesign(Z, w / w.sum(), np.full(len(Z), -1), True, len(Z))
     q = shapley_size_mass(d)  # index s-1
-    remaining_mass, remaining = 1.0, float(m)
+    sizes_enum, remaining, remaining_mass = _enumerated(d, m)
     blocks, weights = [], []
     done = np.zeros(d + 1, dtype=bool)
-    for s in range(1, d // 2 + 1):
-        partner = d - s
-        count = comb(d, s) * (1 if s == partner else 2)
-        mass = q[s - 1] + (0.0 if s == partner else q[partner - 1])
-        if remaining_mass <= 0 or remaining * mass / remaining_mass < count - 1e-9:
-            break
-        for size in {s, partner}:
-            Zs = _all_of_size(d, size)
-            blocks.append(Zs)
-            weights.append(np.full(len(Zs), q[size - 1] / comb(d, size)))
-        remaining -= count
-        remaining_mass -= mass
-        done[s] = done[partner] = True
+    for size in sizes_enum:
+        Zs = _all_of_size(d, size)
+        blocks.append(Zs)
+        weights.append(np.full(len(Zs), q[size - 1] / comb(d, size)))
+        done[size] = True
     n_enum = sum(len(b) for b in blocks)
     pair_ids = [np.full(n_enum, -1)]
-    n_pairs = int(remaining // (2 * sample_cost))
+    n_pairs = int(remaining // (2 * sample_cost)) if n_pairs is None else int(n_pairs)
     if n_pairs > 0 and remaining_mass > 1e-12:
         free = np.array([s for s in range(1, d) if not done[s]])
         p = q[free - 1] / q[free - 1].sum()
@@ -119,6 +114,33 @@ def shapley_kernel(d: int, m: float, rng: np.random.Generator, *, sample_cost: f
     Z = np.concatenate(blocks)
     w = np.concatenate(weights)
     return ShapleyDesign(Z, w / w.sum(), np.concatenate(pair_ids), False, n_enum)
+
+
+def _enumerated(d: int, m: float) -> tuple[list[int], float, float]:
+    """The sizes :func:`shapley_kernel` enumerates within a budget of m, in order, and the budget and
+    kernel mass they leave to sampling."""
+    q = shapley_size_mass(d)
+    remaining_mass, remaining = 1.0, float(m)
+    sizes: list[int] = []
+    for s in range(1, d // 2 + 1):
+        partner = d - s
+        count = comb(d, s) * (1 if s == partner else 2)
+        mass = q[s - 1] + (0.0 if s == partner else q[partner - 1])
+        if remaining_mass <= 0 or remaining * mass / remaining_mass < count - 1e-9:
+            break
+        sizes += sorted({s, partner}, key=[s, partner].index)
+        remaining -= count
+        remaining_mass -= mass
+    return sizes, remaining, remaining_mass
+
+
+def sampled_pairs(d: int, m: float) -> int:
+    """How many antithetic pairs :func:`shapley_kernel` samples within a budget of m (0 when it
+    enumerates everything)."""
+    if m >= 2 ** d - 2:
+        return 0
+    _, remaining, remaining_mass = _enumerated(d, m)
+    return int(remaining // 2) if remaining_mass > 1e-12 else 0
 
 
 def _all_of_size(d: int, s: int) -> np.ndarray:

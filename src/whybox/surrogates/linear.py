@@ -92,17 +92,30 @@ def _sandwich_variance(Zs: np.ndarray, ws: np.ndarray, ids: np.ndarray, Yc: np.n
 
     Zs (ms, d) sampled coalitions, ws (ms,) weights, ids (ms,) pair ids, Yc (n, ms) centred outputs
     (Y - y0), phi (n, d) estimates, C (d, d) the projected inverse; ``CZ`` (ms, d), each coalition's
-    weighted influence direction (C z_i) w_i, when the caller has it. Returns var (n, d)."""
+    weighted influence direction (C z_i) w_i, when the caller has it. Returns var (n, d): the sample
+    variance over pairs of G_k = sum_{i in pair k} r_i C z_i w_i, times the number of pairs.
+
+    When each pair is stored as two consecutive rows (the designs of
+    :func:`~whybox.neighbourhoods.masks.shapley_kernel`), G_k = a_k u_k + b_k v_k with residuals
+    (a_k, b_k) and directions (u_k, v_k), so sum_k G_k and sum_k G_k^2 are five matrix products:
+    no (rows x pairs x d) array."""
     n_pairs = int(ids.max()) + 1
-    var = np.empty_like(phi)
     Zf = np.asarray(Zs, dtype=float)
     if CZ is None:
         CZ = (Zf @ C.T) * ws[:, None]      # each coalition's influence direction C z_i, weighted
+    scale = n_pairs / (n_pairs - 1)
+    if len(ids) == 2 * n_pairs and (ids[0::2] == np.arange(n_pairs)).all() and (ids[1::2] == ids[0::2]).all():
+        R = Yc - phi @ Zf.T                                          # residuals (n, ms)
+        a, b, u, v = R[:, 0::2], R[:, 1::2], CZ[0::2], CZ[1::2]
+        s1 = a @ u + b @ v                                           # sum_k G_k (n, d)
+        s2 = (a * a) @ (u * u) + 2.0 * ((a * b) @ (u * v)) + (b * b) @ (v * v)
+        return (s2 - s1 * s1 / n_pairs) * scale
+    var = np.empty_like(phi)
     for s in range(0, Yc.shape[0], block):
         R = Yc[s:s + block] - phi[s:s + block] @ Zf.T                 # residuals (nb, ms)
         G = _pair_sum(R[:, :, None] * CZ[None], ids)                # C u_k per pair (nb, n_pairs, d)
         G -= G.mean(axis=1, keepdims=True)
-        var[s:s + block] = np.einsum("bkd,bkd->bd", G, G) * n_pairs / (n_pairs - 1)
+        var[s:s + block] = np.einsum("bkd,bkd->bd", G, G) * scale
     return var
 
 
@@ -142,11 +155,11 @@ def kernelshap_stratified(Z: np.ndarray, w: np.ndarray, pair_id: np.ndarray, per
     ids = pair_id[sampled]
     Zs, ws = Zf[sampled], w[sampled]
     CZ = (Zs @ C.T) * ws[:, None]                               # the same for every stratum
-    var = np.zeros((n, d))
-    for b in strata:
-        vb = _sandwich_variance(Zs, ws, ids, Yc[:, b, sampled], Phi_p[:, b], C, block=block, CZ=CZ)
-        var += weights[b] ** 2 * np.take_along_axis(vb, np.broadcast_to(perms[b], vb.shape), axis=1)
-    var *= B / len(strata)
+    S = len(strata)                                             # every stratum's rows in one call
+    vb = _sandwich_variance(Zs, ws, ids, Yc[:, strata][:, :, sampled].reshape(n * S, -1),
+                            Phi_p[:, strata].reshape(n * S, d), C, block=block, CZ=CZ).reshape(n, S, d)
+    vb = np.take_along_axis(vb, np.broadcast_to(perms[strata][None], vb.shape), axis=2)   # feature coordinates
+    var = np.einsum("nsd,s->nd", vb, weights[strata] ** 2) * (B / S)
     return phi, np.sqrt(np.maximum(var, 0.0))
 
 
@@ -165,3 +178,86 @@ def shapley_matrix(d: int) -> np.ndarray:
     L = np.where(bits.T == 1, wt[np.maximum(size - 1, 0)][None, :], -wt[size][None, :])
     L.setflags(write=False)   # cached: shared by every call with this d
     return L
+
+
+# ------------------------------------------------------------ KernelSHAP with Neyman allocation
+def _constrained(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For the normal matrix A of a KernelSHAP design: the projected inverse C and the direction a of
+    the efficiency constraint, phi = C b + (y1 - y0) a."""
+    d = A.shape[0]
+    Ainv = np.linalg.pinv(A) if np.linalg.matrix_rank(A) < d else np.linalg.inv(A)
+    a1 = Ainv.sum(axis=1)
+    denom = a1.sum()
+    return Ainv - np.outer(a1, a1) / denom, a1 / denom
+
+
+class PrefixDesigns:
+    """The designs [enumerated block; the first n sampled pairs of one long list] for n a multiple of
+    ``step``: each a KernelSHAP design of its own (its pairs weighted equally, together carrying the
+    kernel mass the enumeration leaves), with its regression algebra computed once per n.
+
+    Z (e + 2 n_max, d) base coalitions in base-feature coordinates, pairs consecutive after the
+    enumerated ones; w_enum (e,) the enumerated coalitions' weights (the Shapley-kernel mass of each)."""
+
+    def __init__(self, Z: np.ndarray, w_enum: np.ndarray, step: int):
+        self.Zf = np.asarray(Z, dtype=float)
+        self.e = e = len(w_enum)
+        self.we = np.asarray(w_enum, dtype=float)
+        self.rest = max(0.0, 1.0 - float(self.we.sum()))            # the sampled pairs' kernel mass
+        self.WZe = self.Zf[:e] * self.we[:, None]
+        self.Ge = self.Zf[:e].T @ self.WZe
+        self.step = int(step)
+        self._gram = {0: np.zeros_like(self.Ge)}                     # pairs' Gram matrix of each prefix
+        self._alg: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def pair_weight(self, n: int) -> float:
+        return self.rest / (2 * n)
+
+    def algebra(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(C, a) of the design with n pairs."""
+        if n not in self._alg:
+            below = max(k for k in self._gram if k <= n)
+            P = self.Zf[self.e + 2 * below:self.e + 2 * n]
+            self._gram[n] = self._gram[below] + P.T @ P
+            self._alg[n] = _constrained(self.Ge + self.pair_weight(n) * self._gram[n])
+        return self._alg[n]
+
+    def solve(self, n: int, Ye: np.ndarray, Yp: np.ndarray, y0: np.ndarray, y1: np.ndarray,
+              variance: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """One stratum with n pairs: Ye (r, e) and Yp (r, 2n) its outputs for r rows sharing it, y0 (r,) =
+        f(b), y1 (r,) = f(x) -> phi (r, d) in base coordinates and, when asked, the sandwich variance."""
+        C, a = self.algebra(n)
+        P = self.Zf[self.e:self.e + 2 * n]
+        wp = self.pair_weight(n)
+        Yce, Ycp = Ye - y0[:, None], Yp - y0[:, None]
+        b = Yce @ self.WZe + wp * (Ycp @ P)
+        phi = b @ C.T + np.outer(y1 - y0, a)
+        if not variance or n < 2:
+            return phi, None
+        ids = np.repeat(np.arange(n), 2)
+        return phi, _sandwich_variance(P, np.full(2 * n, wp), ids, Ycp, phi, C)
+
+
+def neyman_pairs(sd: np.ndarray, weights: np.ndarray, n0: int, total: int, cap: int, step: int) -> np.ndarray:
+    """Pairs per stratum minimising sum_b w_b^2 sd_b^2 / n_b subject to sum_b n_b <= total, n0 <= n_b <=
+    cap, n_b a multiple of step: Neyman's allocation n_b proportional to w_b sd_b (Neyman, 1934),
+    clipped, rounded down to the step, and the steps that rounding leaves given one each to the strata
+    where one more step lowers the variance most."""
+    s = np.asarray(weights, float) * np.asarray(sd, float)
+    B = len(s)
+    if total <= n0 * B or not (s > 0).any():
+        return np.full(B, n0, dtype=np.int64)
+    lo, hi = 0.0, cap / s[s > 0].min()
+    for _ in range(100):
+        lam = (lo + hi) / 2
+        if np.clip(lam * s, n0, cap).sum() > total:
+            hi = lam
+        else:
+            lo = lam
+    n = np.maximum(n0, (np.clip(lo * s, n0, cap) // step * step).astype(np.int64))
+    left = (total - int(n.sum())) // step
+    if left > 0:
+        gain = np.where(n + step <= cap, s ** 2 / (n * (n + step)), -1.0)
+        top = np.argsort(-gain, kind="stable")[:left]
+        n[top[gain[top] > 0]] += step
+    return n
