@@ -591,7 +591,8 @@ def estimators_report(a, t0: float) -> None:
             "every estimator plays the same interventional removal game (features outside the coalition from "
             "the background rows, averaged with equal weights) at the same budget: `budget` coalitions, each "
             "costing one model row per background row (50 on breast cancer, 10 on the wide problems). whybox: "
-            "`method='kernelshap'` with its defaults (stratified design, Neyman allocation of the pairs to the strata). shapiq: KernelSHAP with pairing "
+            "`method='kernelshap'` with its defaults (stratified design, Neyman allocation of the pairs to "
+            "the strata). shapiq: KernelSHAP with pairing "
             "(Leverage SHAP's design), kADD-SHAP (k = 2), RegressionFSII (order 1), SVARM, permutation sampling "
             "(at d = 300 kADD-SHAP exhausts the machine's memory and SVARM takes over a minute per row: not run "
             "there, see the references table).", "",

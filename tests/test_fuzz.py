@@ -112,7 +112,8 @@ def check(name: str, call):
 
 EXPLAIN_PARAMS = {
     "n_samples": "lime", "kernel_width": "lime", "alpha": "lime", "sigma": "clime", "steps": "integrated_gradients",
-    "fd_step": "gradient", "stderr_strata": "kernelshap", "max_features": "shapley", "strategy": "kernelshap", "allocation": "kernelshap",
+    "fd_step": "gradient", "stderr_strata": "kernelshap", "max_features": "shapley", "strategy": "kernelshap",
+    "allocation": "kernelshap",
     "baseline": "integrated_gradients", "rule": "integrated_gradients", "seed": "lime", "target": "occlusion",
     "target_index": "occlusion", "chunk_rows": "occlusion", "method": None,
 }

@@ -141,7 +141,8 @@ def run_kernelshap(ctx: TabularContext, n_samples: int | str = "auto", strategy:
         return Result((ctx.fx - ctx.base_value())[:, None], ctx.base_value(), np.zeros((ctx.n, 1)))
     B = ctx.background.n_rows
     n_pairs = masks.sampled_pairs(ctx.d, m)
-    if strategy == "stratified" and allocation == "neyman" and B > 1 and n_pairs // 4 >= max(NEYMAN_MIN_PILOT, ctx.d):
+    neyman = strategy == "stratified" and allocation == "neyman" and B > 1
+    if neyman and n_pairs // 4 >= max(NEYMAN_MIN_PILOT, ctx.d):
         return _kernelshap_neyman(ctx, m, n_pairs, stderr_strata)
     design = masks.shapley_kernel(ctx.d, m, ctx.rng)
     mz = len(design.Z)
@@ -196,25 +197,21 @@ def _kernelshap_neyman(ctx: TabularContext, m: int, n_pairs: int, stderr_strata:
     cap = max(n0, 4 * n_pairs // step * step)
     long = masks.shapley_kernel(d, m, ctx.rng, n_pairs=cap)
     e = long.n_enumerated
-    designs = linear.PrefixDesigns(long.Z, long.w[:e], step)   # enumerated weights: their kernel mass
+    designs = linear.PrefixDesigns(long.Z, long.w[:e])   # enumerated weights: their kernel mass
     perms = np.argsort(ctx.rng.random((B, d)), axis=1)
     strata = np.arange(B) if B <= stderr_strata else np.sort(ctx.rng.choice(B, stderr_strata, replace=False))
     in_se = np.zeros(B, bool)
     in_se[strata] = True
     pilot = e + 2 * n0
-    C0, a0 = designs.algebra(n0)
-    P0 = designs.Zf[e:pilot]
-    w0 = designs.pair_weight(n0)
     phi_all, se_all, spent = np.zeros((ctx.n, d)), np.zeros((ctx.n, d)), 0
     at_row = 0                                                      # the block's first virtual row
     for sub in ctx.row_blocks(B * m):        # the equal allocation's blocks: the pilot's temporaries fit them
         V1 = sub.evaluate_strata(long.Z[:pilot], perms)            # (rows, B, pilot)
         fb = sub.evaluate_background_rows()                         # (rows, B)
         nv = V1.shape[0]
-        Yce, Ycp = V1[..., :e] - fb[..., None], V1[..., e:] - fb[..., None]
-        Phi0 = (Yce @ designs.WZe + w0 * (Ycp @ P0)) @ C0.T + (sub.fx[:, None] - fb)[..., None] * a0
-        var0 = linear._sandwich_variance(P0, np.full(2 * n0, w0), np.repeat(np.arange(n0), 2),
-                                         Ycp.reshape(nv * B, -1), Phi0.reshape(nv * B, d), C0).reshape(nv, B, d)
+        flat = V1.reshape(nv * B, pilot)                            # every (row, stratum) on the pilot design
+        Phi0, var0 = designs.solve(n0, flat[:, :e], flat[:, e:], fb.reshape(-1), np.repeat(sub.fx, B), True)
+        Phi0, var0 = Phi0.reshape(nv, B, d), var0.reshape(nv, B, d)
         kk = nv // sub.X.shape[0]                                   # virtual rows per real row
         sd = np.sqrt(np.maximum(var0, 0).sum(axis=2).reshape(-1, kk, B).sum(axis=1) * n0)   # (real rows, B)
         for i in range(sub.X.shape[0]):
@@ -242,8 +239,8 @@ def _kernelshap_neyman(ctx: TabularContext, m: int, n_pairs: int, stderr_strata:
         at_row += nv
     return Result(phi_all, ctx.base_value(), se_all,
                   info={"n_coalitions": int(round(spent / max(1, ctx.X.shape[0]))), "exact": False,
-                        "design": "stratified", "allocation": "neyman", "n_enumerated": int(B * e), "pilot_pairs": int(n0),
-                        "stderr_strata": int(len(strata))})
+                        "design": "stratified", "allocation": "neyman", "n_enumerated": int(B * e),
+                        "pilot_pairs": int(n0), "stderr_strata": int(len(strata))})
 
 
 def cost_kernelshap(ctx: TabularContext, n_samples: int | str = "auto", strategy: str = "stratified",

@@ -128,7 +128,7 @@ def _enumerated(d: int, m: float) -> tuple[list[int], float, float]:
         mass = q[s - 1] + (0.0 if s == partner else q[partner - 1])
         if remaining_mass <= 0 or remaining * mass / remaining_mass < count - 1e-9:
             break
-        sizes += sorted({s, partner}, key=[s, partner].index)
+        sizes += list({s, partner})                 # the order shapley_kernel has always used
         remaining -= count
         remaining_mass -= mass
     return sizes, remaining, remaining_mass

@@ -42,6 +42,16 @@ def weighted_ridge(Z: np.ndarray, w: np.ndarray, Y: np.ndarray, *, alpha: float 
     return beta, c
 
 
+def _constrained(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For the normal matrix A of a KernelSHAP design: the projected inverse C and the direction a of
+    the efficiency constraint, phi = C b + (y1 - y0) a."""
+    d = A.shape[0]
+    Ainv = np.linalg.pinv(A) if np.linalg.matrix_rank(A) < d else np.linalg.inv(A)
+    a1 = Ainv.sum(axis=1)
+    denom = a1.sum()
+    return Ainv - np.outer(a1, a1) / denom, a1 / denom
+
+
 def kernelshap_wls(Z: np.ndarray, w: np.ndarray, Y: np.ndarray, y0: np.ndarray, y1: np.ndarray,
                    pair_id: np.ndarray | None = None, *, block: int = 256) -> tuple[np.ndarray, np.ndarray | None]:
     """KernelSHAP's constrained weighted least squares for every row of Y.
@@ -54,17 +64,10 @@ def kernelshap_wls(Z: np.ndarray, w: np.ndarray, Y: np.ndarray, y0: np.ndarray, 
     stderr (n, d) or None when nothing was sampled.
     """
     Z = np.asarray(Z, dtype=float)
-    d = Z.shape[1]
     WZ = Z * w[:, None]
-    A = Z.T @ WZ
-    Ainv = np.linalg.pinv(A) if np.linalg.matrix_rank(A) < d else np.linalg.inv(A)
-    one = np.ones(d)
-    a1 = Ainv @ one
-    denom = one @ a1
-    C = Ainv - np.outer(a1, a1) / denom        # projected inverse
-    delta = y1 - y0                            # (n,)
+    C, a = _constrained(Z.T @ WZ)              # projected inverse, constraint direction
     b = (Y - y0[:, None]) @ WZ                 # (n, d)
-    phi = b @ C.T + np.outer(delta, a1 / denom)
+    phi = b @ C.T + np.outer(y1 - y0, a)
     if pair_id is None or (pair_id < 0).all():
         return phi, None
     sampled = pair_id >= 0
@@ -137,14 +140,10 @@ def kernelshap_stratified(Z: np.ndarray, w: np.ndarray, pair_id: np.ndarray, per
     n, B, m = V.shape
     d = Zf.shape[1]
     WZ = Zf * w[:, None]
-    A = Zf.T @ WZ
-    Ainv = np.linalg.pinv(A) if np.linalg.matrix_rank(A) < d else np.linalg.inv(A)
-    a1 = Ainv.sum(axis=1)
-    denom = a1.sum()
-    C = Ainv - np.outer(a1, a1) / denom
+    C, a = _constrained(Zf.T @ WZ)
     Yc = V - y0[:, :, None]                                      # (n, B, m)
     T = Yc @ WZ                                                  # (n, B, d) in permuted coordinates
-    Phi_p = T @ C.T + (y1[:, None] - y0)[:, :, None] * (a1 / denom)[None, None, :]
+    Phi_p = T @ C.T + (y1[:, None] - y0)[:, :, None] * a[None, None, :]
     # back to feature coordinates: feature j of stratum b is base column perms[b, j]
     Phi = np.take_along_axis(Phi_p, np.broadcast_to(perms[None], (n, B, d)), axis=2)
     phi = np.einsum("nbd,b->nd", Phi, weights)
@@ -181,32 +180,21 @@ def shapley_matrix(d: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------ KernelSHAP with Neyman allocation
-def _constrained(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For the normal matrix A of a KernelSHAP design: the projected inverse C and the direction a of
-    the efficiency constraint, phi = C b + (y1 - y0) a."""
-    d = A.shape[0]
-    Ainv = np.linalg.pinv(A) if np.linalg.matrix_rank(A) < d else np.linalg.inv(A)
-    a1 = Ainv.sum(axis=1)
-    denom = a1.sum()
-    return Ainv - np.outer(a1, a1) / denom, a1 / denom
-
-
 class PrefixDesigns:
-    """The designs [enumerated block; the first n sampled pairs of one long list] for n a multiple of
-    ``step``: each a KernelSHAP design of its own (its pairs weighted equally, together carrying the
+    """The designs [enumerated block; the first n sampled pairs of one long list]: each a KernelSHAP
+    design of its own (its pairs weighted equally, together carrying the
     kernel mass the enumeration leaves), with its regression algebra computed once per n.
 
     Z (e + 2 n_max, d) base coalitions in base-feature coordinates, pairs consecutive after the
     enumerated ones; w_enum (e,) the enumerated coalitions' weights (the Shapley-kernel mass of each)."""
 
-    def __init__(self, Z: np.ndarray, w_enum: np.ndarray, step: int):
+    def __init__(self, Z: np.ndarray, w_enum: np.ndarray):
         self.Zf = np.asarray(Z, dtype=float)
         self.e = e = len(w_enum)
         self.we = np.asarray(w_enum, dtype=float)
         self.rest = max(0.0, 1.0 - float(self.we.sum()))            # the sampled pairs' kernel mass
         self.WZe = self.Zf[:e] * self.we[:, None]
         self.Ge = self.Zf[:e].T @ self.WZe
-        self.step = int(step)
         self._gram = {0: np.zeros_like(self.Ge)}                     # pairs' Gram matrix of each prefix
         self._alg: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
