@@ -82,7 +82,9 @@ def test_kernelshap_converges_to_exact_shapley_on_a_small_graph(small_graph):
     phi = exact.values[0]
     assert phi.sum() + exact.base_values[0] == pytest.approx(exact.predictions[0], abs=1e-6)
     full = wg.explain_graph(gnn, g, method="kernelshap", n_samples=2 ** d)          # every coalition
-    np.testing.assert_allclose(full.values, exact.values, atol=1e-8)
+    # the same game, but the GNN computes in float32 and its batches differ between the two runs: a
+    # coalition's output can differ by float32 rounding (about 1e-8 on these values on some CPUs)
+    np.testing.assert_allclose(full.values, exact.values, atol=1e-6)
     errs = [np.linalg.norm(wg.explain_graph(gnn, g, method="kernelshap", n_samples=m, seed=s).values[0] - phi)
             for m in (64, 1024) for s in range(3)]
     assert np.mean(errs[3:]) < 0.5 * np.mean(errs[:3])

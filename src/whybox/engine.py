@@ -22,6 +22,19 @@ from whybox.models.adapters import Model
 
 DEFAULT_CHUNK_ROWS = 32768
 
+_FILL = None        # whybox._fill when numba is installed (whybox[speed]), False without; loaded on first use
+
+
+def _compiled():
+    """The compiled fills of :mod:`whybox._fill`, or None without numba. They write the same bits as
+    the numpy path (a gather of masks, then :func:`_select_into`) in one pass, so which one runs
+    changes the speed only."""
+    global _FILL
+    if _FILL is None:
+        from whybox import _fill
+        _FILL = _fill if _fill.available() else False
+    return _FILL or None
+
 
 def _select(out: np.ndarray, targets: np.ndarray | None) -> np.ndarray:
     """out (..., k) and integer targets of shape out.shape[:-1] -> out[..., targets]; targets None
@@ -47,12 +60,15 @@ def background_value(model: Model, bg: Background, *, chunk_rows: int = DEFAULT_
 
 
 def masked_outputs(model: Model, X: np.ndarray, Zcols: np.ndarray, bg: Background, targets: np.ndarray,
-                   *, chunk_rows: int = DEFAULT_CHUNK_ROWS, progress=None) -> np.ndarray:
+                   *, chunk_rows: int = DEFAULT_CHUNK_ROWS, progress=None, f_rows: np.ndarray | None = None,
+                   f_bg=None) -> np.ndarray:
     """v[i, j] = sum_b w_b f_{t_i}(where(Z[j], X[i], b)) for all rows i and column masks j.
 
     X (n, p); Zcols (m, p) bool shared by all rows, or (n, m, p) with masks per row; targets (n,)
     -> (n, m). Masks that keep every column give f(X[i]) directly and masks that keep none the
-    background value: neither is sent B times.
+    background value: neither is sent B times. A caller that already has them passes ``f_rows``
+    (n, k), the model's outputs on X, and ``f_bg``, a callable returning the background value (k,)
+    (called only when some mask keeps no column): then those masks cost no model call.
 
     Numeric data with shared masks takes the fast path (:func:`_masked_fast`): inputs are built in a
     reused buffer by two vectorised passes (the background, then a masked copy of x), so every value
@@ -67,10 +83,11 @@ def masked_outputs(model: Model, X: np.ndarray, Zcols: np.ndarray, bg: Backgroun
     full = np.broadcast_to(Zcols.all(axis=-1), (n, m))
     empty = np.broadcast_to(~Zcols.any(axis=-1), (n, m))
     if full.any():
-        fx = _select(chunked_outputs(model, X, chunk_rows=chunk_rows), targets)
+        fr = chunked_outputs(model, X, chunk_rows=chunk_rows) if f_rows is None else np.asarray(f_rows)
+        fx = _select(fr, targets)
         V[full] = np.broadcast_to(fx[:, None], (n, m) + tail)[full]
     if empty.any():
-        bv = background_value(model, bg, chunk_rows=chunk_rows)
+        bv = background_value(model, bg, chunk_rows=chunk_rows) if f_bg is None else np.asarray(f_bg())
         base = bv[targets] if targets is not None else np.broadcast_to(bv, (n,) + tail)
         V[empty] = np.broadcast_to(base[:, None], (n, m) + tail)[empty]
     inner = ~(full | empty)
@@ -125,6 +142,7 @@ def _masked_fast(model: Model, X: np.ndarray, Z: np.ndarray, cols: np.ndarray, b
     inbuf = np.empty((min(rows_per_call, n), k_max, r, p))   # reused: fresh buffers would page-fault
     bbits = np.ascontiguousarray(data).view(np.uint64)
     xbits = np.ascontiguousarray(Xf).view(np.uint64)
+    fill = _compiled()
     for s in range(0, m, masks_per_chunk):
         Zc = np.ascontiguousarray(Z[s:s + masks_per_chunk], dtype=bool)
         k = len(Zc)
@@ -132,7 +150,11 @@ def _masked_fast(model: Model, X: np.ndarray, Z: np.ndarray, cols: np.ndarray, b
             xb = xbits[i0:i0 + rows_per_call]
             nb = len(xb)
             buf = inbuf[:nb, :k]
-            _select_into(buf, Zc[None, :, None, :], (xb[:, None, :] ^ bbits[None])[:, None, :, :], bbits[None, None])
+            if fill is not None:
+                fill.grid(buf.view(np.uint64), Zc.view(np.uint8), xb, bbits)
+            else:
+                _select_into(buf, Zc[None, :, None, :], (xb[:, None, :] ^ bbits[None])[:, None, :, :],
+                             bbits[None, None])
             out = model(buf.reshape(nb * k * r, p)).reshape(nb, k, r, -1)
             if targets is None:
                 V[i0:i0 + nb, cols[s:s + k]] = np.einsum("nmrk,r->nmk", out, bg.weights)
@@ -164,11 +186,15 @@ def stratified_outputs(model: Model, X: np.ndarray, Z: np.ndarray, col_index: np
     seg = min(m, chunk_rows)               # masks per model call
     sb_max = min(per, B)
     inbuf = np.empty((sb_max, seg, p)) if numeric else None
-    Bbuf = np.empty((sb_max, seg, p), bool) if numeric else None
+    Bbuf = np.empty((sb_max, seg, p), bool) if numeric and _compiled() is None else None
     Xf = X.astype(float) if numeric else X
+    compiled = _compiled() if numeric else None
     if numeric:
         xbits = np.ascontiguousarray(Xf).view(np.uint64)
         bbits = np.ascontiguousarray(np.asarray(data, float)).view(np.uint64)
+        if compiled is not None:
+            Zu = np.ascontiguousarray(Z, dtype=bool).view(np.uint8)
+            cidx = np.ascontiguousarray(col_index, dtype=np.int64)
     for b0 in range(0, B, per):
         bs = np.arange(b0, min(B, b0 + per))
         sb = len(bs)
@@ -176,7 +202,10 @@ def stratified_outputs(model: Model, X: np.ndarray, Z: np.ndarray, col_index: np
             Zs = Z[s:s + seg]
             c = len(Zs)
             fill = data[bs][:, None, :]
-            if numeric:
+            if compiled is not None:
+                buf = inbuf.reshape(-1)[:sb * c * p].reshape(sb, c, p)      # contiguous
+                starts, counts = np.full(sb, s, np.int64), np.full(sb, c, np.int64)
+            elif numeric:
                 buf = inbuf[:sb, :c]
                 masks = Bbuf[:sb, :c]
                 for j, b in enumerate(bs):                                  # (sb, c, p) bool, gathered
@@ -185,7 +214,11 @@ def stratified_outputs(model: Model, X: np.ndarray, Z: np.ndarray, col_index: np
             else:
                 masks = np.stack([Zs[:, col_index[b]] for b in bs])           # (sb, c, p) bool
             for i in range(n):
-                if numeric:
+                if compiled is not None:
+                    compiled.strata(buf.reshape(sb * c, p).view(np.uint64), Zu, cidx, xbits[i], bbits,
+                                    bs, starts, counts)
+                    inp = buf
+                elif numeric:
                     _select_into(buf, masks, xbits[i] ^ fb, fb)
                     inp = buf
                 else:
@@ -216,12 +249,21 @@ def span_outputs(model: Model, x: np.ndarray, Z: np.ndarray, col_index: np.ndarr
         xbits = np.ascontiguousarray(np.asarray(x, float)).view(np.uint64)
         bbits = np.ascontiguousarray(np.asarray(bg.data, float)).view(np.uint64)
         buf = np.empty((c_max, p))
-        mbuf = np.empty((c_max, p), bool)
+        mbuf = np.empty((c_max, p), bool) if _compiled() is None else None
     else:
         buf = np.empty((c_max, p), dtype=object)
     filled, done = 0, 0
+    compiled = _compiled() if numeric else None
+    pieces: list[tuple[int, int, int]] = []        # (stratum, first mask, masks) for the compiled fill
+    if compiled is not None:
+        Zu = np.ascontiguousarray(Z, dtype=bool).view(np.uint8)
+        cidx = np.ascontiguousarray(col_index, dtype=np.int64)
 
     def flush():
+        if pieces:
+            q = np.array(pieces, dtype=np.int64).reshape(-1, 3)
+            compiled.strata(buf[:filled].view(np.uint64), Zu, cidx, xbits, bbits, q[:, 0], q[:, 1], q[:, 2])
+            pieces.clear()
         res = model(buf[:filled]).reshape(filled, -1)
         out[done:done + filled] = res if target is None else res[:, target]
 
@@ -229,7 +271,9 @@ def span_outputs(model: Model, x: np.ndarray, Z: np.ndarray, col_index: np.ndarr
         while n > 0:
             c = min(n, c_max - filled)
             piece = buf[filled:filled + c]
-            if numeric:
+            if compiled is not None:
+                pieces.append((int(b), int(k0), int(c)))
+            elif numeric:
                 masks = mbuf[filled:filled + c]
                 np.take(Z[k0:k0 + c], col_index[b], axis=1, out=masks)
                 _select_into(piece, masks, xbits ^ bbits[b], bbits[b])

@@ -29,6 +29,7 @@ class TabularContext:
     chunk_rows: int = engine.DEFAULT_CHUNK_ROWS
     _fb: np.ndarray | None = field(default=None, repr=False)   # f(background rows), (B, k)
     n_outputs_all: int = 0          # k in the all-outputs mode (see all_outputs), else 0
+    f_rows: np.ndarray | None = field(default=None, repr=False)   # the model's outputs on X (n, k), when known
     memo: dict = field(default_factory=dict, repr=False)       # what a recipe's cost and run share (one call)
 
     # -- all outputs at once ---------------------------------------------------------------------
@@ -59,7 +60,8 @@ class TabularContext:
         self._background_outputs()                      # once, shared by every block
         for a in range(0, n, size):
             b = min(n, a + size)
-            yield replace(self, X=self.X[a:b], targets=self.targets[a * k:b * k], fx=self.fx[a * k:b * k])
+            yield replace(self, X=self.X[a:b], targets=self.targets[a * k:b * k], fx=self.fx[a * k:b * k],
+                          f_rows=None if self.f_rows is None else self.f_rows[a:b])
 
     @property
     def _engine_targets(self) -> np.ndarray | None:
@@ -85,7 +87,9 @@ class TabularContext:
     def evaluate_masks(self, Z: np.ndarray) -> np.ndarray:
         """v_x(z) for every row x and mask z: (n, m)."""
         V = engine.masked_outputs(self.model, self.X, self.spec.column_masks(np.asarray(Z, bool)),
-                                  self.background, self._engine_targets, chunk_rows=self.chunk_rows)
+                                  self.background, self._engine_targets, chunk_rows=self.chunk_rows,
+                                  f_rows=self.f_rows,
+                                  f_bg=lambda: self.background.weights @ self._background_outputs())
         return self._virtual(V) if self.n_outputs_all else V
 
     def evaluate_strata(self, Z: np.ndarray, perms: np.ndarray) -> np.ndarray:
@@ -187,12 +191,13 @@ class TabularContext:
 
     # -- cost accounting -------------------------------------------------------------------------
     def mask_cost(self, Z: np.ndarray) -> int:
-        """Model rows that evaluate_masks(Z) will spend (full/empty masks are cheap)."""
+        """Model rows that evaluate_masks(Z) will spend (full/empty masks are cheap: f(x) when the
+        context does not hold it, the background rows once)."""
         Zc = self.spec.column_masks(np.asarray(Z, bool))
         full = Zc.all(axis=1)
         empty = ~Zc.any(axis=1)
         inner = int((~(full | empty)).sum())
-        return self.n * inner * self.background.n_rows + (self.n if full.any() else 0) + (
+        return self.n * inner * self.background.n_rows + (self.n if full.any() and self.f_rows is None else 0) + (
             self.background.n_rows if empty.any() else 0)
 
     def gradient_cost(self, n_points: int) -> int:

@@ -209,34 +209,51 @@ def _kernelshap_neyman(ctx: TabularContext, m: int, n_pairs: int, stderr_strata:
         V1 = sub.evaluate_strata(long.Z[:pilot], perms)            # (rows, B, pilot)
         fb = sub.evaluate_background_rows()                         # (rows, B)
         nv = V1.shape[0]
+        nr = sub.X.shape[0]
+        kk = nv // nr                                               # virtual rows per real row
         flat = V1.reshape(nv * B, pilot)                            # every (row, stratum) on the pilot design
         Phi0, var0 = designs.solve(n0, flat[:, :e], flat[:, e:], fb.reshape(-1), np.repeat(sub.fx, B), True)
-        Phi0, var0 = Phi0.reshape(nv, B, d), var0.reshape(nv, B, d)
-        kk = nv // sub.X.shape[0]                                   # virtual rows per real row
-        sd = np.sqrt(np.maximum(var0, 0).sum(axis=2).reshape(-1, kk, B).sum(axis=1) * n0)   # (real rows, B)
-        for i in range(sub.X.shape[0]):
-            r = slice(i * kk, (i + 1) * kk)
-            nb = linear.neyman_pairs(sd[i], wbg, n0, B * n_pairs, cap, step)
-            more = np.flatnonzero(nb > n0)
-            V2 = sub.evaluate_spans(i, long.Z, perms, more, np.full(len(more), pilot), e + 2 * nb[more])
-            V2 = V2.reshape(kk, -1)
-            rows = slice(at_row + i * kk, at_row + (i + 1) * kk)
-            phi, var = phi_all[rows], se_all[rows]                # filled in place
-            at = 0
-            for b in range(B):
-                if nb[b] > n0:
-                    extra = 2 * int(nb[b] - n0)
-                    Yp = np.concatenate([V1[r, b, e:], V2[:, at:at + extra]], axis=1)
-                    at += extra
-                    pb, vb = designs.solve(int(nb[b]), V1[r, b, :e], Yp, fb[r, b], sub.fx[r], in_se[b])
-                else:
-                    pb, vb = Phi0[r, b], var0[r, b]
-                phi += wbg[b] * pb[:, perms[b]]
-                if in_se[b] and vb is not None:
-                    var += wbg[b] ** 2 * vb[:, perms[b]]
-            np.sqrt(np.maximum(var * (B / len(strata)), 0.0), out=var)
-            spent += int(B * e + 2 * nb.sum())
+        Phi = Phi0.reshape(nv, B, d)                                # each (row, stratum)'s phi, base coordinates
+        Var = var0.reshape(nv, B, d)[:, strata]                     # and the stderr strata's variances
+        sd = np.sqrt(np.maximum(var0, 0).reshape(nv, B, d).sum(axis=2).reshape(nr, kk, B).sum(axis=1) * n0)
+        nb = np.stack([linear.neyman_pairs(sd[i], wbg, n0, B * n_pairs, cap, step) for i in range(nr)])
+        spent += int(nr * B * e + 2 * nb.sum())
+        # the pairs beyond the pilot, per real row: its strata with more than n0 pairs, one after another
+        segs = {}                                                   # (row, stratum) -> (kk, 2 (n_b - n0)) values
+        V2 = Yp = None
+        for i in range(nr):
+            more = np.flatnonzero(nb[i] > n0)
+            if not len(more):
+                continue
+            V2 = sub.evaluate_spans(i, long.Z, perms, more, np.full(len(more), pilot),
+                                    e + 2 * nb[i, more]).reshape(kk, -1)
+            lens = 2 * (nb[i, more] - n0)
+            for b, hi, ln in zip(more, np.cumsum(lens), lens):
+                segs[i, int(b)] = V2[:, hi - ln:hi]
+        # one regression per allocation level, over every (row, stratum) pair at that level
+        se_pos = np.full(B, -1)
+        se_pos[strata] = np.arange(len(strata))
+        for n in np.unique(nb[nb > n0]):
+            ii, bb = np.nonzero(nb == n)
+            rows = (ii[:, None] * kk + np.arange(kk)).reshape(-1)   # virtual rows, kk per pair
+            bs = np.repeat(bb, kk)
+            Yp = np.empty((len(rows), 2 * int(n)))
+            Yp[:, :2 * n0] = V1[rows, bs, e:]
+            for g, (i, b) in enumerate(zip(ii, bb)):
+                Yp[g * kk:(g + 1) * kk, 2 * n0:] = segs[int(i), int(b)]
+            want = in_se[bs]
+            pb, vb = designs.solve(int(n), V1[rows, bs, :e], Yp, fb[rows, bs], sub.fx[rows], want)
+            Phi[rows, bs] = pb
+            if vb is not None:
+                Var[rows[want], se_pos[bs[want]]] = vb
+        # back to feature coordinates (feature j of stratum b is base column perms[b, j]), weighted
+        Phi = np.take_along_axis(Phi, np.broadcast_to(perms[None], Phi.shape), axis=2)
+        phi_all[at_row:at_row + nv] = np.einsum("nbd,b->nd", Phi, wbg)
+        Var = np.take_along_axis(Var, np.broadcast_to(perms[strata][None], Var.shape), axis=2)
+        var = np.einsum("nsd,s->nd", Var, wbg[strata] ** 2) * (B / len(strata))
+        se_all[at_row:at_row + nv] = np.sqrt(np.maximum(var, 0.0))
         at_row += nv
+        del V1, V2, Yp, flat, Phi0, var0, segs, Phi, Var      # before the next block's outputs arrive
     return Result(phi_all, ctx.base_value(), se_all,
                   info={"n_coalitions": int(round(spent / max(1, ctx.X.shape[0]))), "exact": False,
                         "design": "stratified", "allocation": "neyman", "n_enumerated": int(B * e),

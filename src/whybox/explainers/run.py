@@ -50,6 +50,7 @@ def _explain_rows(problem: Problem, X: Any, *, method: str, seed: Any, target: A
     if meter is not None:
         meter.expect(need + len(arr))
     outputs = m(arr)
+    ctx.f_rows = outputs                       # full masks reuse these: no second call on the rows
     every = (isinstance(target, str) and target == "all" and target_index is None
              and not (problem.output_names and "all" in problem.output_names))
     if target is None and target_index is None and not one_output:

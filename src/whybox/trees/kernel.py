@@ -20,15 +20,10 @@ from __future__ import annotations
 
 import numpy as np
 
-try:                                     # optional: pip install 'whybox[speed]'
-    from numba import njit
-    HAVE_NUMBA = True
-except ImportError:                      # pragma: no cover - exercised where numba is absent
-    HAVE_NUMBA = False
+from whybox import _numba
+from whybox._numba import HAVE_NUMBA, njit
 
-
-def available() -> bool:
-    return HAVE_NUMBA
+available = _numba.available
 
 
 if HAVE_NUMBA:

@@ -1,0 +1,50 @@
+"""Compiled fills of masked inputs (numba, the optional ``speed`` extra), used by :mod:`whybox.engine`.
+
+Each writes where(z, x, b) for many coalitions z in one pass, as b ^ ((x ^ b) & -z) on the float64
+words: exactly x's or b's bits (NaN and signed zeros included), the same bits as the engine's numpy
+path (a gather of the masks, then two vectorised passes), at about the cost of one copy of the output.
+All arrays arrive as unsigned views: float64 data as uint64, boolean masks as uint8.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from whybox import _numba
+from whybox._numba import HAVE_NUMBA, njit
+
+available = _numba.available
+
+
+if HAVE_NUMBA:
+    @njit(cache=True, nogil=True)
+    def strata(out, Z, col_index, x, bg, which, start, count):
+        """Pieces one after another in out (L, p): piece q is stratum b = which[q], masks
+        Z[start[q]:start[q] + count[q]] (rows of base features, uint8) driving column j through
+        base feature col_index[b, j], filled from bg[b]; x (p,), bg (B, p)."""
+        p = out.shape[1]
+        dx = np.empty(p, np.uint64)
+        bj = np.empty(p, np.uint64)
+        cj = np.empty(p, np.int64)
+        o = 0
+        for q in range(which.shape[0]):
+            b = which[q]
+            for j in range(p):
+                bj[j] = bg[b, j]
+                dx[j] = x[j] ^ bg[b, j]
+                cj[j] = col_index[b, j]
+            for k in range(start[q], start[q] + count[q]):
+                for j in range(p):
+                    out[o, j] = bj[j] ^ (dx[j] & (np.uint64(0) - np.uint64(Z[k, cj[j]])))
+                o += 1
+
+    @njit(cache=True, nogil=True)
+    def grid(out, Z, x, bg):
+        """out (n, k, r, p) = where(Z[k], x[i], bg[r]) for every row i, mask k and background row r;
+        Z (k, p) uint8 column masks."""
+        n, k, r, p = out.shape
+        for i in range(n):
+            for c in range(k):
+                for s in range(r):
+                    for j in range(p):
+                        b = bg[s, j]
+                        out[i, c, s, j] = b ^ ((x[i, j] ^ b) & (np.uint64(0) - np.uint64(Z[c, j])))
