@@ -349,3 +349,23 @@ def test_compiled_fill_builds_the_same_inputs_bit_for_bit(monkeypatch):
     for a, b in zip(fast, slow):
         np.testing.assert_array_equal(a.values, b.values)
         np.testing.assert_array_equal(a.stderr, b.stderr)
+
+
+def test_sandwich_for_a_few_rows_equals_the_shared_direction_form():
+    """The sandwich variance of one or two rows goes through a d x d Gram per row instead of the (pairs,
+    d) influence directions: the same numbers, with unequal weights, and for a singular-free C."""
+    from whybox.surrogates.linear import _sandwich_variance
+
+    rng = np.random.default_rng(2)
+    n, d = 300, 9
+    Z = (rng.random((2 * n, d)) < 0.5).astype(float)
+    Z[1::2] = 1.0 - Z[0::2]                                       # antithetic pairs, stored consecutively
+    ws = rng.uniform(0.5, 2.0, 2 * n) / n
+    C = rng.normal(size=(d, d))
+    C = C @ C.T
+    ids = np.repeat(np.arange(n), 2)
+    for r in (1, 2):
+        Yc, phi = rng.normal(size=(r, 2 * n)), rng.normal(size=(r, d))
+        few = _sandwich_variance(Z, ws, ids, Yc, phi, C)
+        shared = _sandwich_variance(Z, ws, ids, Yc, phi, C, CZ=(Z @ C.T) * ws[:, None])
+        np.testing.assert_allclose(few, shared, rtol=1e-12, atol=0)

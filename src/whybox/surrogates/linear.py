@@ -153,7 +153,7 @@ def _sandwich_gram(Zf: np.ndarray, ws: np.ndarray, Yc: np.ndarray, phi: np.ndarr
         g = WZ[0::2] * r[0::2, None] + WZ[1::2] * r[1::2, None]      # (pairs, d)
         S = g.T @ g
         s1 = C @ g.sum(axis=0)
-        s2 = np.einsum("ij,jk,ik->i", C, S, C)
+        s2 = ((C @ S) * C).sum(axis=1)                              # diag(C S C')
         out[i] = (s2 - s1 * s1 / n_pairs) * (n_pairs / (n_pairs - 1))
     return out
 
