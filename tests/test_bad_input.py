@@ -67,7 +67,7 @@ def test_model_that_raises_is_wrapped_and_named():
 
 
 @pytest.mark.parametrize("out,msg", [
-    (lambda X: np.ones(len(X) + 1), "returned 4 rows for 3 input rows"),
+    (lambda X: np.ones(len(X) + 1), r"returned (\d+) rows for (?!\1)\d+ input rows"),
     (lambda X: np.full(len(X), np.nan), "NaN/inf"),
     (lambda X: np.ones((len(X), 2, 2)), "shape"),
     (lambda X: ["a"] * len(X), "non-numeric"),

@@ -192,13 +192,14 @@ class TabularContext:
     # -- cost accounting -------------------------------------------------------------------------
     def mask_cost(self, Z: np.ndarray) -> int:
         """Model rows that evaluate_masks(Z) will spend (full/empty masks are cheap: f(x) when the
-        context does not hold it, the background rows once)."""
+        context does not hold it, and the background rows once, which :func:`explain_rows` evaluates
+        with the explained rows for every masking recipe)."""
         Zc = self.spec.column_masks(np.asarray(Z, bool))
         full = Zc.all(axis=1)
         empty = ~Zc.any(axis=1)
         inner = int((~(full | empty)).sum())
-        return self.n * inner * self.background.n_rows + (self.n if full.any() and self.f_rows is None else 0) + (
-            self.background.n_rows if empty.any() else 0)
+        return (self.n * inner * self.background.n_rows + (self.n if full.any() and self.f_rows is None else 0)
+                + self.background.n_rows)
 
     def gradient_cost(self, n_points: int) -> int:
         return n_points * (1 if self.has_gradient else 2 * self.p)

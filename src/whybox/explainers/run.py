@@ -49,7 +49,13 @@ def _explain_rows(problem: Problem, X: Any, *, method: str, seed: Any, target: A
     _warn_costs(recipe.name, params, ctx, need)
     if meter is not None:
         meter.expect(need + len(arr))
-    outputs = m(arr)
+    if recipe.family == "masking" and arr.dtype == bg.data.dtype:
+        # the rows and the background rows in one call: every masking recipe needs both (f(x), and
+        # f(b) for the base value and the empty coalition), and a call costs a model its fixed overhead
+        both = m(np.concatenate([arr, bg.data]))
+        outputs, ctx._fb = both[:len(arr)], both[len(arr):]
+    else:
+        outputs = m(arr)
     ctx.f_rows = outputs                       # full masks reuse these: no second call on the rows
     every = (isinstance(target, str) and target == "all" and target_index is None
              and not (problem.output_names and "all" in problem.output_names))
