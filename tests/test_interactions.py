@@ -209,3 +209,33 @@ def test_tree_interactions_equal_enumeration_through_the_model():
         from sklearn.ensemble import GradientBoostingClassifier
         clf = GradientBoostingClassifier(n_estimators=5, random_state=0).fit(Xi, yi)
         interactions(clf, Xi.iloc[:1], Xi.iloc[::30], method="tree")
+
+
+def test_sampled_sizes_are_drawn_without_replacement_and_stay_calibrated_when_dense():
+    """A sampled size holds distinct coalitions (none evaluated twice), within the budget; at a budget
+    of half the coalitions (sizes sampled densely) the finite-population correction keeps the standard
+    errors honest."""
+    from whybox.interactions.exact import interactions as exact
+    from whybox.interactions.sampling import _distinct_subsets, design, sample_interactions
+
+    rng = np.random.default_rng(0)
+    for n, m in ((12, 600), (30, 5000)):
+        U, size, scale = design(n, 2, m, rng)
+        assert len(U) <= m and len({z.tobytes() for z in U}) == len(U)
+        assert (scale >= 1).all() and (U.sum(axis=1) == size).all()
+    Z = _distinct_subsets(10, 5, 200, rng)                    # dense: 200 of the 252
+    assert len({z.tobytes() for z in Z}) == 200 and (Z.sum(axis=1) == 5).all()
+    n = 12
+    r = np.random.default_rng(4)
+    W, P = r.normal(size=n), 0.3 * r.normal(size=(n, n))
+
+    def game(Z):
+        Z = Z.astype(float)
+        return np.tanh(Z @ W) + 0.5 * np.einsum("mi,ij,mj->m", Z, P, Z)
+    ex = exact(game(((np.arange(1 << n)[:, None] >> np.arange(n)) & 1).astype(bool)), index="k-SII", order=2)
+    zs = []
+    for seed in range(6):
+        est, se = sample_interactions(game, n, index="k-SII", order=2, n_samples=2048, seed=seed)
+        zs += [(est[S] - ex[S]) / se[S] for S in ex if se[S] > 0]
+    zs = np.abs(zs)
+    assert 0.6 < zs.mean() < 1.0 and (zs < 2).mean() > 0.9, zs.mean()

@@ -15,10 +15,12 @@ its Bernoulli combination of SII coefficients. The estimator
 * enumerates whole coalition sizes from both ends (0, n, 1, n-1, ... while they fit half the budget;
   sizes below the order are always enumerated: STII's lower orders are Möbius terms of small
   coalitions) — the "border trick" of SHAP-IQ (Fumagalli et al. 2023);
-* samples the remaining sizes uniformly (the same number per size, at least 2), uniformly within a
-  size, and scales each size's sum by C(n, u) / m_u: a stratified estimator, unbiased for every S;
-* reports standard errors from the within-size sample variances:
-  SE(S)^2 = sum_u C(n, u)^2 Var_u[(v - v0) g_S] / m_u;
+* samples the remaining sizes (the same number per size, at least 2) uniformly *without replacement*
+  within a size — distinct coalitions, so no model row is spent twice on one coalition — and scales
+  each size's sum by C(n, u) / m_u: a stratified estimator, unbiased for every S;
+* reports standard errors from the within-size sample variances with the finite-population
+  correction: SE(S)^2 = sum_u C(n, u)^2 (1 - m_u / C(n, u)) Var_u[(v - v0) g_S] / m_u (at 8,192 of
+  a 14-player game's 16,384 coalitions, drawing with replacement gave 1.7 times the squared error);
 * by default adjusts by regression (:func:`estimate`): an order-k surrogate game fitted by
   Shapley-kernel weighted least squares carries most of the game, its index is exact, and only the
   residual's index is sampled, cross-fitted over up to ten folds so that it stays unbiased.
@@ -140,6 +142,8 @@ def design(n: int, k: int, n_samples: int, rng: np.random.Generator) -> tuple[np
             used += counts[u]
     rest = [u for u in range(n + 1) if u not in enum]
     per = (n_samples - used) // len(rest) if rest else 0
+    enum |= {u for u in rest if per >= counts[u]}              # a share that covers its size: enumerate it
+    rest = [u for u in rest if u not in enum]
     if rest and per < 2:
         raise InputError(f"n_samples={n_samples} leaves fewer than 2 samples for each of the {len(rest)} sampled "
                          f"coalition sizes; use n_samples >= {used + 2 * len(rest)}")
@@ -152,13 +156,36 @@ def design(n: int, k: int, n_samples: int, rng: np.random.Generator) -> tuple[np
             size.append(u)
             scale.append(1.0)
     for u in rest:
-        for _ in range(per):
-            z = np.zeros(n, bool)
-            z[rng.choice(n, u, replace=False)] = True
-            rows.append(z)
-            size.append(u)
-            scale.append(counts[u] / per)
+        rows.extend(_distinct_subsets(n, u, per, rng))
+        size.extend([u] * per)
+        scale.extend([counts[u] / per] * per)
     return np.array(rows).reshape(-1, n), np.array(size), np.array(scale)
+
+
+def _distinct_subsets(n: int, u: int, m: int, rng: np.random.Generator) -> np.ndarray:
+    """m distinct coalitions of size u, uniformly without replacement, in random order (m < C(n, u))."""
+    N = comb(n, u)
+    if N <= 4 * m:                                           # dense: choose among all of them
+        pick = np.sort(rng.choice(N, m, replace=False))
+        out = np.zeros((m, n), bool)
+        j = 0
+        for r, c in enumerate(itertools.combinations(range(n), u)):
+            if j < m and pick[j] == r:
+                out[j, list(c)] = True
+                j += 1
+        return out[rng.permutation(m)]
+    seen: dict[bytes, None] = {}
+    while len(seen) < m:                                     # sparse: draw, keep the new ones, in order
+        need = m - len(seen)
+        Z = np.zeros((need + need // 4 + 8, n), bool)
+        cols = np.argsort(rng.random(Z.shape), axis=1)[:, :u]
+        np.put_along_axis(Z, cols, True, axis=1)
+        for z in np.packbits(Z, axis=1):
+            seen.setdefault(z.tobytes())
+            if len(seen) == m:
+                break
+    packed = np.frombuffer(b"".join(seen), np.uint8).reshape(m, -1)
+    return np.unpackbits(packed, axis=1, count=n).astype(bool)
 
 
 def _incidence(n: int, tl: list[tuple[int, ...]]) -> tuple[np.ndarray, np.ndarray]:
@@ -170,8 +197,10 @@ def _incidence(n: int, tl: list[tuple[int, ...]]) -> tuple[np.ndarray, np.ndarra
 
 
 def _stratified(D: np.ndarray, U: np.ndarray, size: np.ndarray, scale: np.ndarray, G: np.ndarray, inc: np.ndarray,
-                sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """sum_U D(U) g_S(U) estimated size by size (enumerated sizes exactly), and its variance."""
+                sizes: np.ndarray, fpc: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """sum_U D(U) g_S(U) estimated size by size (enumerated sizes exactly), and its variance (times
+    ``fpc[u]``, the finite-population correction 1 - m_u / C(n, u) of a size sampled without
+    replacement)."""
     est = np.zeros((D.shape[0], len(sizes)))
     var = np.zeros_like(est)
     for u in np.unique(size):
@@ -184,7 +213,7 @@ def _stratified(D: np.ndarray, U: np.ndarray, size: np.ndarray, scale: np.ndarra
         if sc != 1.0:                                          # a sampled size: C(n,u)^2 Var_u / m_u
             m = len(idx)
             s2 = (A ** 2) @ (C ** 2)
-            var += sc ** 2 * np.maximum(s2 - s1 ** 2 / m, 0.0) / (m - 1) * m
+            var += sc ** 2 * np.maximum(s2 - s1 ** 2 / m, 0.0) / (m - 1) * m * (1.0 if fpc is None else fpc[int(u)])
     return est, var
 
 
@@ -238,7 +267,9 @@ def estimate(V: np.ndarray, U: np.ndarray, size: np.ndarray, scale: np.ndarray, 
     estimate of the residual's index. Cross-fitted (the sampled coalitions of each size dealt round
     ``folds`` folds, at most half as many as the rarest size has samples; each fold's residual taken
     against the surrogate fitted on the other folds, and the fold estimates averaged), so it stays
-    unbiased and its standard error honest; more folds fit each surrogate on more of the samples
+    unbiased and its standard error honest (exactly so for draws with replacement; the design draws
+    each size without replacement, so the folds are disjoint rather than independent — measured on
+    two 14-player games over 20 seeds: 94-96% of the errors within 2 standard errors); more folds fit each surrogate on more of the samples
     (10 rather than 2 cut the squared error by 5-30% on 14-player games); without enough samples per
     size (4) it falls back to the plain stratified estimate."""
     n = U.shape[1]
@@ -253,8 +284,9 @@ def estimate(V: np.ndarray, U: np.ndarray, size: np.ndarray, scale: np.ndarray, 
     const = v0[:, None] * _size_sums(G, n, sizes)[None, :]
     sampled = scale != 1.0
     counts = {u: int((size[sampled] == u).sum()) for u in np.unique(size[sampled])}
+    fpc = {u: 1.0 - c / comb(n, int(u)) for u, c in counts.items()}      # sampled without replacement
     if not adjust or not sampled.any() or min(counts.values()) < 4:
-        est, var = _stratified(D, U, size, scale, G, inc, sizes)
+        est, var = _stratified(D, U, size, scale, G, inc, sizes, fpc)
         return tl, const + est, np.sqrt(var)
     tK = [c for c in tl if c]
     incK, sizesK = _incidence(n, tK)
@@ -280,7 +312,7 @@ def estimate(V: np.ndarray, U: np.ndarray, size: np.ndarray, scale: np.ndarray, 
         for k in counts:                                       # this fold holds about 1/K of each size
             sel = sampled[use] & (size[use] == k)
             sc[sel] = comb(n, int(k)) / int(sel.sum())
-        e, vr = _stratified(R, U[use], size[use], sc, G, inc, sizes)
+        e, vr = _stratified(R, U[use], size[use], sc, G, inc, sizes, fpc)
         ests.append(_surrogate_index(beta, v0, tK, tl, n, index, order) + e)
         vars_.append(vr)
     return tl, sum(ests) / K, np.sqrt(sum(vars_) / K ** 2)
