@@ -21,9 +21,10 @@ its Bernoulli combination of SII coefficients. The estimator
 * reports standard errors from the within-size sample variances with the finite-population
   correction: SE(S)^2 = sum_u C(n, u)^2 (1 - m_u / C(n, u)) Var_u[(v - v0) g_S] / m_u (at 8,192 of
   a 14-player game's 16,384 coalitions, drawing with replacement gave 1.7 times the squared error);
-* by default adjusts by regression (:func:`estimate`): an order-k surrogate game fitted by
-  Shapley-kernel weighted least squares carries most of the game, its index is exact, and only the
-  residual's index is sampled, cross-fitted over up to ten folds so that it stays unbiased.
+* by default adjusts by regression (:func:`estimate`): an order-k (or k + 1, whichever shows the
+  smaller variance) surrogate game fitted by Shapley-kernel weighted least squares carries most of
+  the game, its index is exact, and only the residual's index is sampled, cross-fitted over up to
+  ten folds so that it stays unbiased.
 
 One design (the same coalitions) serves every row and every coalition S.
 """
@@ -262,15 +263,17 @@ def estimate(V: np.ndarray, U: np.ndarray, size: np.ndarray, scale: np.ndarray, 
     """Interaction values and standard errors of the games ``V`` (rows, M) on the coalitions ``U``
     of :func:`design`: (terms, values (rows, T), stderr (rows, T)).
 
-    ``adjust`` (default): a regression-adjusted estimate — an order-``order`` surrogate game fitted
-    by Shapley-kernel weighted least squares, its index computed exactly, plus the stratified
-    estimate of the residual's index. Cross-fitted (the sampled coalitions of each size dealt round
+    ``adjust`` (default): a regression-adjusted estimate — a surrogate game of order ``order`` (and
+    one of order ``order`` + 1 where it has no more terms than each fold's fit has coalitions, at most
+    2,000; per row, the one with the smaller estimated variance is kept) fitted by Shapley-kernel
+    weighted least squares, its index computed exactly, plus the stratified estimate of the
+    residual's index. Cross-fitted (the sampled coalitions of each size dealt round
     ``folds`` folds, at most half as many as the rarest size has samples; each fold's residual taken
     against the surrogate fitted on the other folds, and the fold estimates averaged), so it stays
     unbiased and its standard error honest (exactly so for draws with replacement; the design draws
     each size without replacement, so the folds are disjoint rather than independent — measured on
-    two 14-player games over 20 seeds: 94-96% of the errors within 2 standard errors); more folds fit each surrogate on more of the samples
-    (10 rather than 2 cut the squared error by 5-30% on 14-player games); without enough samples per
+    two 14-player games over 20 seeds: 94-96% of the errors within 2 standard errors); more folds fit
+    each surrogate on more of the samples (10 rather than 2 cut the squared error by 5-30% on 14-player games); without enough samples per
     size (4) it falls back to the plain stratified estimate."""
     n = U.shape[1]
     G = coefficient_table(index, n, order)
@@ -288,8 +291,6 @@ def estimate(V: np.ndarray, U: np.ndarray, size: np.ndarray, scale: np.ndarray, 
     if not adjust or not sampled.any() or min(counts.values()) < 4:
         est, var = _stratified(D, U, size, scale, G, inc, sizes, fpc)
         return tl, const + est, np.sqrt(var)
-    tK = [c for c in tl if c]
-    incK, sizesK = _incidence(n, tK)
     u = U.sum(axis=1)
     mu = np.zeros(len(U))
     inner = (u > 0) & (u < n)
@@ -301,6 +302,32 @@ def estimate(V: np.ndarray, U: np.ndarray, size: np.ndarray, scale: np.ndarray, 
     for k in counts:                                           # deal the samples of each size round the folds
         idx = np.where(sampled & (size == k))[0]
         fold[idx] = np.arange(len(idx)) % K
+    # the surrogate's order: the index's, or one more (a richer control variate, e.g. for a tree
+    # ensemble's higher interactions) when it has no more terms than the coalitions each fold's fit
+    # sees (and at most MAX_SURROGATE_TERMS, the fit's cost); per row, whichever order gives the
+    # smaller estimated variance — both are cross-fitted estimates of the same index
+    n_fit = int((~sampled).sum() + (sampled & (fold != 0)).sum())
+    orders = [order] + [k for k in (order + 1,) if k <= n and len(terms(n, k)) - 1 <= min(n_fit, MAX_SURROGATE_TERMS)]
+    best = None
+    for so in orders:
+        tK = [c for c in terms(n, so) if c]
+        est, var = _cross_fitted(D, U, size, scale, sampled, counts, fold, K, w, tK, v0, G, inc, sizes, fpc,
+                                 tl, n, index, order)
+        if best is None:
+            best = (est, var)
+            continue
+        take = var.sum(axis=1) < best[1].sum(axis=1)           # per row
+        best = (np.where(take[:, None], est, best[0]), np.where(take[:, None], var, best[1]))
+    return tl, best[0], np.sqrt(best[1])
+
+
+MAX_SURROGATE_TERMS = 2000          # Moebius terms of the richer surrogate: a (terms x terms) solve per fold
+
+
+def _cross_fitted(D, U, size, scale, sampled, counts, fold, K, w, tK, v0, G, inc, sizes, fpc, tl, n, index, order):
+    """The regression-adjusted estimate and its variance with the surrogate over the terms ``tK``: each
+    fold's residual index against the surrogate fitted on the other folds, averaged over the K folds."""
+    incK, sizesK = _incidence(n, tK)
     ests, vars_ = [], []
     for f in range(K):
         fit_rows = ~sampled | (fold != f)
@@ -315,7 +342,7 @@ def estimate(V: np.ndarray, U: np.ndarray, size: np.ndarray, scale: np.ndarray, 
         e, vr = _stratified(R, U[use], size[use], sc, G, inc, sizes, fpc)
         ests.append(_surrogate_index(beta, v0, tK, tl, n, index, order) + e)
         vars_.append(vr)
-    return tl, sum(ests) / K, np.sqrt(sum(vars_) / K ** 2)
+    return sum(ests) / K, sum(vars_) / K ** 2
 
 
 def sample_interactions(game: Callable[[np.ndarray], np.ndarray], n: int, *, index: str = "k-SII", order: int = 2,
