@@ -369,3 +369,25 @@ def test_sandwich_for_a_few_rows_equals_the_shared_direction_form():
         few = _sandwich_variance(Z, ws, ids, Yc, phi, C)
         shared = _sandwich_variance(Z, ws, ids, Yc, phi, C, CZ=(Z @ C.T) * ws[:, None])
         np.testing.assert_allclose(few, shared, rtol=1e-12, atol=0)
+
+
+def test_the_compiled_fill_refuses_indices_it_would_read_out_of_bounds():
+    """numba does not bounds-check: the engine checks the spans and the column map before the fill."""
+    from whybox import _fill, engine
+    from whybox.background import Background
+    from whybox.errors import InputError
+    from whybox.models.adapters import as_model
+
+    if not _fill.available():
+        pytest.skip("numba is not installed (whybox[speed])")
+    rng = np.random.default_rng(0)
+    Z = rng.random((10, 4)) < 0.5
+    bg = Background(rng.normal(size=(3, 4)), np.full(3, 1 / 3))
+    model = as_model(lambda A: A.sum(axis=1))
+    cols = np.tile(np.arange(4), (3, 1))
+    ok = engine.span_outputs(model, np.ones(4), Z, cols, bg, 0, np.array([0, 2]), np.array([0, 4]), np.array([3, 10]))
+    assert ok.shape == (9,)
+    for strata, stop, ci in ((np.array([0, 2]), np.array([3, 11]), cols), (np.array([0, 3]), np.array([3, 10]), cols),
+                             (np.array([0, 2]), np.array([3, 10]), cols + 1)):
+        with pytest.raises(InputError):
+            engine.span_outputs(model, np.ones(4), Z, ci, bg, 0, strata, np.array([0, 4]), stop)

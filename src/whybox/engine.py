@@ -195,6 +195,7 @@ def stratified_outputs(model: Model, X: np.ndarray, Z: np.ndarray, col_index: np
         if compiled is not None:
             Zu = np.ascontiguousarray(Z, dtype=bool).view(np.uint8)
             cidx = np.ascontiguousarray(col_index, dtype=np.int64)
+            _check_compiled_reads(Zu, cidx, np.arange(B), np.zeros(1, np.intp), np.full(1, m), bg.n_rows)
     for b0 in range(0, B, per):
         bs = np.arange(b0, min(B, b0 + per))
         sb = len(bs)
@@ -258,6 +259,7 @@ def span_outputs(model: Model, x: np.ndarray, Z: np.ndarray, col_index: np.ndarr
     if compiled is not None:
         Zu = np.ascontiguousarray(Z, dtype=bool).view(np.uint8)
         cidx = np.ascontiguousarray(col_index, dtype=np.int64)
+        _check_compiled_reads(Zu, cidx, np.asarray(strata), np.asarray(start), np.asarray(stop), bg.n_rows)
 
     def flush():
         if pieces:
@@ -289,6 +291,20 @@ def span_outputs(model: Model, x: np.ndarray, Z: np.ndarray, col_index: np.ndarr
     if filled:
         flush()
     return out
+
+
+def _check_compiled_reads(Z: np.ndarray, col_index: np.ndarray, strata: np.ndarray, start: np.ndarray,
+                          stop: np.ndarray, n_background: int) -> None:
+    """The compiled fills do not check their indices (numba reads out of bounds silently): every mask
+    row, base feature and background row they will read must exist."""
+    lengths = stop - start
+    if ((col_index < 0) | (col_index >= Z.shape[1])).any() or len(col_index) < n_background:
+        raise InputError("col_index must name base features of Z for every background row")
+    if (strata < 0).any() or (strata >= n_background).any():
+        raise InputError("strata must be background row indices")
+    live = lengths > 0
+    if (start[live] < 0).any() or (stop[live] > Z.shape[0]).any():
+        raise InputError("start/stop must lie within the rows of Z")
 
 
 def _select_into(buf: np.ndarray, M: np.ndarray, dx: np.ndarray, b: np.ndarray) -> None:
