@@ -265,3 +265,20 @@ def test_a_game_with_triples_is_carried_by_the_richer_surrogate(monkeypatch):
     monkeypatch.setattr(sampling, "MAX_SURROGATE_TERMS", 0)        # the order-2 surrogate only
     plain, plain_se = worst()
     assert rich < 1e-4 and rich_se < 1e-4 and rich < 0.01 * plain, (rich, plain)
+
+
+def test_the_surrogate_index_map_equals_its_definition():
+    """The surrogate's exact index as one linear map (per fold a matrix product) equals the sum over
+    the surrogate's Moebius terms of the index weights, term by term, for every index and order."""
+    from whybox.interactions import sampling as S
+
+    rng = np.random.default_rng(0)
+    for n, order in ((8, 2), (8, 3), (6, 1)):
+        tl = S.terms(n, order)
+        for index in ("SII", "k-SII", "STII", "FSII"):
+            for so in (order, order + 1):
+                tK = [c for c in S.terms(n, so) if c]
+                beta, v0 = rng.normal(size=(3, len(tK))), rng.normal(size=3)
+                L, c0 = S._surrogate_map(tK, tl, n, index, order)
+                np.testing.assert_allclose(v0[:, None] * c0 + beta @ L.T,
+                                           S._surrogate_index(beta, v0, tK, tl, n, index, order), atol=1e-12)

@@ -218,21 +218,31 @@ def _stratified(D: np.ndarray, U: np.ndarray, size: np.ndarray, scale: np.ndarra
     return est, var
 
 
-def _surrogate_fit(D: np.ndarray, U: np.ndarray, w: np.ndarray, incK: np.ndarray, sizesK: np.ndarray,
-                   ridge: float = 1e-8) -> np.ndarray:
-    """Möbius coefficients (rows, terms) of the k-additive game closest to D = v - v(empty) under the
-    weights w (the Shapley kernel): a control variate, so any fit is unbiased; cheap ridge for M < terms."""
-    A = ((U.astype(np.int64) @ incK) == sizesK[None, :]).astype(float)       # T inside U
-    Aw = A * w[:, None]
-    M = A.T @ Aw
-    M[np.diag_indices_from(M)] += ridge * max(1.0, float(np.trace(M)) / len(M))
-    return np.linalg.solve(M, Aw.T @ D.T).T
+def _surrogate_map(tK: list, tl: list, n: int, index: str, order: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_surrogate_index` as a linear map: (L (terms, surrogate terms), c0 (terms,)) with index
+    = v0 c0 + beta L' — one matrix product per fold instead of a loop over pairs of terms."""
+    base = "SII" if index == "k-SII" else index
+    incl, sl = _incidence(n, tl)
+    incK, sK = _incidence(n, tK)
+    phi = np.array([[float(_phi(base, order, a, t)) for t in range(n + 1)] for a in range(order + 1)])
+    inside = (incl.T @ incK) == sl[:, None]                       # S inside T
+    L = np.where(inside, phi[sl[:, None], sK[None, :]], 0.0)
+    c0 = np.where(sl == 0, phi[0, 0], 0.0)
+    if index != "k-SII":
+        return L, c0
+    B = np.array(_bernoulli(order))
+    sup = (incl.T @ incl) == sl[:, None]                          # S inside R, both terms
+    gap = np.clip(sl[None, :] - sl[:, None], 0, order)
+    Bm = np.where(sup, B[gap], 0.0)
+    Bm[sl == 0] = 0.0
+    return Bm @ L, (sl == 0).astype(float)
 
 
 def _surrogate_index(beta: np.ndarray, v0: np.ndarray, tK: list, tl: list, n: int, index: str,
                      order: int) -> np.ndarray:
     """The exact index of the surrogate game m(empty) = v0, m(T) = beta_T: sum over T containing S
-    of phi(|S|, |T|) m(T) (k-SII: its Bernoulli combination of the SII values)."""
+    of phi(|S|, |T|) m(T) (k-SII: its Bernoulli combination of the SII values). The definition, term
+    by term; the estimator uses the same map as a matrix (:func:`_surrogate_map`, tested equal)."""
     pos = {c: j for j, c in enumerate(tK)}
     base = "SII" if index == "k-SII" else index
 
@@ -321,6 +331,7 @@ def estimate(V: np.ndarray, U: np.ndarray, size: np.ndarray, scale: np.ndarray, 
     return tl, best[0], np.sqrt(best[1])
 
 
+RIDGE = 1e-8                        # of the surrogate fits, relative to the mean diagonal
 MAX_SURROGATE_TERMS = 2000          # Moebius terms of the richer surrogate: a (terms x terms) solve per fold
 
 
@@ -328,19 +339,25 @@ def _cross_fitted(D, U, size, scale, sampled, counts, fold, K, w, tK, v0, G, inc
     """The regression-adjusted estimate and its variance with the surrogate over the terms ``tK``: each
     fold's residual index against the surrogate fitted on the other folds, averaged over the K folds."""
     incK, sizesK = _incidence(n, tK)
+    L, c0 = _surrogate_map(tK, tl, n, index, order)
+    A_all = ((U.astype(np.int64) @ incK) == sizesK[None, :]).astype(float)     # T inside U
+    Aw_all = A_all * w[:, None]
+    M_all, r_all = A_all.T @ Aw_all, Aw_all.T @ D.T                        # the fit on every coalition
     ests, vars_ = [], []
     for f in range(K):
-        fit_rows = ~sampled | (fold != f)
+        out = sampled & (fold == f)                            # held out: the fit is the rest
         use = ~sampled | (fold == f)
-        beta = _surrogate_fit(D[:, fit_rows], U[fit_rows], w[fit_rows], incK, sizesK)
-        A = ((U[use].astype(np.int64) @ incK) == sizesK[None, :]).astype(float)
-        R = D[:, use] - beta @ A.T                             # the residual game on this fold (r(empty) = 0)
+        Ao, Awo = A_all[out], Aw_all[out]
+        M = M_all - Ao.T @ Awo
+        M[np.diag_indices_from(M)] += RIDGE * max(1.0, float(np.trace(M)) / len(M))
+        beta = np.linalg.solve(M, r_all - Awo.T @ D[:, out].T).T
+        R = D[:, use] - beta @ A_all[use].T                    # the residual game on this fold (r(empty) = 0)
         sc = scale[use].copy()
         for k in counts:                                       # this fold holds about 1/K of each size
             sel = sampled[use] & (size[use] == k)
             sc[sel] = comb(n, int(k)) / int(sel.sum())
         e, vr = _stratified(R, U[use], size[use], sc, G, inc, sizes, fpc)
-        ests.append(_surrogate_index(beta, v0, tK, tl, n, index, order) + e)
+        ests.append(v0[:, None] * c0[None, :] + beta @ L.T + e)
         vars_.append(vr)
     return sum(ests) / K, sum(vars_) / K ** 2
 
