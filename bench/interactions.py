@@ -1,6 +1,6 @@
 """Shapley interactions: whybox vs shapiq — exact (ExactComputer) and sampled (approximators).
 
-    .venv/bin/python bench/interactions.py            # about 20 minutes with 20 seeds (--quick: 1)
+    .venv/bin/python bench/interactions.py            # about 15 minutes with 20 seeds (--quick: 1)
 
 shapiq (1.4.1, the last release for Python 3.11) runs in its own virtual environment, built once
 (``--shapiq-venv``, default ``~/.cache/whybox/shapiq-venv``), on the same games: random games
