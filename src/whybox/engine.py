@@ -185,10 +185,10 @@ def stratified_outputs(model: Model, X: np.ndarray, Z: np.ndarray, col_index: np
     per = max(1, chunk_rows // m)          # strata per model call
     seg = min(m, chunk_rows)               # masks per model call
     sb_max = min(per, B)
-    inbuf = np.empty((sb_max, seg, p)) if numeric else None
-    Bbuf = np.empty((sb_max, seg, p), bool) if numeric and _compiled() is None else None
-    Xf = X.astype(float) if numeric else X
     compiled = _compiled() if numeric else None
+    inbuf = np.empty((sb_max, seg, p)) if numeric else None
+    Bbuf = np.empty((sb_max, seg, p), bool) if numeric and compiled is None else None
+    Xf = X.astype(float) if numeric else X
     if numeric:
         xbits = np.ascontiguousarray(Xf).view(np.uint64)
         bbits = np.ascontiguousarray(np.asarray(data, float)).view(np.uint64)
@@ -246,15 +246,15 @@ def span_outputs(model: Model, x: np.ndarray, Z: np.ndarray, col_index: np.ndarr
     numeric = x.dtype != object and bg.data.dtype != object
     p = x.shape[0]
     c_max = min(chunk_rows, L)
+    compiled = _compiled() if numeric else None
     if numeric:
         xbits = np.ascontiguousarray(np.asarray(x, float)).view(np.uint64)
         bbits = np.ascontiguousarray(np.asarray(bg.data, float)).view(np.uint64)
         buf = np.empty((c_max, p))
-        mbuf = np.empty((c_max, p), bool) if _compiled() is None else None
+        mbuf = np.empty((c_max, p), bool) if compiled is None else None
     else:
         buf = np.empty((c_max, p), dtype=object)
     filled, done = 0, 0
-    compiled = _compiled() if numeric else None
     pieces: list[tuple[int, int, int]] = []        # (stratum, first mask, masks) for the compiled fill
     if compiled is not None:
         Zu = np.ascontiguousarray(Z, dtype=bool).view(np.uint8)

@@ -198,7 +198,7 @@ def _incidence(n: int, tl: list[tuple[int, ...]]) -> tuple[np.ndarray, np.ndarra
 
 
 def _stratified(D: np.ndarray, U: np.ndarray, size: np.ndarray, scale: np.ndarray, G: np.ndarray, inc: np.ndarray,
-                sizes: np.ndarray, fpc: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+                sizes: np.ndarray, fpc: dict) -> tuple[np.ndarray, np.ndarray]:
     """sum_U D(U) g_S(U) estimated size by size (enumerated sizes exactly), and its variance (times
     ``fpc[u]``, the finite-population correction 1 - m_u / C(n, u) of a size sampled without
     replacement)."""
@@ -214,7 +214,7 @@ def _stratified(D: np.ndarray, U: np.ndarray, size: np.ndarray, scale: np.ndarra
         if sc != 1.0:                                          # a sampled size: C(n,u)^2 Var_u / m_u
             m = len(idx)
             s2 = (A ** 2) @ (C ** 2)
-            var += sc ** 2 * np.maximum(s2 - s1 ** 2 / m, 0.0) / (m - 1) * m * (1.0 if fpc is None else fpc[int(u)])
+            var += sc ** 2 * np.maximum(s2 - s1 ** 2 / m, 0.0) / (m - 1) * m * fpc[int(u)]
     return est, var
 
 
@@ -283,8 +283,9 @@ def estimate(V: np.ndarray, U: np.ndarray, size: np.ndarray, scale: np.ndarray, 
     unbiased and its standard error honest (exactly so for draws with replacement; the design draws
     each size without replacement, so the folds are disjoint rather than independent — measured on
     two 14-player games over 20 seeds: 94-96% of the errors within 2 standard errors); more folds fit
-    each surrogate on more of the samples (10 rather than 2 cut the squared error by 5-30% on 14-player games); without enough samples per
-    size (4) it falls back to the plain stratified estimate."""
+    each surrogate on more of the samples (10 rather than 2 cut the squared error by 5-30% on
+    14-player games); without enough samples per size (4) it falls back to the plain stratified
+    estimate."""
     n = U.shape[1]
     G = coefficient_table(index, n, order)
     tl = terms(n, order)
