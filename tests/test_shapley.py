@@ -351,6 +351,37 @@ def test_compiled_fill_builds_the_same_inputs_bit_for_bit(monkeypatch):
         np.testing.assert_array_equal(a.stderr, b.stderr)
 
 
+def test_both_compiled_stratum_kernels_match_the_numpy_fill(monkeypatch):
+    """Up to 64 base features the compiled fill reads each mask row as one packed word, beyond 64 it
+    gathers bytes: both write the numpy path's bytes, with groups (several columns on one base feature)
+    and a permutation per stratum."""
+    from whybox import _fill, engine
+    from whybox.background import Background
+    from whybox.models.adapters import as_model
+
+    if not _fill.available():
+        pytest.skip("numba is not installed (whybox[speed])")
+    rng = np.random.default_rng(5)
+    for q, p in ((64, 66), (70, 70)):                         # base features, columns
+        Z = rng.random((40, q)) < 0.5
+        bg = Background(rng.normal(size=(3, p)), np.full(3, 1 / 3))
+        x = rng.normal(size=p)
+        x[1], bg.data[2, 5] = np.nan, -0.0
+        group = np.r_[np.arange(q), rng.integers(0, q, p - q)]
+        cols = np.stack([rng.permutation(q)[group] for _ in range(3)])
+
+        def inputs(fill):
+            monkeypatch.setattr(engine, "_FILL", fill)
+            seen = []
+            model = as_model(lambda A: seen.append(np.array(A, copy=True)) or np.zeros(len(A)))
+            engine.span_outputs(model, x, Z, cols, bg, 0, np.array([2, 0]), np.array([3, 0]), np.array([30, 40]),
+                                chunk_rows=25)
+            engine.stratified_outputs(model, x[None], Z, cols, bg, None, chunk_rows=50)
+            return np.concatenate(seen)
+
+        assert inputs(_fill).tobytes() == inputs(False).tobytes()
+
+
 def test_sandwich_for_a_few_rows_equals_the_shared_direction_form():
     """The sandwich variance of one or two rows goes through a d x d Gram per row instead of the (pairs,
     d) influence directions: the same numbers, with unequal weights, and for a singular-free C."""

@@ -196,6 +196,7 @@ def stratified_outputs(model: Model, X: np.ndarray, Z: np.ndarray, col_index: np
             Zu = np.ascontiguousarray(Z, dtype=bool).view(np.uint8)
             cidx = np.ascontiguousarray(col_index, dtype=np.int64)
             _check_compiled_reads(Zu, cidx, np.arange(B), np.zeros(1, np.intp), np.full(1, m), bg.n_rows)
+            fill_strata = _strata_kernel(compiled, Zu, cidx)
     for b0 in range(0, B, per):
         bs = np.arange(b0, min(B, b0 + per))
         sb = len(bs)
@@ -216,8 +217,7 @@ def stratified_outputs(model: Model, X: np.ndarray, Z: np.ndarray, col_index: np
                 masks = np.stack([Zs[:, col_index[b]] for b in bs])           # (sb, c, p) bool
             for i in range(n):
                 if compiled is not None:
-                    compiled.strata(buf.reshape(sb * c, p).view(np.uint64), Zu, cidx, xbits[i], bbits,
-                                    bs, starts, counts)
+                    fill_strata(buf.reshape(sb * c, p).view(np.uint64), xbits[i], bbits, bs, starts, counts)
                     inp = buf
                 elif numeric:
                     _select_into(buf, masks, xbits[i] ^ fb, fb)
@@ -260,11 +260,12 @@ def span_outputs(model: Model, x: np.ndarray, Z: np.ndarray, col_index: np.ndarr
         Zu = np.ascontiguousarray(Z, dtype=bool).view(np.uint8)
         cidx = np.ascontiguousarray(col_index, dtype=np.int64)
         _check_compiled_reads(Zu, cidx, np.asarray(strata), np.asarray(start), np.asarray(stop), bg.n_rows)
+        fill_strata = _strata_kernel(compiled, Zu, cidx)
 
     def flush():
         if pieces:
             q = np.array(pieces, dtype=np.int64).reshape(-1, 3)
-            compiled.strata(buf[:filled].view(np.uint64), Zu, cidx, xbits, bbits, q[:, 0], q[:, 1], q[:, 2])
+            fill_strata(buf[:filled].view(np.uint64), xbits, bbits, q[:, 0], q[:, 1], q[:, 2])
             pieces.clear()
         res = model(buf[:filled]).reshape(filled, -1)
         out[done:done + filled] = res if target is None else res[:, target]
@@ -291,6 +292,17 @@ def span_outputs(model: Model, x: np.ndarray, Z: np.ndarray, col_index: np.ndarr
     if filled:
         flush()
     return out
+
+
+def _strata_kernel(compiled, Z: np.ndarray, col_index: np.ndarray):
+    """The compiled stratum fill for these masks (Z uint8 (m, q), col_index (B, p) int64, already
+    checked), called as fill(out, x, bg, which, start, count): with at most 64 base features the mask
+    rows packed one word each (the kernel vectorises), else the general byte-gather kernel."""
+    if Z.shape[1] <= 64:
+        Zb = compiled.pack_rows(Z)
+        return lambda out, x, bg, which, start, count: compiled.strata_bits(out, Zb, col_index, x, bg, which,
+                                                                            start, count)
+    return lambda out, x, bg, which, start, count: compiled.strata(out, Z, col_index, x, bg, which, start, count)
 
 
 def _check_compiled_reads(Z: np.ndarray, col_index: np.ndarray, strata: np.ndarray, start: np.ndarray,
