@@ -17,6 +17,14 @@ available = _numba.available
 
 if HAVE_NUMBA:
     @njit(cache=True, nogil=True)
+    def _load_stratum(x, b, cols, bj, dx, cj):
+        """One stratum's constants for the fills: bj = b, dx = x ^ b and cj = its column map."""
+        for j in range(bj.shape[0]):
+            bj[j] = b[j]
+            dx[j] = x[j] ^ b[j]
+            cj[j] = cols[j]
+
+    @njit(cache=True, nogil=True)
     def strata(out, Z, col_index, x, bg, which, start, count):
         """Pieces one after another in out (L, p): piece q is stratum b = which[q], masks
         Z[start[q]:start[q] + count[q]] (rows of base features, uint8) driving column j through
@@ -27,11 +35,7 @@ if HAVE_NUMBA:
         cj = np.empty(p, np.int64)
         o = 0
         for q in range(which.shape[0]):
-            b = which[q]
-            for j in range(p):
-                bj[j] = bg[b, j]
-                dx[j] = x[j] ^ bg[b, j]
-                cj[j] = col_index[b, j]
+            _load_stratum(x, bg[which[q]], col_index[which[q]], bj, dx, cj)
             for k in range(start[q], start[q] + count[q]):
                 for j in range(p):
                     out[o, j] = bj[j] ^ (dx[j] & (np.uint64(0) - np.uint64(Z[k, cj[j]])))
@@ -62,11 +66,7 @@ if HAVE_NUMBA:
         zero = np.uint64(0)
         o = 0
         for q in range(which.shape[0]):
-            b = which[q]
-            for j in range(p):
-                bj[j] = bg[b, j]
-                dx[j] = x[j] ^ bg[b, j]
-                cj[j] = col_index[b, j]
+            _load_stratum(x, bg[which[q]], col_index[which[q]], bj, dx, cj)
             for k in range(start[q], start[q] + count[q]):
                 zk = Zb[k]
                 ok = out[o]
