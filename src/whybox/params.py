@@ -122,6 +122,7 @@ PARAMS: dict[str, Any] = {
     "max_features": Int(1, 20),
     "strategy": Choice(("stratified", "shared")),
     "allocation": Choice(("neyman", "equal")),
+    "control_variate": Choice(("cubic", "none")),
     "baseline": Choice(("auto", "mean", "expected", "zeros"), none=True),
     "rule": Choice(("gausslegendre", "riemann_middle", "riemann_right")),
     # metrics

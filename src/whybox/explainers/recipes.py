@@ -106,7 +106,7 @@ KERNELSHAP_ALLOCATIONS = ("neyman", "equal")
 
 
 def run_kernelshap(ctx: TabularContext, n_samples: int | str = "auto", strategy: str = "stratified",
-                   stderr_strata: int = 8, allocation: str = "neyman") -> Result:
+                   stderr_strata: int = 8, allocation: str = "neyman", control_variate: str = "cubic") -> Result:
     """KernelSHAP (interventional Shapley values over the weighted background).
 
     The budget is ``n_samples`` coalitions on the whole background: n_samples x B model rows per
@@ -135,6 +135,9 @@ def run_kernelshap(ctx: TabularContext, n_samples: int | str = "auto", strategy:
         raise InputError(f"strategy must be one of {KERNELSHAP_STRATEGIES}, got {strategy!r}")
     if allocation not in KERNELSHAP_ALLOCATIONS:
         raise InputError(f"allocation must be one of {KERNELSHAP_ALLOCATIONS}, got {allocation!r}")
+    if control_variate not in linear.CONTROL_VARIATES:
+        raise InputError(f"control_variate must be one of {linear.CONTROL_VARIATES}, got {control_variate!r}")
+    control = control_variate == "cubic"
     m = _auto_samples(ctx.d, n_samples)
     stderr_strata = _positive_int("stderr_strata", stderr_strata)
     if ctx.d == 1:
@@ -143,7 +146,7 @@ def run_kernelshap(ctx: TabularContext, n_samples: int | str = "auto", strategy:
     n_pairs = masks.sampled_pairs(ctx.d, m)
     neyman = strategy == "stratified" and allocation == "neyman" and B > 1
     if neyman and n_pairs // 4 >= max(NEYMAN_MIN_PILOT, ctx.d):
-        return _kernelshap_neyman(ctx, m, n_pairs, stderr_strata)
+        return _kernelshap_neyman(ctx, m, n_pairs, stderr_strata, control)
     design = masks.shapley_kernel(ctx.d, m, ctx.rng)
     mz = len(design.Z)
     # the design is drawn once for every row; the coalition outputs are kept and fitted one block of
@@ -152,7 +155,7 @@ def run_kernelshap(ctx: TabularContext, n_samples: int | str = "auto", strategy:
         parts = []
         for sub in ctx.row_blocks(mz):
             phi, se = linear.kernelshap_wls(design.Z, design.w, sub.evaluate_masks(design.Z), sub.base_value(),
-                                            sub.fx, design.pair_id)
+                                            sub.fx, design.pair_id, control=control and not design.exact)
             parts.append((phi, np.zeros_like(phi) if se is None else se))
         info = {"n_coalitions": int(mz), "exact": bool(design.exact),
                 "n_enumerated": int(design.n_enumerated), "design": "shared" if not design.exact else "exact"}
@@ -165,7 +168,7 @@ def run_kernelshap(ctx: TabularContext, n_samples: int | str = "auto", strategy:
         V = sub.evaluate_strata(design.Z, perms)           # (rows, B, m): stratum b sees Z[:, perms[b]]
         fb = sub.evaluate_background_rows()                 # (rows, B): f_target(b) per row
         phi, se = linear.kernelshap_stratified(design.Z, design.w, design.pair_id, perms, V, fb, sub.fx,
-                                               ctx.background.weights, stderr_strata=strata)
+                                               ctx.background.weights, stderr_strata=strata, control=control)
         parts.append((phi, np.zeros_like(phi) if se is None else se))
         del V
     phi, se = np.concatenate([p for p, _ in parts]), np.concatenate([s for _, s in parts])
@@ -178,7 +181,7 @@ NEYMAN_MIN_PILOT = 4       # pilot pairs per stratum: fewer, or fewer than d, an
                            # (d coefficients from n0 pairs) are too rough to allocate by: equal allocation
 
 
-def _kernelshap_neyman(ctx: TabularContext, m: int, n_pairs: int, stderr_strata: int) -> Result:
+def _kernelshap_neyman(ctx: TabularContext, m: int, n_pairs: int, stderr_strata: int, control: bool) -> Result:
     """Stratified KernelSHAP with the pairs allocated to strata by Neyman's rule (see run_kernelshap).
 
     Every stratum b (background row b, features permuted by its own permutation) uses the design
@@ -212,7 +215,8 @@ def _kernelshap_neyman(ctx: TabularContext, m: int, n_pairs: int, stderr_strata:
         nr = sub.X.shape[0]
         kk = nv // nr                                               # virtual rows per real row
         flat = V1.reshape(nv * B, pilot)                            # every (row, stratum) on the pilot design
-        Phi0, var0 = designs.solve(n0, flat[:, :e], flat[:, e:], fb.reshape(-1), np.repeat(sub.fx, B), True)
+        Phi0, var0 = designs.solve(n0, flat[:, :e], flat[:, e:], fb.reshape(-1), np.repeat(sub.fx, B), True,
+                                     control)
         Phi = Phi0.reshape(nv, B, d)                                # each (row, stratum)'s phi, base coordinates
         Var = var0.reshape(nv, B, d)[:, strata]                     # and the stderr strata's variances
         sd = np.sqrt(np.maximum(var0, 0).reshape(nv, B, d).sum(axis=2).reshape(nr, kk, B).sum(axis=1) * n0)
@@ -242,7 +246,7 @@ def _kernelshap_neyman(ctx: TabularContext, m: int, n_pairs: int, stderr_strata:
             for g, (i, b) in enumerate(zip(ii, bb)):
                 Yp[g * kk:(g + 1) * kk, 2 * n0:] = segs[int(i), int(b)]
             want = in_se[bs]
-            pb, vb = designs.solve(int(n), V1[rows, bs, :e], Yp, fb[rows, bs], sub.fx[rows], want)
+            pb, vb = designs.solve(int(n), V1[rows, bs, :e], Yp, fb[rows, bs], sub.fx[rows], want, control)
             Phi[rows, bs] = pb
             if vb is not None:
                 Var[rows[want], se_pos[bs[want]]] = vb
@@ -261,7 +265,7 @@ def _kernelshap_neyman(ctx: TabularContext, m: int, n_pairs: int, stderr_strata:
 
 
 def cost_kernelshap(ctx: TabularContext, n_samples: int | str = "auto", strategy: str = "stratified",
-                    stderr_strata: int = 8, allocation: str = "neyman") -> int:
+                    stderr_strata: int = 8, allocation: str = "neyman", control_variate: str = "cubic") -> int:
     m = _auto_samples(ctx.d, n_samples)
     m = min(m, 2 ** min(ctx.d, 62) - 2)
     return ctx.n * (m * ctx.background.n_rows + 1) + ctx.background.n_rows

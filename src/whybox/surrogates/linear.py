@@ -67,7 +67,8 @@ def _constrained(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def kernelshap_wls(Z: np.ndarray, w: np.ndarray, Y: np.ndarray, y0: np.ndarray, y1: np.ndarray,
-                   pair_id: np.ndarray | None = None, *, block: int = 256) -> tuple[np.ndarray, np.ndarray | None]:
+                   pair_id: np.ndarray | None = None, *, block: int = 256, control: bool = False
+                   ) -> tuple[np.ndarray, np.ndarray | None]:
     """KernelSHAP's constrained weighted least squares for every row of Y.
 
     minimise sum_i w_i (Y_i - y0 - z_i . phi)^2 subject to sum(phi) = y1 - y0.
@@ -79,9 +80,15 @@ def kernelshap_wls(Z: np.ndarray, w: np.ndarray, Y: np.ndarray, y0: np.ndarray, 
     """
     Z = np.asarray(Z, dtype=float)
     WZ = Z * w[:, None]
-    C, a = _constrained(Z.T @ WZ)              # projected inverse, constraint direction
-    b = (Y - y0[:, None]) @ WZ                 # (n, d)
+    A = Z.T @ WZ
+    C, a = _constrained(A)                     # projected inverse, constraint direction
+    Yc = Y - y0[:, None]
+    b = Yc @ WZ                                # (n, d)
     phi = b @ C.T + np.outer(y1 - y0, a)
+    fit = phi                                  # the fit whose residuals the sandwich takes
+    if control:
+        phi, g, (H,), KH = cubic_control([(Z, WZ, w, Yc)], A, C, a, b, phi)
+        Yc, fit = Yc - g[:, None] * H, fit - g[:, None] * KH
     if pair_id is None or (pair_id < 0).all():
         return phi, None
     sampled = pair_id >= 0
@@ -89,7 +96,7 @@ def kernelshap_wls(Z: np.ndarray, w: np.ndarray, Y: np.ndarray, y0: np.ndarray, 
     n_pairs = int(ids.max()) + 1
     if n_pairs < 2:
         return phi, None
-    var = _sandwich_variance(Z[sampled], w[sampled], ids, Y[:, sampled] - y0[:, None], phi, C, block=block)
+    var = _sandwich_variance(Z[sampled], w[sampled], ids, Yc[:, sampled], fit, C, block=block)
     return phi, np.sqrt(np.maximum(var, 0.0))
 
 
@@ -160,7 +167,7 @@ def _sandwich_gram(Zf: np.ndarray, ws: np.ndarray, Yc: np.ndarray, phi: np.ndarr
 
 def kernelshap_stratified(Z: np.ndarray, w: np.ndarray, pair_id: np.ndarray, perms: np.ndarray,
                           V: np.ndarray, y0: np.ndarray, y1: np.ndarray, weights: np.ndarray, *,
-                          stderr_strata: np.ndarray | None = None, block: int = 16
+                          stderr_strata: np.ndarray | None = None, block: int = 16, control: bool = False
                           ) -> tuple[np.ndarray, np.ndarray | None]:
     """Stratified KernelSHAP: one constrained WLS per background row b, averaged with its weight.
 
@@ -176,10 +183,17 @@ def kernelshap_stratified(Z: np.ndarray, w: np.ndarray, pair_id: np.ndarray, per
     n, B, m = V.shape
     d = Zf.shape[1]
     WZ = Zf * w[:, None]
-    C, a = _constrained(Zf.T @ WZ)
+    A = Zf.T @ WZ
+    C, a = _constrained(A)
     Yc = V - y0[:, :, None]                                      # (n, B, m)
     T = Yc @ WZ                                                  # (n, B, d) in permuted coordinates
     Phi_p = T @ C.T + (y1[:, None] - y0)[:, :, None] * a[None, None, :]
+    adjust = None
+    if control:
+        out, g, (H,), KH = cubic_control([(Zf, WZ, w, Yc.reshape(n * B, m))], A, C, a, T.reshape(n * B, d),
+                                         Phi_p.reshape(n * B, d))
+        adjust = (Phi_p, g.reshape(n, B, 1), H.reshape(n, B, m), KH.reshape(n, B, d))
+        Phi_p = out.reshape(n, B, d)
     # back to feature coordinates: feature j of stratum b is base column perms[b, j]
     Phi = np.take_along_axis(Phi_p, np.broadcast_to(perms[None], (n, B, d)), axis=2)
     phi = np.einsum("nbd,b->nd", Phi, weights)
@@ -191,11 +205,83 @@ def kernelshap_stratified(Z: np.ndarray, w: np.ndarray, pair_id: np.ndarray, per
     Zs, ws = Zf[sampled], w[sampled]
     CZ = (Zs @ C.T) * ws[:, None]                               # the same for every stratum
     S = len(strata)                                             # every stratum's rows in one call
-    vb = _sandwich_variance(Zs, ws, ids, Yc[:, strata][:, :, sampled].reshape(n * S, -1),
-                            Phi_p[:, strata].reshape(n * S, d), C, block=block, CZ=CZ).reshape(n, S, d)
+    Ys, fit = Yc[:, strata][:, :, sampled], Phi_p[:, strata]
+    if adjust is not None:                      # the adjusted fit's residuals (see cubic_control)
+        plain, g, H, KH = adjust
+        g = g[:, strata]
+        Ys, fit = Ys - g * H[:, strata][:, :, sampled], plain[:, strata] - g * KH[:, strata]
+    vb = _sandwich_variance(Zs, ws, ids, Ys.reshape(n * S, -1), fit.reshape(n * S, d), C, block=block,
+                            CZ=CZ).reshape(n, S, d)
     vb = np.take_along_axis(vb, np.broadcast_to(perms[strata][None], vb.shape), axis=2)   # feature coordinates
     var = np.einsum("nsd,s->nd", vb, weights[strata] ** 2) * (B / S)
     return phi, np.sqrt(np.maximum(var, 0.0))
+
+
+# ------------------------------------------------------------ the cubic-index control variate
+CONTROL_VARIATES = ("cubic", "none")
+
+
+def cubic_index_shapley(A: np.ndarray) -> np.ndarray:
+    """Shapley values of the coalition game h(z) = (sum_j A_j (z_j - 1/2))^3, for each row of A (..., d).
+
+    With u_j = z_j - 1/2 = +-1/2, u_j^2 = 1/4, so h is multilinear: h = sum_j c_j u_j + 6 sum_{i<j<k}
+    A_i A_j A_k u_i u_j u_k with c_j = A_j (3 S2 - 2 A_j^2) / 4 (S2 = sum A^2). A linear term goes to its
+    own player; u_i u_j u_k moves from -1/8 to 1/8 and, symmetric in its three players, gives each a
+    third: phi_j = c_j + (A_j / 2) e2(A without j), e2 the second elementary symmetric polynomial."""
+    A = np.asarray(A, dtype=float)
+    S1 = A.sum(axis=-1, keepdims=True)
+    S2 = (A * A).sum(axis=-1, keepdims=True)
+    s1, s2 = S1 - A, S2 - A * A
+    return A * (3.0 * S2 - 2.0 * A * A) / 4.0 + A * (s1 * s1 - s2) / 4.0
+
+
+def cubic_control(blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], A: np.ndarray,
+                  C: np.ndarray, a: np.ndarray, b: np.ndarray, phi: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], np.ndarray]:
+    """KernelSHAP with one more regressor whose Shapley values are known: the cubic of the fit's own
+    index, h(z) = (sum_j alpha_j (z_j - 1/2))^3 with alpha = phi / ||phi||_1.
+
+    The constrained WLS of the outputs on [z, h] has, by Frisch-Waugh, the estimate
+    phi + gamma (phi(h) - KS(h)), where KS(h) is the plain estimate's own fit of h, phi(h) h's exact
+    Shapley values (:func:`cubic_index_shapley`) and gamma the weighted regression of the plain fit's
+    residuals on h's residuals. Its Shapley values are the surrogate's, phi(v^) = phi + gamma phi(h),
+    and since the kernel-weighted additive projection of that surrogate is the outputs' own, the
+    estimator is consistent for the Shapley values, exact on additive games (zero residuals: gamma = 0),
+    keeps sum(phi) = f(x) - f(b) (KS(h) and phi(h) both sum to h(1) - h(0)) and is unchanged on games
+    that are even about the centre of the cube (h's residuals are odd, their weighted product over a
+    paired design vanishes). It removes the third-order, single-index part of the residual, what a
+    smooth link of nearly additive effects (a probability, a saturating score) leaves.
+
+    ``blocks``: (Z (m_k, d), WZ = Z * w, w (m_k,), Yc (r, m_k) outputs minus f(b)) for each part of the
+    design; A the design's normal matrix sum_i w_i z_i z_i', (C, a) its constrained algebra, b (r, d) =
+    sum_k Yc_k @ WZ_k and phi (r, d) the plain estimate. Returns the adjusted estimate, gamma (r,),
+    h - h(0) on each block and KS(h): the residuals of the adjusted fit are
+    (Yc - gamma H) - (phi - gamma KS(h)) z (for the sandwich variance). The residual products come
+    from the normal matrix, not from the (r, m) residuals themselves."""
+    scale = np.abs(phi).sum(axis=1)
+    alpha = phi / np.where(scale > 0, scale, 1.0)[:, None]
+    S1 = alpha.sum(axis=1)
+    h0 = -S1 ** 3 / 8.0                                        # h at the empty coalition
+    Hs, bH = [], np.zeros_like(phi)
+    yh = hh = 0.0
+    for Z, WZ, w, Yc in blocks:
+        t = alpha @ Z.T
+        t -= S1[:, None] / 2.0
+        H = t * t                                               # (not ** 3: numpy's power is 30x slower)
+        H *= t
+        H -= h0[:, None]
+        Hs.append(H)
+        bH += H @ WZ
+        yh = yh + np.multiply(Yc, H, out=t) @ w                 # t's buffer reused: no page faults
+        hh = hh + np.multiply(H, H, out=t) @ w
+    KH = bH @ C.T + np.outer(S1 ** 3 / 4.0, a)                  # h(1) - h(0) = S1^3 / 4
+    AK = KH @ A
+    num = yh - (KH * b).sum(1) - (phi * bH).sum(1) + (phi * AK).sum(1)      # <r_v, r_h>_w
+    den = hh - 2.0 * (KH * bH).sum(1) + (KH * AK).sum(1)                    # <r_h, r_h>_w
+    ok = den > 1e-9 * hh                     # h (nearly) additive: d = 2, or one dominant feature
+    gamma = np.where(ok, num / np.where(ok, den, 1.0), 0.0)
+    out = phi + gamma[:, None] * (cubic_index_shapley(alpha) - KH)
+    return out, gamma, Hs, KH
 
 
 @lru_cache(maxsize=8)
@@ -232,7 +318,7 @@ class PrefixDesigns:
         self.WZe = self.Zf[:e] * self.we[:, None]
         self.Ge = self.Zf[:e].T @ self.WZe
         self._gram = {0: np.zeros_like(self.Ge)}                     # pairs' Gram matrix of each prefix
-        self._alg: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._alg: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}    # C, a and the normal matrix
 
     def pair_weight(self, n: int) -> float:
         return self.rest / (2 * n)
@@ -243,25 +329,36 @@ class PrefixDesigns:
             below = max(k for k in self._gram if k <= n)
             P = self.Zf[self.e + 2 * below:self.e + 2 * n]
             self._gram[n] = self._gram[below] + P.T @ P
-            self._alg[n] = _constrained(self.Ge + self.pair_weight(n) * self._gram[n])
-        return self._alg[n]
+            A = self.Ge + self.pair_weight(n) * self._gram[n]
+            self._alg[n] = (*_constrained(A), A)
+        C, a, _ = self._alg[n]
+        return C, a
 
     def solve(self, n: int, Ye: np.ndarray, Yp: np.ndarray, y0: np.ndarray, y1: np.ndarray,
-              variance: bool | np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+              variance: bool | np.ndarray, control: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
         """Strata with n pairs each: Ye (r, e) and Yp (r, 2n) the outputs of r (row, stratum) pairs, y0
         (r,) = f(b), y1 (r,) = f(x) -> phi (r, d) in base coordinates and the sandwich variance of the
-        rows ``variance`` selects (True: all; a boolean mask (r,): those), or None."""
+        rows ``variance`` selects (True: all; a boolean mask (r,): those), or None; ``control``: with
+        the cubic-index control variate (:func:`cubic_control`)."""
         C, a = self.algebra(n)
         P = self.Zf[self.e:self.e + 2 * n]
         wp = self.pair_weight(n)
         Yce, Ycp = Ye - y0[:, None], Yp - y0[:, None]
         b = Yce @ self.WZe + wp * (Ycp @ P)
         phi = b @ C.T + np.outer(y1 - y0, a)
+        fit = phi
+        if control:
+            wpv = np.full(2 * n, wp)
+            phi, g, (_, Hp), KH = cubic_control([(self.Zf[:self.e], self.WZe, self.we, Yce), (P, wp * P, wpv, Ycp)],
+                                                self._alg[n][2], C, a, b, phi)
         sel = np.full(len(phi), bool(variance)) if np.ndim(variance) == 0 else np.asarray(variance, bool)
         if n < 2 or not sel.any():
             return phi, None
         ids = np.repeat(np.arange(n), 2)
-        return phi, _sandwich_variance(P, np.full(2 * n, wp), ids, Ycp[sel], phi[sel], C)
+        if control:                              # the adjusted fit's residuals, on the rows asked for
+            return phi, _sandwich_variance(P, wpv, ids, Ycp[sel] - g[sel, None] * Hp[sel],
+                                           fit[sel] - g[sel, None] * KH[sel], C)
+        return phi, _sandwich_variance(P, np.full(2 * n, wp), ids, Ycp[sel], fit[sel], C)
 
 
 def neyman_pairs(sd: np.ndarray, weights: np.ndarray, n0: int, total: int, cap: int, step: int) -> np.ndarray:
