@@ -292,6 +292,32 @@ def test_neyman_pairs_follow_the_rule_within_the_budget():
     assert n[0] == 8 and n[3] > n[2] > n[1]            # flat strata keep the pilot; more spread, more pairs
     assert 200 - n.sum() < 4                          # what rounding leaves is given out
     np.testing.assert_array_equal(neyman_pairs(np.zeros(5), w, 8, 200, 100, 4), np.full(5, 8))
+    np.testing.assert_array_equal(neyman_pairs(sd, w, 8, 10_000, 100, 4), np.array([8, 100, 100, 100, 100]))
+
+    def bisected(sd, w, n0, total, cap, step):              # the rule by bisection on lambda, as it was
+        s = w * sd
+        lo, hi = 0.0, cap / s[s > 0].min()
+        for _ in range(200):
+            lam = (lo + hi) / 2
+            lo, hi = (lo, lam) if np.clip(lam * s, n0, cap).sum() > total else (lam, hi)
+        return np.maximum(n0, (np.clip(lo * s, n0, cap) // step * step).astype(np.int64))
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):           # the exact piecewise-linear solve floors to the same allocation
+        B = int(rng.integers(2, 60))
+        sd, w = rng.exponential(size=B) * (rng.random(B) < 0.8), rng.dirichlet(np.ones(B))
+        n0, step = 8, 4
+        cap, total = 4 * 25, int(rng.integers(n0 * B + 1, 100 * B))
+        if not (w * sd > 0).any():
+            continue
+        got = neyman_pairs(sd, w, n0, total, cap, step)
+        want = bisected(sd, w, n0, total, cap, step)
+        left = (total - int(want.sum())) // step
+        if left > 0:                                        # the leftover steps, as neyman_pairs gives them
+            gain = np.where(want + step <= cap, (w * sd) ** 2 / (want * (want + step)), -1.0)
+            top = np.argsort(-gain, kind="stable")[:left]
+            want[top[gain[top] > 0]] += step
+        np.testing.assert_array_equal(got, want)
 
 
 def test_neyman_rows_do_not_depend_on_chunking_or_on_other_rows():
@@ -400,6 +426,16 @@ def test_sandwich_for_a_few_rows_equals_the_shared_direction_form():
         few = _sandwich_variance(Z, ws, ids, Yc, phi, C)
         shared = _sandwich_variance(Z, ws, ids, Yc, phi, C, CZ=(Z @ C.T) * ws[:, None])
         np.testing.assert_allclose(few, shared, rtol=1e-12, atol=0)
+    # with one weight per pair and a C that annihilates the ones (the constrained inverse), the Gram
+    # runs over the pairs' first coalitions only (G_k = w_k (a_k - b_k) C z_k): the same numbers
+    from whybox.surrogates.linear import _constrained
+    wp = np.repeat(rng.uniform(0.5, 2.0, n) / n, 2)
+    Cc, _ = _constrained(Z.T @ (Z * wp[:, None]) + np.eye(d))
+    for r in (1, 2):
+        Yc, phi = rng.normal(size=(r, 2 * n)), rng.normal(size=(r, d))
+        few = _sandwich_variance(Z, wp, ids, Yc, phi, Cc)
+        shared = _sandwich_variance(Z, wp, ids, Yc, phi, Cc, CZ=(Z @ Cc.T) * wp[:, None])
+        np.testing.assert_allclose(few, shared, rtol=1e-9, atol=1e-12 * np.abs(shared).max())
 
 
 def test_the_compiled_fill_refuses_indices_it_would_read_out_of_bounds():

@@ -66,6 +66,25 @@ def _constrained(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return Ainv - np.outer(a1, a1) / denom, a1 / denom
 
 
+def _cubic_blocks(Z: np.ndarray, w: np.ndarray, WZ: np.ndarray, Yc: np.ndarray, pair_id: np.ndarray | None
+                  ) -> tuple[list, int | None]:
+    """A KernelSHAP design as :class:`CubicBlock` parts: [enumerated; sampled pairs] when the pairs
+    follow the enumeration two rows each (z, 1 - z, one weight for all), with the index of the pairs'
+    block; else one general block and None."""
+    if pair_id is not None:
+        e = int((pair_id < 0).sum())
+        ids = pair_id[e:]
+        k = len(ids) // 2
+        if (k > 0 and (pair_id[:e] < 0).all() and len(ids) == 2 * k and (ids[0::2] == np.arange(k)).all()
+                and (ids[1::2] == ids[0::2]).all() and (Z[e::2] + Z[e + 1::2] == 1).all()
+                and (w[e:] == w[e]).all()):
+            blocks = [CubicBlock(Z[e:], w[e:], Yc[:, e:], paired=True)]
+            if e:
+                blocks.insert(0, CubicBlock(Z[:e], w[:e], Yc[:, :e], WZ=WZ[:e]))
+            return blocks, len(blocks) - 1
+    return [CubicBlock(Z, w, Yc, WZ=WZ)], None
+
+
 def kernelshap_wls(Z: np.ndarray, w: np.ndarray, Y: np.ndarray, y0: np.ndarray, y1: np.ndarray,
                    pair_id: np.ndarray | None = None, *, block: int = 256, control: bool = False
                    ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -87,8 +106,9 @@ def kernelshap_wls(Z: np.ndarray, w: np.ndarray, Y: np.ndarray, y0: np.ndarray, 
     phi = b @ C.T + np.outer(y1 - y0, a)
     fit = phi                                  # the fit whose residuals the sandwich takes
     if control:
-        phi, g, (H,), KH = cubic_control([(Z, WZ, w, Yc)], A, C, a, b, phi)
-        Yc, fit = Yc - g[:, None] * H, fit - g[:, None] * KH
+        blocks, k = _cubic_blocks(Z, w, WZ, Yc, pair_id)
+        cf = cubic_control(blocks, A, C, a, b, phi)
+        phi = cf.phi
     if pair_id is None or (pair_id < 0).all():
         return phi, None
     sampled = pair_id >= 0
@@ -96,7 +116,14 @@ def kernelshap_wls(Z: np.ndarray, w: np.ndarray, Y: np.ndarray, y0: np.ndarray, 
     n_pairs = int(ids.max()) + 1
     if n_pairs < 2:
         return phi, None
-    var = _sandwich_variance(Z[sampled], w[sampled], ids, Yc[:, sampled], fit, C, block=block)
+    Ys = Yc[:, sampled]
+    if control:
+        if k is None:
+            Yadj, fit = cf.residual_data(blocks[0], 0)
+            Ys = Yadj[:, sampled]
+        else:
+            Ys, fit = cf.residual_data(blocks[k], k)
+    var = _sandwich_variance(Z[sampled], w[sampled], ids, Ys, fit, C, block=block)
     return phi, np.sqrt(np.maximum(var, 0.0))
 
 
@@ -128,6 +155,9 @@ def _sandwich_variance(Zs: np.ndarray, ws: np.ndarray, ids: np.ndarray, Yc: np.n
     consecutive = (len(ids) == 2 * n_pairs and (ids[0::2] == np.arange(n_pairs)).all()
                    and (ids[1::2] == ids[0::2]).all())
     if CZ is None and consecutive and Yc.shape[0] <= 2:
+        if ((ws[0::2] == ws[1::2]).all() and np.abs(C.sum(axis=1)).max() <= 1e-12 * np.abs(C).max()
+                and (Zf[0::2] + Zf[1::2] == 1.0).all()):
+            return _sandwich_gram_complements(Zf[0::2], ws[0::2], Yc, phi, C, n_pairs)
         return _sandwich_gram(Zf, ws, Yc, phi, C, n_pairs)
     if CZ is None:
         CZ = (Zf @ C.T) * ws[:, None]      # each coalition's influence direction C z_i, weighted
@@ -165,6 +195,26 @@ def _sandwich_gram(Zf: np.ndarray, ws: np.ndarray, Yc: np.ndarray, phi: np.ndarr
     return out
 
 
+def _sandwich_gram_complements(Z1: np.ndarray, w1: np.ndarray, Yc: np.ndarray, phi: np.ndarray, C: np.ndarray,
+                               n_pairs: int) -> np.ndarray:
+    """:func:`_sandwich_gram` when pair k is (z_k, 1 - z_k) with one weight w_k and C 1 = 0 (the
+    constrained projected inverse): G_k = C (a_k w_k z_k + b_k w_k (1 - z_k)) = w_k (a_k - b_k) C z_k,
+    and a_k - b_k = (y(z_k) - y(1 - z_k)) - (2 z_k - 1).phi. So the Gram runs over the first coalition
+    of each pair, weighted by w_k (a_k - b_k): half the rows and no second residual. Z1 (pairs, d) the
+    first coalitions, w1 (pairs,) their weights."""
+    out = np.empty_like(phi)
+    for i in range(Yc.shape[0]):
+        q = Yc[i, 0::2] - Yc[i, 1::2]
+        q -= 2.0 * (Z1 @ phi[i]) - phi[i].sum()                     # a_k - b_k
+        q *= w1
+        g = Z1 * q[:, None]                                         # (pairs, d)
+        S = g.T @ g
+        s1 = C @ g.sum(axis=0)
+        s2 = ((C @ S) * C).sum(axis=1)                              # diag(C S C')
+        out[i] = (s2 - s1 * s1 / n_pairs) * (n_pairs / (n_pairs - 1))
+    return out
+
+
 def kernelshap_stratified(Z: np.ndarray, w: np.ndarray, pair_id: np.ndarray, perms: np.ndarray,
                           V: np.ndarray, y0: np.ndarray, y1: np.ndarray, weights: np.ndarray, *,
                           stderr_strata: np.ndarray | None = None, block: int = 16, control: bool = False
@@ -188,12 +238,11 @@ def kernelshap_stratified(Z: np.ndarray, w: np.ndarray, pair_id: np.ndarray, per
     Yc = V - y0[:, :, None]                                      # (n, B, m)
     T = Yc @ WZ                                                  # (n, B, d) in permuted coordinates
     Phi_p = T @ C.T + (y1[:, None] - y0)[:, :, None] * a[None, None, :]
-    adjust = None
+    cf = None
     if control:
-        out, g, (H,), KH = cubic_control([(Zf, WZ, w, Yc.reshape(n * B, m))], A, C, a, T.reshape(n * B, d),
-                                         Phi_p.reshape(n * B, d))
-        adjust = (Phi_p, g.reshape(n, B, 1), H.reshape(n, B, m), KH.reshape(n, B, d))
-        Phi_p = out.reshape(n, B, d)
+        blocks, k = _cubic_blocks(Zf, w, WZ, Yc.reshape(n * B, m), pair_id)
+        cf = cubic_control(blocks, A, C, a, T.reshape(n * B, d), Phi_p.reshape(n * B, d))
+        Phi_p = cf.phi.reshape(n, B, d)
     # back to feature coordinates: feature j of stratum b is base column perms[b, j]
     Phi = np.take_along_axis(Phi_p, np.broadcast_to(perms[None], (n, B, d)), axis=2)
     phi = np.einsum("nbd,b->nd", Phi, weights)
@@ -205,13 +254,15 @@ def kernelshap_stratified(Z: np.ndarray, w: np.ndarray, pair_id: np.ndarray, per
     Zs, ws = Zf[sampled], w[sampled]
     CZ = (Zs @ C.T) * ws[:, None]                               # the same for every stratum
     S = len(strata)                                             # every stratum's rows in one call
-    Ys, fit = Yc[:, strata][:, :, sampled], Phi_p[:, strata]
-    if adjust is not None:                      # the adjusted fit's residuals (see cubic_control)
-        plain, g, H, KH = adjust
-        g = g[:, strata]
-        Ys, fit = Ys - g * H[:, strata][:, :, sampled], plain[:, strata] - g * KH[:, strata]
-    vb = _sandwich_variance(Zs, ws, ids, Ys.reshape(n * S, -1), fit.reshape(n * S, d), C, block=block,
-                            CZ=CZ).reshape(n, S, d)
+    Ys, fit = Yc[:, strata][:, :, sampled].reshape(n * S, -1), Phi_p[:, strata].reshape(n * S, d)
+    if cf is not None:                          # the adjusted fit's residuals (see cubic_control)
+        rows = (np.arange(n)[:, None] * B + strata[None]).reshape(-1)
+        if k is None:
+            Yadj, fit = cf.residual_data(blocks[0], 0, rows)
+            Ys = Yadj[:, sampled]
+        else:
+            Ys, fit = cf.residual_data(blocks[k], k, rows)
+    vb = _sandwich_variance(Zs, ws, ids, Ys, fit, C, block=block, CZ=CZ).reshape(n, S, d)
     vb = np.take_along_axis(vb, np.broadcast_to(perms[strata][None], vb.shape), axis=2)   # feature coordinates
     var = np.einsum("nsd,s->nd", vb, weights[strata] ** 2) * (B / S)
     return phi, np.sqrt(np.maximum(var, 0.0))
@@ -235,9 +286,53 @@ def cubic_index_shapley(A: np.ndarray) -> np.ndarray:
     return A * (3.0 * S2 - 2.0 * A * A) / 4.0 + A * (s1 * s1 - s2) / 4.0
 
 
-def cubic_control(blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], A: np.ndarray,
-                  C: np.ndarray, a: np.ndarray, b: np.ndarray, phi: np.ndarray
-                  ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], np.ndarray]:
+class CubicBlock:
+    """One part of a design for :func:`cubic_control`: coalitions Z (m, d) with weights w (m,) and the
+    outputs minus f(b), Yc (r, m). ``paired``: rows 2k and 2k + 1 are z and 1 - z with equal weights
+    (the sampled pairs, all of one weight), so h there is t^3 - h(0) and -t^3 - h(0) and only the first
+    of each pair is computed; WZ = Z * w and U = Z[0::2] - 1/2 when the caller has them."""
+
+    def __init__(self, Z: np.ndarray, w: np.ndarray, Yc: np.ndarray, *, paired: bool = False,
+                 WZ: np.ndarray | None = None, U: np.ndarray | None = None):
+        if paired and len(w) and not (w == w[0]).all():
+            raise InputError("a paired block's coalitions must share one weight")
+        self.Z, self.w, self.Yc, self.paired = Z, w, Yc, paired
+        self.WZ = Z * w[:, None] if WZ is None and not paired else WZ
+        self._U = U
+
+    def first_centred(self) -> np.ndarray:
+        """z - 1/2 for the first coalition of each pair (contiguous; given or computed once)."""
+        if self._U is None:
+            self._U = np.ascontiguousarray(self.Z[0::2], dtype=float) - 0.5
+        return self._U
+
+
+class CubicFit:
+    """The result of :func:`cubic_control`: ``phi`` the adjusted estimate, ``gamma`` (r,) the control's
+    coefficient, ``KH`` (r, d) the plain estimator's fit of h; :meth:`residual_data` gives what the
+    sandwich variance needs."""
+
+    def __init__(self, phi, gamma, KH, plain, alpha, S1, h0, t3):
+        self.phi, self.gamma, self.KH = phi, gamma, KH
+        self._plain, self._alpha, self._S1, self._h0, self._t3 = plain, alpha, S1, h0, t3
+
+    def residual_data(self, block: "CubicBlock", k: int, rows: np.ndarray | slice = slice(None)
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """(Yc - gamma h, phi_plain - gamma KS(h)) on ``rows`` for block k: the adjusted fit's residuals
+        are the first minus the second times z."""
+        g, h0 = self.gamma[rows][:, None], self._h0[rows][:, None]
+        t3 = self._t3[k][rows]
+        if block.paired:
+            H = np.empty((t3.shape[0], 2 * t3.shape[1]))
+            np.subtract(t3, h0, out=H[:, 0::2])
+            np.subtract(-t3, h0, out=H[:, 1::2])
+        else:
+            H = t3 - h0
+        return block.Yc[rows] - g * H, self._plain[rows] - g * self.KH[rows]
+
+
+def cubic_control(blocks: list[CubicBlock], A: np.ndarray, C: np.ndarray, a: np.ndarray, b: np.ndarray,
+                  phi: np.ndarray) -> CubicFit:
     """KernelSHAP with one more regressor whose Shapley values are known: the cubic of the fit's own
     index, h(z) = (sum_j alpha_j (z_j - 1/2))^3 with alpha = phi / ||phi||_1.
 
@@ -252,28 +347,44 @@ def cubic_control(blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
     paired design vanishes). It removes the third-order, single-index part of the residual, what a
     smooth link of nearly additive effects (a probability, a saturating score) leaves.
 
-    ``blocks``: (Z (m_k, d), WZ = Z * w, w (m_k,), Yc (r, m_k) outputs minus f(b)) for each part of the
-    design; A the design's normal matrix sum_i w_i z_i z_i', (C, a) its constrained algebra, b (r, d) =
-    sum_k Yc_k @ WZ_k and phi (r, d) the plain estimate. Returns the adjusted estimate, gamma (r,),
-    h - h(0) on each block and KS(h): the residuals of the adjusted fit are
-    (Yc - gamma H) - (phi - gamma KS(h)) z (for the sandwich variance). The residual products come
-    from the normal matrix, not from the (r, m) residuals themselves."""
+    ``blocks``: the parts of the design (:class:`CubicBlock`); A the design's normal matrix
+    sum_i w_i z_i z_i', (C, a) its constrained algebra, b (r, d) = sum_k Yc_k @ WZ_k and phi (r, d) the
+    plain estimate. The residual products come from the normal matrix, not from the (r, m) residuals:
+    <r_v, r_h> = <y, h> - KS(h).b - phi.b_h + phi' A KS(h), and h on a pair (z, 1 - z) is +-t^3 - h(0)
+    with t = alpha.(z - 1/2), so a paired block needs t on the first of each pair only."""
     scale = np.abs(phi).sum(axis=1)
     alpha = phi / np.where(scale > 0, scale, 1.0)[:, None]
     S1 = alpha.sum(axis=1)
     h0 = -S1 ** 3 / 8.0                                        # h at the empty coalition
-    Hs, bH = [], np.zeros_like(phi)
-    yh = hh = 0.0
-    for Z, WZ, w, Yc in blocks:
-        t = alpha @ Z.T
-        t -= S1[:, None] / 2.0
-        H = t * t                                               # (not ** 3: numpy's power is 30x slower)
-        H *= t
-        H -= h0[:, None]
-        Hs.append(H)
-        bH += H @ WZ
-        yh = yh + np.multiply(Yc, H, out=t) @ w                 # t's buffer reused: no page faults
-        hh = hh + np.multiply(H, H, out=t) @ w
+    bH = np.zeros_like(phi)
+    yh = np.zeros(len(phi))
+    hh = np.zeros(len(phi))
+    t3s = []
+    for blk in blocks:
+        Z, w, Yc = blk.Z, blk.w, blk.Yc
+        if blk.paired:
+            U = blk.first_centred()
+            t = alpha @ U.T
+        else:
+            t = alpha @ Z.T
+            t -= S1[:, None] / 2.0
+        t3 = t * t                                              # (not ** 3: numpy's power is 30x slower)
+        t3 *= t
+        t3s.append(t3)
+        if blk.paired:
+            # pair k: h = t3 - h0 on z, -t3 - h0 on 1 - z, every coalition weighted wp; so
+            # sum_pair h z = 2 t3 u - h0, sum_pair y h = t3 (y_z - y_1-z) - h0 (y_z + y_1-z)
+            wp, npair = float(w[0]), U.shape[0]
+            bH += (2.0 * wp) * (t3 @ U)
+            bH -= (h0 * wp * npair)[:, None]
+            np.subtract(Yc[:, 0::2], Yc[:, 1::2], out=t)         # t's buffer reused
+            yh += wp * (np.einsum("ij,ij->i", t3, t) - h0 * Yc.sum(axis=1))
+            hh += 2.0 * wp * (np.einsum("ij,ij->i", t3, t3) + h0 * h0 * npair)
+        else:
+            H = t3 - h0[:, None]
+            bH += H @ blk.WZ
+            yh += np.multiply(Yc, H, out=t) @ w
+            hh += np.multiply(H, H, out=t) @ w
     KH = bH @ C.T + np.outer(S1 ** 3 / 4.0, a)                  # h(1) - h(0) = S1^3 / 4
     AK = KH @ A
     num = yh - (KH * b).sum(1) - (phi * bH).sum(1) + (phi * AK).sum(1)      # <r_v, r_h>_w
@@ -281,7 +392,7 @@ def cubic_control(blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
     ok = den > 1e-9 * hh                     # h (nearly) additive: d = 2, or one dominant feature
     gamma = np.where(ok, num / np.where(ok, den, 1.0), 0.0)
     out = phi + gamma[:, None] * (cubic_index_shapley(alpha) - KH)
-    return out, gamma, Hs, KH
+    return CubicFit(out, gamma, KH, phi, alpha, S1, h0, t3s)
 
 
 @lru_cache(maxsize=8)
@@ -319,6 +430,7 @@ class PrefixDesigns:
         self.Ge = self.Zf[:e].T @ self.WZe
         self._gram = {0: np.zeros_like(self.Ge)}                     # pairs' Gram matrix of each prefix
         self._alg: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}    # C, a and the normal matrix
+        self._U: np.ndarray | None = None
 
     def pair_weight(self, n: int) -> float:
         return self.rest / (2 * n)
@@ -346,19 +458,22 @@ class PrefixDesigns:
         Yce, Ycp = Ye - y0[:, None], Yp - y0[:, None]
         b = Yce @ self.WZe + wp * (Ycp @ P)
         phi = b @ C.T + np.outer(y1 - y0, a)
-        fit = phi
+        wpv = np.full(2 * n, wp)
         if control:
-            wpv = np.full(2 * n, wp)
-            phi, g, (_, Hp), KH = cubic_control([(self.Zf[:self.e], self.WZe, self.we, Yce), (P, wp * P, wpv, Ycp)],
-                                                self._alg[n][2], C, a, b, phi)
+            if self._U is None:                       # every pair's first coalition, centred, once
+                self._U = np.ascontiguousarray(self.Zf[self.e::2]) - 0.5
+            pairs = CubicBlock(P, wpv, Ycp, paired=True, U=self._U[:n])
+            blocks = [CubicBlock(self.Zf[:self.e], self.we, Yce, WZ=self.WZe), pairs] if self.e else [pairs]
+            cf = cubic_control(blocks, self._alg[n][2], C, a, b, phi)
+            phi = cf.phi
         sel = np.full(len(phi), bool(variance)) if np.ndim(variance) == 0 else np.asarray(variance, bool)
         if n < 2 or not sel.any():
             return phi, None
         ids = np.repeat(np.arange(n), 2)
         if control:                              # the adjusted fit's residuals, on the rows asked for
-            return phi, _sandwich_variance(P, wpv, ids, Ycp[sel] - g[sel, None] * Hp[sel],
-                                           fit[sel] - g[sel, None] * KH[sel], C)
-        return phi, _sandwich_variance(P, np.full(2 * n, wp), ids, Ycp[sel], fit[sel], C)
+            Ys, fit = cf.residual_data(pairs, len(blocks) - 1, sel)
+            return phi, _sandwich_variance(P, wpv, ids, Ys, fit, C)
+        return phi, _sandwich_variance(P, wpv, ids, Ycp[sel], phi[sel], C)
 
 
 def neyman_pairs(sd: np.ndarray, weights: np.ndarray, n0: int, total: int, cap: int, step: int) -> np.ndarray:
@@ -370,13 +485,18 @@ def neyman_pairs(sd: np.ndarray, weights: np.ndarray, n0: int, total: int, cap: 
     B = len(s)
     if total <= n0 * B or not (s > 0).any():
         return np.full(B, n0, dtype=np.int64)
-    lo, hi = 0.0, cap / s[s > 0].min()
-    for _ in range(100):
-        lam = (lo + hi) / 2
-        if np.clip(lam * s, n0, cap).sum() > total:
-            hi = lam
-        else:
-            lo = lam
+    pos = s > 0
+    if n0 * int((~pos).sum()) + cap * int(pos.sum()) <= total:
+        lo = cap / s[pos].min()                                     # every stratum at the cap
+    else:
+        # g(lam) = sum_b clip(lam s_b, n0, cap) is piecewise linear and increasing: find the piece between
+        # two breakpoints where it reaches the total and solve it there (no bisection)
+        bps = np.unique(np.concatenate([n0 / s[pos], cap / s[pos]]))
+        g = np.clip(bps[:, None] * s[None], n0, cap).sum(axis=1)
+        k = int(np.searchsorted(g, total, side="right"))            # g[k - 1] <= total < g[k]
+        mid = (bps[k - 1] + bps[k]) / 2
+        slope = s[(mid * s > n0) & (mid * s < cap)].sum()
+        lo = bps[k - 1] + (total - g[k - 1]) / slope
     n = np.maximum(n0, (np.clip(lo * s, n0, cap) // step * step).astype(np.int64))
     left = (total - int(n.sum())) // step
     if left > 0:
