@@ -130,6 +130,11 @@ def run_kernelshap(ctx: TabularContext, n_samples: int | str = "auto", strategy:
     the rest get more, within the same total (:func:`_kernelshap_neyman`). When the pilot would hold
     fewer pairs than there are features, its variances are too rough to allocate by and the
     allocation is equal.
+
+    ``control_variate="cubic"`` (default) adds one regressor with closed-form Shapley values, the cube
+    of the fit's own index (:func:`~whybox.surrogates.linear.cubic_control`): consistent, exact on
+    additive games, efficient, and it removes the third-order single-index part of the error that a
+    smooth link of nearly additive effects leaves (no extra model rows); ``"none"``: the plain regression.
     """
     if strategy not in KERNELSHAP_STRATEGIES:
         raise InputError(f"strategy must be one of {KERNELSHAP_STRATEGIES}, got {strategy!r}")
