@@ -11,7 +11,8 @@ they run n samples against each of the 50 background rows and average (the same 
 lime gets n x 50 samples (lime does not estimate Shapley values: its error is shown for reference).
 
 References: exact enumeration (d = 10) or an antithetic permutation estimate with many permutations
-(breast cancer, d = 30), whose own relative error (from its sampling variance) is reported.
+(breast cancer, d = 30; for LR and MLP with an unbiased control variate, see permutation_reference),
+whose own relative error (from its sampling variance) is reported.
 """
 from __future__ import annotations
 
@@ -313,7 +314,7 @@ def accuracy_table(budgets, n_rows, n_perm, with_slow):
                 ref = whybox.explain(f, Xe, method="shapley", background=bg).values
                 ref_err = 0.0
             else:
-                ref, ref_se = permutation_reference(f, Xe, bg, n_perm)
+                ref, ref_se = permutation_reference(f, Xe, bg, n_perm, est=est)   # controlled for LR, MLP
                 ref_err = float((np.linalg.norm(ref_se, axis=1) / np.linalg.norm(ref, axis=1)).mean())
             floors: dict[int, float] = {}
 
