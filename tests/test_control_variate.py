@@ -37,15 +37,15 @@ def test_the_control_is_the_augmented_constrained_regression():
     phi = b @ C.T + np.outer(dY, a)
     one = linear.CubicBlock(Z, w, Yc)
     general = linear.cubic_control([one], A, C, a, b, phi)
-    blocks, k = linear._cubic_blocks(Z, w, WZ, Yc, des.pair_id)      # [enumerated; pairs, first of each]
-    assert k == 1 and blocks[1].paired
+    blocks = linear._cubic_blocks(Z, w, WZ, Yc, des.pair_id)         # [enumerated; pairs, first of each]
+    assert len(blocks) == 2 and blocks[1].paired and not blocks[0].paired
     split = linear.cubic_control(blocks, A, C, a, b, phi)
     np.testing.assert_allclose(split.phi, general.phi, atol=1e-12)
     np.testing.assert_allclose(split.gamma, general.gamma, rtol=1e-9)
     # the adjusted residual data on the pairs, rebuilt from the first of each pair, equal the general
-    Yg, fg = general.residual_data(one, 0)
-    Ys, fs = split.residual_data(blocks[1], 1, np.array([True, False, True]))
-    np.testing.assert_allclose(Ys, Yg[[0, 2], blocks[0].Z.shape[0]:], atol=1e-12)
+    Yg, fg = general.sampled_residual_data(des.pair_id >= 0)
+    Ys, fs = split.sampled_residual_data(rows=np.array([True, False, True]))
+    np.testing.assert_allclose(Ys, Yg[[0, 2]], atol=1e-12)
     np.testing.assert_allclose(fs, fg[[0, 2]], atol=1e-12)
     out, gamma = split.phi, split.gamma
     for r in range(3):

@@ -66,23 +66,25 @@ def _constrained(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return Ainv - np.outer(a1, a1) / denom, a1 / denom
 
 
+def _consecutive_pairs(ids: np.ndarray) -> bool:
+    """Pair ids 0, 0, 1, 1, 2, 2, ...: every pair stored as two consecutive rows."""
+    k = len(ids) // 2
+    return len(ids) == 2 * k and (ids[0::2] == np.arange(k)).all() and (ids[1::2] == ids[0::2]).all()
+
+
 def _cubic_blocks(Z: np.ndarray, w: np.ndarray, WZ: np.ndarray, Yc: np.ndarray, pair_id: np.ndarray | None
-                  ) -> tuple[list, int | None]:
+                  ) -> list:
     """A KernelSHAP design as :class:`CubicBlock` parts: [enumerated; sampled pairs] when the pairs
-    follow the enumeration two rows each (z, 1 - z, one weight for all), with the index of the pairs'
-    block; else one general block and None."""
+    follow the enumeration two rows each (z, 1 - z, one weight for all); else one general block."""
     if pair_id is not None:
         e = int((pair_id < 0).sum())
-        ids = pair_id[e:]
-        k = len(ids) // 2
-        if (k > 0 and (pair_id[:e] < 0).all() and len(ids) == 2 * k and (ids[0::2] == np.arange(k)).all()
-                and (ids[1::2] == ids[0::2]).all() and (Z[e::2] + Z[e + 1::2] == 1).all()
-                and (w[e:] == w[e]).all()):
+        if (len(pair_id) > e and (pair_id[:e] < 0).all() and _consecutive_pairs(pair_id[e:])
+                and (Z[e::2] + Z[e + 1::2] == 1).all() and (w[e:] == w[e]).all()):
             blocks = [CubicBlock(Z[e:], w[e:], Yc[:, e:], paired=True)]
             if e:
                 blocks.insert(0, CubicBlock(Z[:e], w[:e], Yc[:, :e], WZ=WZ[:e]))
-            return blocks, len(blocks) - 1
-    return [CubicBlock(Z, w, Yc, WZ=WZ)], None
+            return blocks
+    return [CubicBlock(Z, w, Yc, WZ=WZ)]
 
 
 def kernelshap_wls(Z: np.ndarray, w: np.ndarray, Y: np.ndarray, y0: np.ndarray, y1: np.ndarray,
@@ -104,10 +106,8 @@ def kernelshap_wls(Z: np.ndarray, w: np.ndarray, Y: np.ndarray, y0: np.ndarray, 
     Yc = Y - y0[:, None]
     b = Yc @ WZ                                # (n, d)
     phi = b @ C.T + np.outer(y1 - y0, a)
-    fit = phi                                  # the fit whose residuals the sandwich takes
     if control:
-        blocks, k = _cubic_blocks(Z, w, WZ, Yc, pair_id)
-        cf = cubic_control(blocks, A, C, a, b, phi)
+        cf = cubic_control(_cubic_blocks(Z, w, WZ, Yc, pair_id), A, C, a, b, phi)
         phi = cf.phi
     if pair_id is None or (pair_id < 0).all():
         return phi, None
@@ -116,13 +116,7 @@ def kernelshap_wls(Z: np.ndarray, w: np.ndarray, Y: np.ndarray, y0: np.ndarray, 
     n_pairs = int(ids.max()) + 1
     if n_pairs < 2:
         return phi, None
-    Ys = Yc[:, sampled]
-    if control:
-        if k is None:
-            Yadj, fit = cf.residual_data(blocks[0], 0)
-            Ys = Yadj[:, sampled]
-        else:
-            Ys, fit = cf.residual_data(blocks[k], k)
+    Ys, fit = cf.sampled_residual_data(sampled) if control else (Yc[:, sampled], phi)
     var = _sandwich_variance(Z[sampled], w[sampled], ids, Ys, fit, C, block=block)
     return phi, np.sqrt(np.maximum(var, 0.0))
 
@@ -130,7 +124,7 @@ def kernelshap_wls(Z: np.ndarray, w: np.ndarray, Y: np.ndarray, y0: np.ndarray, 
 def _pair_sum(U: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """Sum the terms of each antithetic pair along axis -2 (pairs stored consecutively, or any order)."""
     k = int(ids.max()) + 1
-    if len(ids) == 2 * k and (ids[0::2] == np.arange(k)).all() and (ids[1::2] == np.arange(k)).all():
+    if len(ids) == 2 * k and _consecutive_pairs(ids):
         return U[..., 0::2, :] + U[..., 1::2, :]
     out = np.zeros(U.shape[:-2] + (k, U.shape[-1]))
     np.add.at(out, (slice(None),) * (U.ndim - 2) + (ids,), U)
@@ -152,8 +146,7 @@ def _sandwich_variance(Zs: np.ndarray, ws: np.ndarray, ids: np.ndarray, Yc: np.n
     no (rows x pairs x d) array."""
     n_pairs = int(ids.max()) + 1
     Zf = np.asarray(Zs, dtype=float)
-    consecutive = (len(ids) == 2 * n_pairs and (ids[0::2] == np.arange(n_pairs)).all()
-                   and (ids[1::2] == ids[0::2]).all())
+    consecutive = len(ids) == 2 * n_pairs and _consecutive_pairs(ids)
     if CZ is None and consecutive and Yc.shape[0] <= 2:
         if ((ws[0::2] == ws[1::2]).all() and np.abs(C.sum(axis=1)).max() <= 1e-12 * np.abs(C).max()
                 and (Zf[0::2] + Zf[1::2] == 1.0).all()):
@@ -240,8 +233,8 @@ def kernelshap_stratified(Z: np.ndarray, w: np.ndarray, pair_id: np.ndarray, per
     Phi_p = T @ C.T + (y1[:, None] - y0)[:, :, None] * a[None, None, :]
     cf = None
     if control:
-        blocks, k = _cubic_blocks(Zf, w, WZ, Yc.reshape(n * B, m), pair_id)
-        cf = cubic_control(blocks, A, C, a, T.reshape(n * B, d), Phi_p.reshape(n * B, d))
+        cf = cubic_control(_cubic_blocks(Zf, w, WZ, Yc.reshape(n * B, m), pair_id), A, C, a,
+                           T.reshape(n * B, d), Phi_p.reshape(n * B, d))
         Phi_p = cf.phi.reshape(n, B, d)
     # back to feature coordinates: feature j of stratum b is base column perms[b, j]
     Phi = np.take_along_axis(Phi_p, np.broadcast_to(perms[None], (n, B, d)), axis=2)
@@ -254,14 +247,10 @@ def kernelshap_stratified(Z: np.ndarray, w: np.ndarray, pair_id: np.ndarray, per
     Zs, ws = Zf[sampled], w[sampled]
     CZ = (Zs @ C.T) * ws[:, None]                               # the same for every stratum
     S = len(strata)                                             # every stratum's rows in one call
-    Ys, fit = Yc[:, strata][:, :, sampled].reshape(n * S, -1), Phi_p[:, strata].reshape(n * S, d)
     if cf is not None:                          # the adjusted fit's residuals (see cubic_control)
-        rows = (np.arange(n)[:, None] * B + strata[None]).reshape(-1)
-        if k is None:
-            Yadj, fit = cf.residual_data(blocks[0], 0, rows)
-            Ys = Yadj[:, sampled]
-        else:
-            Ys, fit = cf.residual_data(blocks[k], k, rows)
+        Ys, fit = cf.sampled_residual_data(sampled, (np.arange(n)[:, None] * B + strata[None]).reshape(-1))
+    else:
+        Ys, fit = Yc[:, strata][:, :, sampled].reshape(n * S, -1), Phi_p[:, strata].reshape(n * S, d)
     vb = _sandwich_variance(Zs, ws, ids, Ys, fit, C, block=block, CZ=CZ).reshape(n, S, d)
     vb = np.take_along_axis(vb, np.broadcast_to(perms[strata][None], vb.shape), axis=2)   # feature coordinates
     var = np.einsum("nsd,s->nd", vb, weights[strata] ** 2) * (B / S)
@@ -309,26 +298,28 @@ class CubicBlock:
 
 class CubicFit:
     """The result of :func:`cubic_control`: ``phi`` the adjusted estimate, ``gamma`` (r,) the control's
-    coefficient, ``KH`` (r, d) the plain estimator's fit of h; :meth:`residual_data` gives what the
-    sandwich variance needs."""
+    coefficient, ``KH`` (r, d) the plain estimator's fit of h; :meth:`sampled_residual_data` gives what
+    the sandwich variance needs."""
 
-    def __init__(self, phi, gamma, KH, plain, alpha, S1, h0, t3):
+    def __init__(self, phi, gamma, KH, plain, h0, blocks, t3):
         self.phi, self.gamma, self.KH = phi, gamma, KH
-        self._plain, self._alpha, self._S1, self._h0, self._t3 = plain, alpha, S1, h0, t3
+        self._plain, self._h0, self._blocks, self._t3 = plain, h0, blocks, t3
 
-    def residual_data(self, block: "CubicBlock", k: int, rows: np.ndarray | slice = slice(None)
-                      ) -> tuple[np.ndarray, np.ndarray]:
-        """(Yc - gamma h, phi_plain - gamma KS(h)) on ``rows`` for block k: the adjusted fit's residuals
-        are the first minus the second times z."""
+    def sampled_residual_data(self, sampled: np.ndarray | None = None, rows: np.ndarray | slice = slice(None)
+                              ) -> tuple[np.ndarray, np.ndarray]:
+        """(Yc - gamma h, phi_plain - gamma KS(h)) on ``rows`` and the sampled coalitions: the adjusted
+        fit's residuals there are the first minus the second times z. With a paired last block (the
+        sampled pairs) its columns are the sampled ones; else ``sampled`` picks them from the one block."""
         g, h0 = self.gamma[rows][:, None], self._h0[rows][:, None]
-        t3 = self._t3[k][rows]
+        block, t3 = self._blocks[-1], self._t3[-1][rows]
         if block.paired:
             H = np.empty((t3.shape[0], 2 * t3.shape[1]))
             np.subtract(t3, h0, out=H[:, 0::2])
             np.subtract(-t3, h0, out=H[:, 1::2])
+            Ys = block.Yc[rows] - g * H
         else:
-            H = t3 - h0
-        return block.Yc[rows] - g * H, self._plain[rows] - g * self.KH[rows]
+            Ys = (block.Yc[rows] - g * (t3 - h0))[:, sampled]
+        return Ys, self._plain[rows] - g * self.KH[rows]
 
 
 def cubic_control(blocks: list[CubicBlock], A: np.ndarray, C: np.ndarray, a: np.ndarray, b: np.ndarray,
@@ -392,7 +383,7 @@ def cubic_control(blocks: list[CubicBlock], A: np.ndarray, C: np.ndarray, a: np.
     ok = den > 1e-9 * hh                     # h (nearly) additive: d = 2, or one dominant feature
     gamma = np.where(ok, num / np.where(ok, den, 1.0), 0.0)
     out = phi + gamma[:, None] * (cubic_index_shapley(alpha) - KH)
-    return CubicFit(out, gamma, KH, phi, alpha, S1, h0, t3s)
+    return CubicFit(out, gamma, KH, phi, h0, blocks, t3s)
 
 
 @lru_cache(maxsize=8)
@@ -471,7 +462,7 @@ class PrefixDesigns:
             return phi, None
         ids = np.repeat(np.arange(n), 2)
         if control:                              # the adjusted fit's residuals, on the rows asked for
-            Ys, fit = cf.residual_data(pairs, len(blocks) - 1, sel)
+            Ys, fit = cf.sampled_residual_data(rows=sel)
             return phi, _sandwich_variance(P, wpv, ids, Ys, fit, C)
         return phi, _sandwich_variance(P, wpv, ids, Ycp[sel], phi[sel], C)
 
