@@ -458,3 +458,40 @@ def test_the_compiled_fill_refuses_indices_it_would_read_out_of_bounds():
                              (np.array([0, 2]), np.array([3, 10]), cols + 1)):
         with pytest.raises(InputError):
             engine.span_outputs(model, np.ones(4), Z, ci, bg, 0, strata, np.array([0, 4]), stop)
+
+
+@pytest.mark.parametrize("control", [False, True])
+def test_prefix_levels_equal_each_units_own_regression(control):
+    """The batched solve over (row, stratum) units at many prefix lengths, fed only pair differences and
+    pair sums, equals each unit's own constrained WLS on [enumerated; its first n pairs] through the
+    general path (its estimate, control variate and sandwich variance), units given in any order."""
+    from whybox.neighbourhoods import masks
+    from whybox.surrogates import linear
+    rng = np.random.default_rng(7)
+    d, cap = 9, 14
+    long = masks.shapley_kernel(d, 60, rng, n_pairs=cap)
+    e = long.n_enumerated
+    assert e > 0
+    designs = linear.PrefixDesigns(long.Z, long.w[:e])
+    ns = np.array([8, 5, 14, 8, 5, 12, 8])
+    G = len(ns)
+    Zf = long.Z.astype(float)
+    Y = np.tanh(Zf @ rng.normal(size=(d, G))).T + 0.1 * rng.normal(size=(G, len(Zf)))
+    y0, y1 = rng.normal(size=G), rng.normal(size=G)
+    want = np.array([True, False, True, True, False, True, True])
+    levels = np.unique(ns)
+    D = [Y[ns == n][:, e::2][:, :n] - Y[ns == n][:, e + 1::2][:, :n] for n in levels]
+    E = np.array([Y[g, e:e + 2 * n].sum() for g, n in enumerate(ns)])
+    phi, var = designs.solve_levels(ns, Y[:, :e], D, E, y0, y1, want, control)
+    for g, n in enumerate(ns):
+        w = np.concatenate([long.w[:e], np.full(2 * n, designs.rest / (2 * n))])
+        ids = np.concatenate([np.full(e, -1), np.repeat(np.arange(n), 2)])
+        ref, se = linear.kernelshap_wls(long.Z[:e + 2 * n], w, Y[g:g + 1, :e + 2 * n], y0[g:g + 1], y1[g:g + 1],
+                                        ids, control=control)
+        np.testing.assert_allclose(phi[g], ref[0], atol=1e-11)
+        if want[g]:
+            np.testing.assert_allclose(var[g], se[0] ** 2, rtol=1e-8, atol=1e-16)
+        else:
+            assert np.isnan(var[g]).all()
+    with pytest.raises(whybox.errors.InputError, match="one array per level"):
+        designs.solve_levels(ns, Y[:, :e], D[:1], E, y0, y1, want, control)

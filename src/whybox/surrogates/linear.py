@@ -43,10 +43,21 @@ def weighted_ridge(Z: np.ndarray, w: np.ndarray, Y: np.ndarray, *, alpha: float 
 
 
 def _inverse(A: np.ndarray) -> np.ndarray:
-    """A^-1 for a symmetric positive semi-definite A, the pseudo-inverse when A is rank-deficient.
-    A Cholesky factorisation and a 1-norm condition number below 1e12 vouch for the inverse (a few
-    tens of microseconds at d = 30); otherwise the rank is counted from the singular values
-    (numpy's matrix_rank) and a deficient A gets the pseudo-inverse."""
+    """A^-1 for a symmetric positive semi-definite A (or a stack (L, d, d) of them), the pseudo-inverse
+    when A is rank-deficient. A Cholesky factorisation and a 1-norm condition number below 1e12 vouch
+    for the inverse (a few tens of microseconds at d = 30); otherwise the rank is counted from the
+    singular values (numpy's matrix_rank) and a deficient A gets the pseudo-inverse."""
+    if A.ndim == 3:
+        good = np.zeros(len(A), bool)
+        try:
+            np.linalg.cholesky(A)
+            out = np.linalg.inv(A)
+            good = np.abs(A).sum(axis=1).max(axis=1) * np.abs(out).sum(axis=1).max(axis=1) < 1e12
+        except np.linalg.LinAlgError:
+            out = np.empty_like(A)
+        for j in np.flatnonzero(~good):
+            out[j] = _inverse(A[j])
+        return out
     try:
         np.linalg.cholesky(A)
         Ainv = np.linalg.inv(A)
@@ -58,12 +69,12 @@ def _inverse(A: np.ndarray) -> np.ndarray:
 
 
 def _constrained(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For the normal matrix A of a KernelSHAP design: the projected inverse C and the direction a of
-    the efficiency constraint, phi = C b + (y1 - y0) a."""
+    """For the normal matrix A of a KernelSHAP design (or a stack of them): the projected inverse C and
+    the direction a of the efficiency constraint, phi = C b + (y1 - y0) a."""
     Ainv = _inverse(A)
-    a1 = Ainv.sum(axis=1)
-    denom = a1.sum()
-    return Ainv - np.outer(a1, a1) / denom, a1 / denom
+    a1 = Ainv.sum(axis=-1)
+    denom = a1.sum(axis=-1)[..., None]
+    return Ainv - a1[..., :, None] * a1[..., None, :] / denom[..., None], a1 / denom
 
 
 def _consecutive_pairs(ids: np.ndarray) -> bool:
@@ -279,18 +290,18 @@ class CubicBlock:
     """One part of a design for :func:`cubic_control`: coalitions Z (m, d) with weights w (m,) and the
     outputs minus f(b), Yc (r, m). ``paired``: rows 2k and 2k + 1 are z and 1 - z with equal weights
     (the sampled pairs, all of one weight), so h there is t^3 - h(0) and -t^3 - h(0) and only the first
-    of each pair is computed; WZ = Z * w and U = Z[0::2] - 1/2 when the caller has them."""
+    of each pair is computed; WZ = Z * w when the caller has it."""
 
     def __init__(self, Z: np.ndarray, w: np.ndarray, Yc: np.ndarray, *, paired: bool = False,
-                 WZ: np.ndarray | None = None, U: np.ndarray | None = None):
+                 WZ: np.ndarray | None = None):
         if paired and len(w) and not (w == w[0]).all():
             raise InputError("a paired block's coalitions must share one weight")
         self.Z, self.w, self.Yc, self.paired = Z, w, Yc, paired
         self.WZ = Z * w[:, None] if WZ is None and not paired else WZ
-        self._U = U
+        self._U: np.ndarray | None = None
 
     def first_centred(self) -> np.ndarray:
-        """z - 1/2 for the first coalition of each pair (contiguous; given or computed once)."""
+        """z - 1/2 for the first coalition of each pair (contiguous; computed once)."""
         if self._U is None:
             self._U = np.ascontiguousarray(self.Z[0::2], dtype=float) - 0.5
         return self._U
@@ -410,7 +421,8 @@ class PrefixDesigns:
     kernel mass the enumeration leaves), with its regression algebra computed once per n.
 
     Z (e + 2 n_max, d) base coalitions in base-feature coordinates, pairs consecutive after the
-    enumerated ones; w_enum (e,) the enumerated coalitions' weights (the Shapley-kernel mass of each)."""
+    enumerated ones (z_k, then 1 - z_k); w_enum (e,) the enumerated coalitions' weights (the
+    Shapley-kernel mass of each)."""
 
     def __init__(self, Z: np.ndarray, w_enum: np.ndarray):
         self.Zf = np.asarray(Z, dtype=float)
@@ -419,52 +431,146 @@ class PrefixDesigns:
         self.rest = max(0.0, 1.0 - float(self.we.sum()))            # the sampled pairs' kernel mass
         self.WZe = self.Zf[:e] * self.we[:, None]
         self.Ge = self.Zf[:e].T @ self.WZe
+        self.Z1 = np.ascontiguousarray(self.Zf[e::2])               # each pair's first coalition z_k
+        self.U = self.Z1 - 0.5                                      # and z_k - 1/2
         self._gram = {0: np.zeros_like(self.Ge)}                     # pairs' Gram matrix of each prefix
         self._alg: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}    # C, a and the normal matrix
-        self._U: np.ndarray | None = None
 
     def pair_weight(self, n: int) -> float:
         return self.rest / (2 * n)
 
-    def algebra(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """(C, a) of the design with n pairs."""
-        if n not in self._alg:
-            below = max(k for k in self._gram if k <= n)
-            P = self.Zf[self.e + 2 * below:self.e + 2 * n]
-            self._gram[n] = self._gram[below] + P.T @ P
-            A = self.Ge + self.pair_weight(n) * self._gram[n]
-            self._alg[n] = (*_constrained(A), A)
-        C, a, _ = self._alg[n]
-        return C, a
+    def algebras(self, ns: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(C, a, A) of the designs with ns[j] pairs, stacked: (L, d, d), (L, d), (L, d, d). The prefix
+        Grams grow from the longest one already known; the new inverses are taken in one batch."""
+        new = sorted({int(n) for n in ns} - set(self._alg))
+        if new:
+            As = []
+            for n in new:
+                below = max(k for k in self._gram if k <= n)
+                P = self.Zf[self.e + 2 * below:self.e + 2 * n]
+                self._gram[n] = self._gram[below] + P.T @ P
+                As.append(self.Ge + self.pair_weight(n) * self._gram[n])
+            A = np.stack(As)
+            C, a = _constrained(A)
+            for j, n in enumerate(new):
+                self._alg[n] = (C[j], a[j], A[j])
+        parts = [self._alg[int(n)] for n in ns]
+        return tuple(np.stack([p[i] for p in parts]) for i in range(3))
 
-    def solve(self, n: int, Ye: np.ndarray, Yp: np.ndarray, y0: np.ndarray, y1: np.ndarray,
-              variance: bool | np.ndarray, control: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-        """Strata with n pairs each: Ye (r, e) and Yp (r, 2n) the outputs of r (row, stratum) pairs, y0
-        (r,) = f(b), y1 (r,) = f(x) -> phi (r, d) in base coordinates and the sandwich variance of the
-        rows ``variance`` selects (True: all; a boolean mask (r,): those), or None; ``control``: with
-        the cubic-index control variate (:func:`cubic_control`)."""
-        C, a = self.algebra(n)
-        P = self.Zf[self.e:self.e + 2 * n]
-        wp = self.pair_weight(n)
-        Yce, Ycp = Ye - y0[:, None], Yp - y0[:, None]
-        b = Yce @ self.WZe + wp * (Ycp @ P)
-        phi = b @ C.T + np.outer(y1 - y0, a)
-        wpv = np.full(2 * n, wp)
+    def solve_levels(self, ns: np.ndarray, Ye: np.ndarray, D: list[np.ndarray], E: np.ndarray, y0: np.ndarray,
+                     y1: np.ndarray, variance: np.ndarray, control: bool = False
+                     ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Constrained WLS for G (row, stratum) units, each on the design with its own number of pairs.
+
+        ns (G,) each unit's pairs; Ye (G, e) its outputs on the enumerated coalitions; D one array per
+        level n of np.unique(ns), in order: (r, n) the pair differences y(z_k) - y(1 - z_k) of the r units
+        np.flatnonzero(ns == n), in that order; E (G,) each unit's sum of its 2 n outputs on the pairs;
+        y0 (G,) = f(b), y1 (G,) = f(x); variance (G,) bool: the units whose sandwich variance is wanted;
+        ``control``: with the cubic-index control variate (:func:`cubic_control`).
+        Returns phi (G, d) in base coordinates and the variances (G, d), NaN on the units not asked for
+        (None when none is).
+
+        A pair's outputs enter only through D and the pairs' sum: with y0 = f(b), sum over the pair of
+        (y - y0) z = D_k z_k + (y(1 - z_k) - y0) 1, so b = Yce WZe + w_n (D Z1 + (odd sum) 1); the
+        control's products are those of :func:`cubic_control` on the paired block (h = +-t^3 - h(0)), and
+        with C 1 = 0 (the constrained projected inverse) a pair's influence is w_n q_k C z_k with q_k the
+        residual's difference over the pair (:func:`_sandwich_gram_complements`). The data passes run
+        once per level (a few matrix products each); everything per unit of size d runs batched."""
+        ns = np.asarray(ns, dtype=np.int64)
+        G, d = len(ns), self.Zf.shape[1]
+        levels, li = np.unique(ns, return_inverse=True)
+        if len(D) != len(levels):
+            raise InputError(f"D must hold one array per level ({len(levels)}), got {len(D)}")
+        order = np.argsort(li, kind="stable")                  # units level by level: slices below
+        bounds = np.concatenate([[0], np.cumsum(np.bincount(li, minlength=len(levels)))])
+        ns_s, y0_s, E_s = ns[order], y0[order], E[order]
+        Yce = Ye[order] - y0_s[:, None]
+        Cs, As, Ms = self.algebras(levels)
+        C, a = Cs[li[order]], As[li[order]]
+        P1 = np.empty((G, d))
+        Dsum = np.empty(G)
+        for j, (n, Dl) in enumerate(zip(levels, D)):
+            s0, s1 = bounds[j], bounds[j + 1]
+            if Dl.shape != (s1 - s0, n):
+                raise InputError(f"D[{j}] must be ({s1 - s0}, {n}), got {Dl.shape}")
+            P1[s0:s1] = Dl @ self.Z1[:n]
+            Dsum[s0:s1] = Dl.sum(axis=1)
+        wp = self.rest / (2.0 * ns_s)
+        odd = 0.5 * (E_s - Dsum) - ns_s * y0_s                  # sum_k (y(1 - z_k) - y0)
+        b = Yce @ self.WZe + wp[:, None] * (P1 + odd[:, None])
+        phi = np.einsum("gij,gj->gi", C, b) + (y1[order] - y0_s)[:, None] * a
+        fit, gamma, T3 = phi, None, None
         if control:
-            if self._U is None:                       # every pair's first coalition, centred, once
-                self._U = np.ascontiguousarray(self.Zf[self.e::2]) - 0.5
-            pairs = CubicBlock(P, wpv, Ycp, paired=True, U=self._U[:n])
-            blocks = [CubicBlock(self.Zf[:self.e], self.we, Yce, WZ=self.WZe), pairs] if self.e else [pairs]
-            cf = cubic_control(blocks, self._alg[n][2], C, a, b, phi)
-            phi = cf.phi
-        sel = np.full(len(phi), bool(variance)) if np.ndim(variance) == 0 else np.asarray(variance, bool)
-        if n < 2 or not sel.any():
-            return phi, None
-        ids = np.repeat(np.arange(n), 2)
-        if control:                              # the adjusted fit's residuals, on the rows asked for
-            Ys, fit = cf.sampled_residual_data(rows=sel)
-            return phi, _sandwich_variance(P, wpv, ids, Ys, fit, C)
-        return phi, _sandwich_variance(P, wpv, ids, Ycp[sel], phi[sel], C)
+            phi, fit, gamma, T3 = self._control(levels, bounds, D, li[order], Yce, E_s, y0_s, b, phi, C, a,
+                                                Ms, variance[order])
+        var = None
+        want = np.asarray(variance, bool)[order]
+        if want.any():
+            var = np.full((G, d), np.nan)
+            for j, (n, Dl) in enumerate(zip(levels, D)):
+                s0, s1 = bounds[j], bounds[j + 1]
+                sel = np.flatnonzero(want[s0:s1])
+                if n < 2 or not len(sel):
+                    continue
+                Q = Dl[sel] - 2.0 * (fit[s0 + sel] @ self.U[:n].T)        # the residuals' pair differences
+                if control:
+                    Q -= (2.0 * gamma[s0 + sel])[:, None] * T3[j]
+                Q *= self.pair_weight(int(n))
+                CZ = self.Z1[:n] @ Cs[j].T                               # C z_k, (n, d)
+                g1 = Q @ CZ                                              # sum_k G_k
+                g2 = (Q * Q) @ (CZ * CZ)                                 # sum_k G_k^2
+                var[s0 + sel] = (g2 - g1 * g1 / n) * (n / (n - 1))
+        out = np.empty_like(phi)
+        out[order] = phi
+        if var is not None:
+            v = np.empty_like(var)
+            v[order] = var
+            var = v
+        return out, var
+
+    def _control(self, levels, bounds, D, lev, Yce, E, y0, b, phi, C, a, Ms, want):
+        """:func:`cubic_control` on the units of :meth:`solve_levels` (level-sorted): the enumerated block
+        for all units at once, the paired block level by level on the first of each pair. Returns the
+        adjusted phi, the adjusted fit (phi - gamma KS(h)), gamma, and per level t^3 on the units whose
+        variance is wanted."""
+        G, d = phi.shape
+        scale = np.abs(phi).sum(axis=1)
+        alpha = phi / np.where(scale > 0, scale, 1.0)[:, None]
+        S1 = alpha.sum(axis=1)
+        h0 = -S1 ** 3 / 8.0                                        # h at the empty coalition
+        bH, yh, hh = np.zeros((G, d)), np.zeros(G), np.zeros(G)
+        if self.e:
+            t = alpha @ self.Zf[:self.e].T
+            t -= S1[:, None] / 2.0
+            H = t * t
+            H *= t
+            H -= h0[:, None]
+            bH += H @ self.WZe
+            yh += np.multiply(Yce, H, out=t) @ self.we
+            hh += np.multiply(H, H, out=t) @ self.we
+        T3 = [None] * len(levels)
+        for j, (n, Dl) in enumerate(zip(levels, D)):
+            s0, s1 = bounds[j], bounds[j + 1]
+            U = self.U[:n]
+            t = alpha[s0:s1] @ U.T
+            t3 = t * t
+            t3 *= t                                                # t^3 (not **: numpy's power is slow)
+            wp, hl = self.pair_weight(int(n)), h0[s0:s1]
+            # pair k: h = t3 - h0 on z, -t3 - h0 on 1 - z: sum_pair h z = 2 t3 u - h0 and
+            # sum_pair (y - y0) h = t3 D_k - h0 (pair sum - 2 y0)
+            bH[s0:s1] += (2.0 * wp) * (t3 @ U) - (hl * wp * n)[:, None]
+            yh[s0:s1] += wp * (np.einsum("ij,ij->i", t3, Dl) - hl * (E[s0:s1] - 2 * n * y0[s0:s1]))
+            hh[s0:s1] += (2.0 * wp) * (np.einsum("ij,ij->i", t3, t3) + hl * hl * n)
+            if want[s0:s1].any():
+                T3[j] = t3[want[s0:s1]]
+        KH = np.einsum("gij,gj->gi", C, bH) + (S1 ** 3 / 4.0)[:, None] * a   # h(1) - h(0) = S1^3 / 4
+        AK = np.einsum("gi,gij->gj", KH, Ms[lev])
+        num = yh - (KH * b).sum(1) - (phi * bH).sum(1) + (phi * AK).sum(1)      # <r_v, r_h>_w
+        den = hh - 2.0 * (KH * bH).sum(1) + (KH * AK).sum(1)                    # <r_h, r_h>_w
+        ok = den > 1e-9 * hh                     # h (nearly) additive: d = 2, or one dominant feature
+        gamma = np.where(ok, num / np.where(ok, den, 1.0), 0.0)
+        out = phi + gamma[:, None] * (cubic_index_shapley(alpha) - KH)
+        return out, phi - gamma[:, None] * KH, gamma, T3
 
 
 def neyman_pairs(sd: np.ndarray, weights: np.ndarray, n0: int, total: int, cap: int, step: int) -> np.ndarray:
