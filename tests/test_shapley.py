@@ -473,12 +473,12 @@ def test_prefix_levels_equal_each_units_own_regression(control):
     e = long.n_enumerated
     assert e > 0
     designs = linear.PrefixDesigns(long.Z, long.w[:e])
-    ns = np.array([8, 5, 14, 8, 5, 12, 8])
+    ns = np.array([8, 5, 14, 8, 5, 12, 8, 8])
     G = len(ns)
     Zf = long.Z.astype(float)
     Y = np.tanh(Zf @ rng.normal(size=(d, G))).T + 0.1 * rng.normal(size=(G, len(Zf)))
     y0, y1 = rng.normal(size=G), rng.normal(size=G)
-    want = np.array([True, False, True, True, False, True, True])
+    want = np.array([True, False, True, True, False, True, True, True])
     levels = np.unique(ns)
     D = [Y[ns == n][:, e::2][:, :n] - Y[ns == n][:, e + 1::2][:, :n] for n in levels]
     E = np.array([Y[g, e:e + 2 * n].sum() for g, n in enumerate(ns)])
@@ -495,3 +495,16 @@ def test_prefix_levels_equal_each_units_own_regression(control):
             assert np.isnan(var[g]).all()
     with pytest.raises(whybox.errors.InputError, match="one array per level"):
         designs.solve_levels(ns, Y[:, :e], D[:1], E, y0, y1, want, control)
+
+
+def test_sampled_coalitions_take_the_smallest_keys_exactly_even_on_ties():
+    from whybox.neighbourhoods.masks import _smallest
+    rng = np.random.default_rng(0)
+    keys = rng.random((500, 9))
+    sizes = rng.integers(1, 9, 500)
+    ranked = np.argsort(np.argsort(keys, axis=1), axis=1) < sizes[:, None]
+    np.testing.assert_array_equal(_smallest(keys, sizes), ranked)
+    tied = np.array([[0.5, 0.5, 0.5, 0.1], [0.2, 0.2, 0.9, 0.9], [0.3, 0.3, 0.3, 0.3]])
+    Z = _smallest(tied, np.array([2, 3, 1]))
+    np.testing.assert_array_equal(Z.sum(axis=1), [2, 3, 1])
+    assert Z[0, 3] and Z[1, :2].all()

@@ -100,11 +100,9 @@ def shapley_kernel(d: int, m: float, rng: np.random.Generator, *, sample_cost: f
         free = np.array([s for s in range(1, d) if not done[s]])
         p = q[free - 1] / q[free - 1].sum()
         sizes = rng.choice(free, size=n_pairs, p=p)
-        # a random subset of each size: sort random keys, take the `size` smallest (the columns at the
-        # first `size` places of the sort order: one argsort, the same subsets as ranking the keys)
-        order = np.argsort(rng.random((n_pairs, d)), axis=1)
-        Zp = np.zeros((n_pairs, d), dtype=bool)
-        np.put_along_axis(Zp, order, np.arange(d)[None, :] < sizes[:, None], axis=1)
+        # a random subset of each size: the columns holding the `size` smallest of d random keys, found
+        # as the keys at or below the size-th smallest (a sort of the keys, no argsort or scatter)
+        Zp = _smallest(rng.random((n_pairs, d)), sizes)
         Zs = np.empty((2 * n_pairs, d), dtype=bool)
         Zs[0::2], Zs[1::2] = Zp, ~Zp
         blocks.append(Zs)
@@ -115,6 +113,22 @@ def shapley_kernel(d: int, m: float, rng: np.random.Generator, *, sample_cost: f
     Z = np.concatenate(blocks)
     w = np.concatenate(weights)
     return ShapleyDesign(Z, w / w.sum(), np.concatenate(pair_ids), False, n_enum)
+
+
+def _smallest(keys: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Boolean (n, d): row i marks the sizes[i] smallest of keys[i] (1 <= sizes[i] <= d). A row whose
+    keys tie at its threshold (possible, if unlikely, for random doubles) is ranked instead, so every
+    row marks exactly sizes[i] columns."""
+    n = len(keys)
+    thr = np.sort(keys, axis=1)[np.arange(n), sizes - 1]
+    Z = keys <= thr[:, None]
+    bad = np.flatnonzero(Z.sum(axis=1) != sizes)
+    if len(bad):
+        order = np.argsort(keys[bad], axis=1, kind="stable")
+        fix = np.zeros((len(bad), keys.shape[1]), dtype=bool)
+        np.put_along_axis(fix, order, np.arange(keys.shape[1])[None, :] < sizes[bad, None], axis=1)
+        Z[bad] = fix
+    return Z
 
 
 def _enumerated(d: int, m: float) -> tuple[list[int], float, float]:
