@@ -495,6 +495,8 @@ def test_prefix_levels_equal_each_units_own_regression(control):
             assert np.isnan(var[g]).all()
     with pytest.raises(whybox.errors.InputError, match="one array per level"):
         designs.solve_levels(ns, Y[:, :e], D[:1], E, y0, y1, want, control)
+    with pytest.raises(whybox.errors.InputError, match=r"D\[0\] must be"):
+        designs.solve_levels(ns, Y[:, :e], [D[0][:, :-1]] + D[1:], E, y0, y1, want, control)
 
 
 def test_sampled_coalitions_take_the_smallest_keys_exactly_even_on_ties():

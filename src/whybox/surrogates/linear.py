@@ -439,9 +439,9 @@ class PrefixDesigns:
     def pair_weight(self, n: int) -> float:
         return self.rest / (2 * n)
 
-    def algebras(self, ns: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(C, a, A) of the designs with ns[j] pairs, stacked: (L, d, d), (L, d), (L, d, d). The prefix
-        Grams grow from the longest one already known; the new inverses are taken in one batch."""
+    def algebras(self, ns: np.ndarray) -> tuple[list, list, list]:
+        """Lists of C (d, d), a (d,) and A (d, d) of the designs with ns[j] pairs. The prefix Grams grow
+        from the longest one already known; the new inverses are taken in one batch."""
         new = sorted({int(n) for n in ns} - set(self._alg))
         if new:
             As = []
@@ -455,7 +455,7 @@ class PrefixDesigns:
             for j, n in enumerate(new):
                 self._alg[n] = (C[j], a[j], A[j])
         parts = [self._alg[int(n)] for n in ns]
-        return tuple(np.stack([p[i] for p in parts]) for i in range(3))
+        return [p[0] for p in parts], [p[1] for p in parts], [p[2] for p in parts]
 
     def solve_levels(self, ns: np.ndarray, Ye: np.ndarray, D: list[np.ndarray], E: np.ndarray, y0: np.ndarray,
                      y1: np.ndarray, variance: np.ndarray, control: bool = False
@@ -486,7 +486,6 @@ class PrefixDesigns:
         ns_s, y0_s, E_s = ns[order], y0[order], E[order]
         Yce = Ye[order] - y0_s[:, None]
         Cs, As, Ms = self.algebras(levels)
-        C, a = Cs[li[order]], As[li[order]]
         P1 = np.empty((G, d))
         Dsum = np.empty(G)
         for j, (n, Dl) in enumerate(zip(levels, D)):
@@ -498,11 +497,15 @@ class PrefixDesigns:
         wp = self.rest / (2.0 * ns_s)
         odd = 0.5 * (E_s - Dsum) - ns_s * y0_s                  # sum_k (y(1 - z_k) - y0)
         b = Yce @ self.WZe + wp[:, None] * (P1 + odd[:, None])
-        phi = np.einsum("gij,gj->gi", C, b) + (y1[order] - y0_s)[:, None] * a
+        dy = y1[order] - y0_s
+        phi = np.empty((G, d))
+        for j in range(len(levels)):                            # C, a per level: no (G, d, d) stack
+            s0, s1 = bounds[j], bounds[j + 1]
+            phi[s0:s1] = b[s0:s1] @ Cs[j].T + dy[s0:s1, None] * As[j]
         fit, gamma, T3 = phi, None, None
         if control:
-            phi, fit, gamma, T3 = self._control(levels, bounds, D, li[order], Yce, E_s, y0_s, b, phi, C, a,
-                                                Ms, variance[order])
+            phi, fit, gamma, T3 = self._control(levels, bounds, D, Yce, E_s, y0_s, b, phi, Cs, As, Ms,
+                                                np.asarray(variance, bool)[order])
         var = None
         want = np.asarray(variance, bool)[order]
         if want.any():
@@ -528,7 +531,7 @@ class PrefixDesigns:
             var = v
         return out, var
 
-    def _control(self, levels, bounds, D, lev, Yce, E, y0, b, phi, C, a, Ms, want):
+    def _control(self, levels, bounds, D, Yce, E, y0, b, phi, Cs, As, Ms, want):
         """:func:`cubic_control` on the units of :meth:`solve_levels` (level-sorted): the enumerated block
         for all units at once, the paired block level by level on the first of each pair. Returns the
         adjusted phi, the adjusted fit (phi - gamma KS(h)), gamma, and per level t^3 on the units whose
@@ -563,8 +566,11 @@ class PrefixDesigns:
             hh[s0:s1] += (2.0 * wp) * (np.einsum("ij,ij->i", t3, t3) + hl * hl * n)
             if want[s0:s1].any():
                 T3[j] = t3[want[s0:s1]]
-        KH = np.einsum("gij,gj->gi", C, bH) + (S1 ** 3 / 4.0)[:, None] * a   # h(1) - h(0) = S1^3 / 4
-        AK = np.einsum("gi,gij->gj", KH, Ms[lev])
+        KH, AK = np.empty((G, d)), np.empty((G, d))
+        for j in range(len(levels)):
+            s0, s1 = bounds[j], bounds[j + 1]
+            KH[s0:s1] = bH[s0:s1] @ Cs[j].T + (S1[s0:s1] ** 3 / 4.0)[:, None] * As[j]   # h(1) - h(0) = S1^3 / 4
+            AK[s0:s1] = KH[s0:s1] @ Ms[j]
         num = yh - (KH * b).sum(1) - (phi * bH).sum(1) + (phi * AK).sum(1)      # <r_v, r_h>_w
         den = hh - 2.0 * (KH * bH).sum(1) + (KH * AK).sum(1)                    # <r_h, r_h>_w
         ok = den > 1e-9 * hh                     # h (nearly) additive: d = 2, or one dominant feature
