@@ -510,3 +510,30 @@ def test_sampled_coalitions_take_the_smallest_keys_exactly_even_on_ties():
     Z = _smallest(tied, np.array([2, 3, 1]))
     np.testing.assert_array_equal(Z.sum(axis=1), [2, 3, 1])
     assert Z[0, 3] and Z[1, :2].all()
+
+
+@pytest.mark.parametrize("method", ["shapley", "occlusion"])
+def test_a_small_fixed_design_rides_on_the_first_call(method):
+    """When the rows, the background and a fixed design fit in one model call, they take one: the same
+    model rows and the same numbers as the usual two calls (forced here by a small chunk_rows), for one
+    output, every output of a multiclass model, and each row's predicted class."""
+    rng = np.random.default_rng(4)
+    d = 6
+    W = rng.normal(size=(3, d))
+
+    def proba(X):                                   # row by row: no batch-dependent rounding
+        s = np.stack([(X * w).sum(axis=1) for w in W], axis=1)
+        e = np.exp(s - s.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    X, bg = rng.normal(size=(3, d)), rng.normal(size=(7, d))
+    for target in (None, "predicted", 2):
+        one = whybox.explain(proba, X, method=method, background=bg, target=target)
+        two = whybox.explain(proba, X, method=method, background=bg, target=target, chunk_rows=64)
+        assert one.n_model_calls == 1 and two.n_model_calls > 2
+        assert one.n_model_rows == two.n_model_rows
+        np.testing.assert_array_equal(one.values, two.values)
+        np.testing.assert_array_equal(one.base_values, two.base_values)
+        np.testing.assert_array_equal(one.predictions, two.predictions)
+    if method == "shapley":
+        np.testing.assert_allclose(one.values.sum(1) + one.base_values, proba(X)[:, 2], atol=1e-12)

@@ -31,6 +31,7 @@ class TabularContext:
     n_outputs_all: int = 0          # k in the all-outputs mode (see all_outputs), else 0
     f_rows: np.ndarray | None = field(default=None, repr=False)   # the model's outputs on X (n, k), when known
     memo: dict = field(default_factory=dict, repr=False)       # what a recipe's cost and run share (one call)
+    prefetched: tuple | None = field(default=None, repr=False)  # (column masks, raw outputs): prefetch_design
 
     # -- all outputs at once ---------------------------------------------------------------------
     def all_outputs(self, outputs: np.ndarray) -> None:
@@ -61,7 +62,7 @@ class TabularContext:
         for a in range(0, n, size):
             b = min(n, a + size)
             yield replace(self, X=self.X[a:b], targets=self.targets[a * k:b * k], fx=self.fx[a * k:b * k],
-                          f_rows=None if self.f_rows is None else self.f_rows[a:b])
+                          f_rows=None if self.f_rows is None else self.f_rows[a:b], prefetched=None)
 
     @property
     def _engine_targets(self) -> np.ndarray | None:
@@ -84,12 +85,29 @@ class TabularContext:
         return self.model.has_gradient
 
     # -- masking (binary) neighbourhoods ------------------------------------------------------
+    def prefetch_design(self, Z: np.ndarray) -> np.ndarray | None:
+        """Before the rows' own outputs are known: one model call for the rows, the background rows and a
+        recipe's fixed design Z when they fit in one call (:func:`whybox.engine.prefetch_masked`); returns
+        the outputs on the rows and then the background rows (n + B, k), or None (nothing was called).
+        The next :meth:`evaluate_masks` on the same Z reduces the kept outputs instead of calling."""
+        Zc = self.spec.column_masks(np.asarray(Z, bool))
+        got = engine.prefetch_masked(self.model, self.X, Zc, self.background,
+                                     np.concatenate([self.X, self.background.data]), chunk_rows=self.chunk_rows)
+        if got is None:
+            return None
+        self.prefetched = (Zc, got[1])
+        return got[0]
+
     def evaluate_masks(self, Z: np.ndarray) -> np.ndarray:
         """v_x(z) for every row x and mask z: (n, m)."""
-        V = engine.masked_outputs(self.model, self.X, self.spec.column_masks(np.asarray(Z, bool)),
-                                  self.background, self._engine_targets, chunk_rows=self.chunk_rows,
-                                  f_rows=self.f_rows,
-                                  f_bg=lambda: self.background.weights @ self._background_outputs())
+        Zc = self.spec.column_masks(np.asarray(Z, bool))
+        pre = None
+        if self.prefetched is not None and self.prefetched[0].shape == Zc.shape and (
+                self.prefetched[0] is Zc or np.array_equal(self.prefetched[0], Zc)):
+            pre, self.prefetched = self.prefetched[1], None          # used once
+        V = engine.masked_outputs(self.model, self.X, Zc, self.background, self._engine_targets,
+                                  chunk_rows=self.chunk_rows, f_rows=self.f_rows,
+                                  f_bg=lambda: self.background.weights @ self._background_outputs(), prefetched=pre)
         return self._virtual(V) if self.n_outputs_all else V
 
     def evaluate_strata(self, Z: np.ndarray, perms: np.ndarray) -> np.ndarray:

@@ -48,6 +48,9 @@ class Recipe:
     surrogate: str
     run: Callable[..., Result]
     cost: Callable[..., int]
+    # the masks the recipe's run will evaluate, known before any output (no randomness): they can ride on
+    # the first model call with the rows and the background (TabularContext.prefetch_design)
+    fixed_design: Callable[..., np.ndarray] | None = None
 
     def defaults(self) -> dict[str, Any]:
         sig = inspect.signature(self.run)
@@ -289,9 +292,13 @@ def cost_kernelshap(ctx: TabularContext, n_samples: int | str = "auto", strategy
     return ctx.n * (m * ctx.background.n_rows + 1) + ctx.background.n_rows
 
 
-def run_shapley(ctx: TabularContext, max_features: int = 16) -> Result:
+def design_shapley(ctx: TabularContext, max_features: int = 16) -> np.ndarray:
     _check_exact(ctx, max_features)
-    Z = masks.all_coalitions(ctx.d)
+    return masks.all_coalitions(ctx.d)
+
+
+def run_shapley(ctx: TabularContext, max_features: int = 16) -> Result:
+    Z = design_shapley(ctx, max_features)
     V = ctx.evaluate_masks(Z)
     phi = V @ linear.shapley_matrix(ctx.d).T
     return Result(phi, V[:, 0], None, info={"n_coalitions": 2 ** ctx.d})
@@ -311,6 +318,10 @@ def _check_exact(ctx: TabularContext, max_features: int) -> None:
 def cost_shapley(ctx: TabularContext, max_features: int = 16) -> int:
     _check_exact(ctx, max_features)
     return ctx.mask_cost(masks.all_coalitions(ctx.d))
+
+
+def design_occlusion(ctx: TabularContext) -> np.ndarray:
+    return masks.occlusion(ctx.d)
 
 
 def run_occlusion(ctx: TabularContext) -> Result:
@@ -553,8 +564,10 @@ METHODS: dict[str, Recipe] = {r.name: r for r in [
     Recipe("lime", "masking", "bernoulli(0.5) masks, exponential kernel", "weighted ridge", run_lime, cost_lime),
     Recipe("kernelshap", "masking", "Shapley-kernel coalitions, paired sampling", "constrained WLS",
            run_kernelshap, cost_kernelshap),
-    Recipe("shapley", "masking", "all coalitions", "Shapley closed form", run_shapley, cost_shapley),
-    Recipe("occlusion", "masking", "one feature removed at a time", "difference", run_occlusion, cost_occlusion),
+    Recipe("shapley", "masking", "all coalitions", "Shapley closed form", run_shapley, cost_shapley,
+           design_shapley),
+    Recipe("occlusion", "masking", "one feature removed at a time", "difference", run_occlusion, cost_occlusion,
+           design_occlusion),
     Recipe("clime", "gradient", "gaussian(sigma)", "least squares", run_clime, cost_clime),
     Recipe("gradient", "gradient", "infinitesimal", "gradient matching", run_gradient, cost_gradient),
     Recipe("gradxinput", "gradient", "infinitesimal", "gradient x input", run_gradxinput, cost_gradient),

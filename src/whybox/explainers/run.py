@@ -51,8 +51,13 @@ def _explain_rows(problem: Problem, X: Any, *, method: str, seed: Any, target: A
         meter.expect(need + len(arr))
     if recipe.family == "masking" and arr.dtype == bg.data.dtype:
         # the rows and the background rows in one call: every masking recipe needs both (f(x), and
-        # f(b) for the base value and the empty coalition), and a call costs a model its fixed overhead
-        both = m(np.concatenate([arr, bg.data]))
+        # f(b) for the base value and the empty coalition), and a call costs a model its fixed overhead;
+        # a fixed design that fits rides on the same call
+        both = None
+        if recipe.fixed_design is not None:
+            both = ctx.prefetch_design(recipe.fixed_design(ctx, **params))
+        if both is None:
+            both = m(np.concatenate([arr, bg.data]))
         outputs, ctx._fb = both[:len(arr)], both[len(arr):]
     else:
         outputs = m(arr)
