@@ -142,8 +142,10 @@ def prefetch_masked(model: Model, X: np.ndarray, Zcols: np.ndarray, bg: Backgrou
         return None
     n, p = X.shape
     r = bg.n_rows
-    Zi = Zcols[Zcols.any(axis=1) & ~Zcols.all(axis=1)]
     L = len(lead)
+    if L + n * (len(Zcols) - 2) * r > chunk_rows:        # too large even if two masks were full or empty
+        return None
+    Zi = Zcols[Zcols.any(axis=1) & ~Zcols.all(axis=1)]
     if not len(Zi) or L + n * len(Zi) * r > chunk_rows:
         return None
     buf = np.empty((L + n * len(Zi) * r, p))
