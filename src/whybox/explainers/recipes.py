@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Callable
 
 import numpy as np
@@ -53,8 +54,7 @@ class Recipe:
     fixed_design: Callable[..., np.ndarray] | None = None
 
     def defaults(self) -> dict[str, Any]:
-        sig = inspect.signature(self.run)
-        return {k: v.default for k, v in list(sig.parameters.items())[1:]}
+        return dict(_run_defaults(self.run))
 
     def check_params(self, params: dict[str, Any]) -> dict[str, Any]:
         allowed = self.defaults()
@@ -63,6 +63,13 @@ class Recipe:
             raise MethodError(f"method {self.name!r} got unknown parameter(s) {unknown}; "
                               f"it accepts {sorted(allowed)}")
         return {**allowed, **check_all(params)}
+
+
+@lru_cache(maxsize=None)
+def _run_defaults(run: Callable[..., Result]) -> tuple[tuple[str, Any], ...]:
+    """A recipe's parameters and their defaults, read from its run's signature once (inspect is slow)."""
+    sig = inspect.signature(run)
+    return tuple((k, v.default) for k, v in list(sig.parameters.items())[1:])
 
 
 # --------------------------------------------------------------------------------------- masking
