@@ -503,11 +503,10 @@ class PrefixDesigns:
             s0, s1 = bounds[j], bounds[j + 1]
             phi[s0:s1] = b[s0:s1] @ Cs[j].T + dy[s0:s1, None] * As[j]
         fit, gamma, T3 = phi, None, None
-        if control:
-            phi, fit, gamma, T3 = self._control(levels, bounds, D, Yce, E_s, y0_s, b, phi, Cs, As, Ms,
-                                                np.asarray(variance, bool)[order])
-        var = None
         want = np.asarray(variance, bool)[order]
+        if control:
+            phi, fit, gamma, T3 = self._control(levels, bounds, D, Yce, E_s, y0_s, b, phi, Cs, As, Ms, want)
+        var = None
         if want.any():
             var = np.full((G, d), np.nan)
             for j, (n, Dl) in enumerate(zip(levels, D)):
