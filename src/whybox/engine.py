@@ -37,8 +37,8 @@ def _compiled():
 
 
 def _select(out: np.ndarray, targets: np.ndarray | None) -> np.ndarray:
-    """out (..., k) and integer targets of shape out.shape[:-1] -> out[..., targets]; targets None
-    keeps every output (the "all outputs" mode: a trailing axis of k)."""
+    """out (..., k) and integer targets of shape out.shape[:-1] (or broadcasting to it) -> out[..., targets];
+    targets None keeps every output (the "all outputs" mode: a trailing axis of k)."""
     if targets is None:
         return out
     t = np.asarray(targets)
@@ -206,12 +206,7 @@ def _masked_fast(model: Model, X: np.ndarray, Z: np.ndarray, cols: np.ndarray, b
             if targets is None:
                 V[i0:i0 + nb, cols[s:s + k]] = np.einsum("nmrk,r->nmk", out, bg.weights)
             else:
-                tt = targets[i0:i0 + nb]
-                if (tt == tt[0]).all():                 # one output for the chunk: an index, not a gather
-                    sel = np.ascontiguousarray(out[..., int(tt[0])])
-                else:
-                    sel = np.take_along_axis(out, tt[:, None, None, None], axis=3)[..., 0]
-                V[i0:i0 + nb, cols[s:s + k]] = sel @ bg.weights
+                V[i0:i0 + nb, cols[s:s + k]] = _select(out, targets[i0:i0 + nb, None, None]) @ bg.weights
             if progress is not None:
                 progress(nb * k)
 

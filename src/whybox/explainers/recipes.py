@@ -323,8 +323,7 @@ def _check_exact(ctx: TabularContext, max_features: int) -> None:
 
 
 def cost_shapley(ctx: TabularContext, max_features: int = 16) -> int:
-    _check_exact(ctx, max_features)
-    return ctx.mask_cost(masks.all_coalitions(ctx.d))
+    return ctx.mask_cost(design_shapley(ctx, max_features))
 
 
 def design_occlusion(ctx: TabularContext) -> np.ndarray:
@@ -332,12 +331,12 @@ def design_occlusion(ctx: TabularContext) -> np.ndarray:
 
 
 def run_occlusion(ctx: TabularContext) -> Result:
-    V = ctx.evaluate_masks(masks.occlusion(ctx.d))
+    V = ctx.evaluate_masks(design_occlusion(ctx))
     return Result(ctx.fx[:, None] - V, ctx.base_value(), None)
 
 
 def cost_occlusion(ctx: TabularContext) -> int:
-    return ctx.mask_cost(masks.occlusion(ctx.d)) + ctx.n + ctx.background.n_rows
+    return ctx.mask_cost(design_occlusion(ctx)) + ctx.n + ctx.background.n_rows
 
 
 # -------------------------------------------------------------------------------------- gradient
