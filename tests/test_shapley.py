@@ -203,7 +203,9 @@ def test_kernelshap_memory_is_bounded_by_chunk_rows_not_by_rows():
         assert working < 64 * chunk_rows * 8 * 8 + 3 * chunk_rows * d * 8     # a few copies of one block
         if ref is None:
             ref = e.values
-        np.testing.assert_allclose(e.values, ref, rtol=0, atol=1e-12)
+        # the blocks change only the shapes of the batched products: rounding, which the control's
+        # sufficient-statistic cancellations lift to ~1e-12 on this problem on some BLAS kernels
+        np.testing.assert_allclose(e.values, ref, rtol=0, atol=1e-11 * np.abs(ref).max())
 
 
 def test_masked_inputs_are_exactly_the_row_or_the_background():
@@ -537,3 +539,45 @@ def test_a_small_fixed_design_rides_on_the_first_call(method):
         np.testing.assert_array_equal(one.predictions, two.predictions)
     if method == "shapley":
         np.testing.assert_allclose(one.values.sum(1) + one.base_values, proba(X)[:, 2], atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["shapley", "kernelshap"])
+def test_model_inputs_reuse_one_kept_buffer_and_nested_calls_get_their_own(method, monkeypatch):
+    """Inputs are built in one buffer kept between calls (the allocator then keeps a cheap model's own
+    temporaries warm): two calls hand the model the same memory; a model that explains inside its own
+    call gets a fresh buffer and leaves the outer inputs intact (same numbers as without nesting); a
+    buffer over SCRATCH_KEEP_BYTES is not kept."""
+    from whybox import engine
+
+    rng = np.random.default_rng(5)
+    X, bg = rng.normal(size=(2, 6)), rng.normal(size=(5, 6))
+    seen = []
+
+    def model(A):
+        seen.append(A.__array_interface__["data"][0] if len(A) > len(X) + len(bg) else None)
+        return game_model(A)
+
+    kw = dict(method=method, background=bg, seed=0, **({"n_samples": 40} if method == "kernelshap" else {}))
+    first = whybox.explain(model, X, **kw)
+    whybox.explain(model, X, **kw)
+    kept = engine._SCRATCH.buf
+    lo = kept.__array_interface__["data"][0]
+    built = [a for a in seen if a is not None]                          # (not f(x), f(b) alone)
+    assert built and all(lo <= a < lo + kept.nbytes for a in built)     # both calls: the kept memory
+
+    inner = []
+
+    def nesting(A):
+        out = game_model(A)
+        if not inner:                                   # once: explain from inside a model call
+            inner.append(whybox.explain(game_model, X[:1], **kw).values)
+        return out
+
+    nested = whybox.explain(nesting, X, **kw)
+    np.testing.assert_array_equal(nested.values, first.values)
+    np.testing.assert_array_equal(inner[0], whybox.explain(game_model, X[:1], **kw).values)
+
+    monkeypatch.setattr(engine, "_SCRATCH", engine._Scratch())
+    monkeypatch.setattr(engine, "SCRATCH_KEEP_BYTES", 64)
+    np.testing.assert_array_equal(whybox.explain(game_model, X, **kw).values, first.values)
+    assert engine._SCRATCH.buf is None
