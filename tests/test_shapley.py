@@ -573,6 +573,8 @@ def test_model_inputs_reuse_one_kept_buffer_and_nested_calls_get_their_own(metho
             inner.append(whybox.explain(game_model, X[:1], **kw).values)
         return out
 
+    engine.release_input_buffer()
+    assert engine._SCRATCH.buf is None
     nested = whybox.explain(nesting, X, **kw)
     np.testing.assert_array_equal(nested.values, first.values)
     np.testing.assert_array_equal(inner[0], whybox.explain(game_model, X[:1], **kw).values)

@@ -66,6 +66,11 @@ def input_buffer(shape: tuple[int, ...]):
         s.busy = False
 
 
+def release_input_buffer() -> None:
+    """Free this thread's kept input buffer (see :func:`input_buffer`); the next call keeps a new one."""
+    _SCRATCH.buf = None
+
+
 def _compiled():
     """The compiled fills of :mod:`whybox._fill`, or None without numba. They write the same bits as
     the numpy path (a gather of masks, then :func:`_select_into`) in one pass, so which one runs
