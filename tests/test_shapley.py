@@ -583,3 +583,7 @@ def test_model_inputs_reuse_one_kept_buffer_and_nested_calls_get_their_own(metho
     monkeypatch.setattr(engine, "SCRATCH_KEEP_BYTES", 64)
     np.testing.assert_array_equal(whybox.explain(game_model, X, **kw).values, first.values)
     assert engine._SCRATCH.buf is None
+    # a model's outputs never alias the buffer it was handed (a view of the input would change with it)
+    view = whybox.as_model(lambda A: A[:, :2])
+    A = np.ones((4, 6))
+    assert not np.may_share_memory(view(A), A)

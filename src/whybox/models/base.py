@@ -189,7 +189,10 @@ class Model:
             for meter in getattr(node, "_meters", ()):
                 meter.add(n)
             node = node._parent
-        return self._validate(out, n)
+        arr = self._validate(out, n)
+        # outputs that are a view of the input (lambda X: X[:, :2]) would change when whybox refills
+        # its reused input buffer: own them
+        return arr.copy() if np.may_share_memory(arr, X) else arr
 
     def _validate(self, out: Any, n: int) -> np.ndarray:
         try:
