@@ -544,9 +544,10 @@ def test_a_small_fixed_design_rides_on_the_first_call(method):
 @pytest.mark.parametrize("method", ["shapley", "kernelshap"])
 def test_model_inputs_reuse_one_kept_buffer_and_nested_calls_get_their_own(method, monkeypatch):
     """Inputs are built in one buffer kept between calls (the allocator then keeps a cheap model's own
-    temporaries warm): two calls hand the model the same memory; a model that explains inside its own
-    call gets a fresh buffer and leaves the outer inputs intact (same numbers as without nesting); a
-    buffer over SCRATCH_KEEP_BYTES is not kept."""
+    temporaries warm): two calls hand the model the same memory; release_input_buffer frees it; a model
+    that explains inside its own call gets a fresh buffer and leaves the outer inputs intact (same
+    numbers as without nesting); a buffer over SCRATCH_KEEP_BYTES is not kept; and a model's output
+    that is a view of its input comes back as an array of its own."""
     from whybox import engine
 
     rng = np.random.default_rng(5)

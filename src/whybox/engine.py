@@ -47,7 +47,7 @@ def input_buffer(shape: tuple[int, ...]):
     explaining row after row does not hand the model's inputs fresh memory every call: a freed buffer
     of megabytes lets the C allocator return the top of its heap to the system, and the model's own
     temporaries (a scaler's copy of its input, say) then fault their pages in again on every call,
-    which made a cheap model run 1.5-1.7x slower inside an explain call than on the same rows in a
+    which made a cheap model run 1.6-1.75x slower inside an explain call than on the same rows in a
     loop. A model sees the buffer only during its call and must not keep a reference to its input
     (whybox already refills one buffer chunk after chunk within a call). Nested use (a model that
     itself explains) gets a fresh array."""
