@@ -402,12 +402,50 @@ def test_both_compiled_stratum_kernels_match_the_numpy_fill(monkeypatch):
             monkeypatch.setattr(engine, "_FILL", fill)
             seen = []
             model = as_model(lambda A: seen.append(np.array(A, copy=True)) or np.zeros(len(A)))
-            engine.span_outputs(model, x, Z, cols, bg, 0, np.array([2, 0]), np.array([3, 0]), np.array([30, 40]),
-                                chunk_rows=25)
+            engine.span_outputs(model, x[None], Z, cols, bg, np.zeros(1, int), np.zeros(2, int), np.array([2, 0]),
+                                np.array([3, 0]), np.array([30, 40]), chunk_rows=25)
             engine.stratified_outputs(model, x[None], Z, cols, bg, None, chunk_rows=50)
             return np.concatenate(seen)
 
         assert inputs(_fill).tobytes() == inputs(False).tobytes()
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_span_outputs_of_several_rows_share_full_model_calls(monkeypatch, compiled):
+    """Pieces of several rows (in any order, a row more than once) stream through model calls of exactly
+    chunk_rows rows (the last one shorter), a call holding pieces of different rows: each value is the
+    model on where(z[col_index[b]], x_row, b) of its own piece, for a target per row or all outputs."""
+    from whybox import _fill, engine
+    from whybox.background import Background
+    from whybox.models.adapters import as_model
+
+    if compiled and not _fill.available():
+        pytest.skip("numba is not installed (whybox[speed])")
+    monkeypatch.setattr(engine, "_FILL", _fill if compiled else False)
+    rng = np.random.default_rng(11)
+    q, p, B = 5, 7, 4
+    Z = rng.random((30, q)) < 0.5
+    group = np.r_[np.arange(q), 0, 3]
+    cols = np.stack([rng.permutation(q)[group] for _ in range(B)])
+    bg = Background(rng.normal(size=(B, p)), np.full(B, 1 / B))
+    X = rng.normal(size=(3, p))
+    W = rng.normal(size=(p, 2))
+    sizes = []
+    model = as_model(lambda A: sizes.append(len(A)) or np.tanh(A @ W))
+    rows, strata = np.array([2, 0, 2, 1, 0]), np.array([1, 3, 0, 1, 2])
+    start, stop = np.array([0, 4, 10, 3, 29]), np.array([9, 20, 30, 3, 30])
+    ref = np.concatenate([np.tanh(np.where(Z[a:b][:, cols[s]], X[r], bg.data[s]) @ W)
+                          for r, s, a, b in zip(rows, strata, start, stop)])
+    targets = np.array([1, 0, 1])
+    got = engine.span_outputs(model, X, Z, cols, bg, targets, rows, strata, start, stop, chunk_rows=7)
+    assert sizes == [7] * 6 + [4]                                 # 46 rows in full calls of 7
+    np.testing.assert_allclose(got, ref[np.arange(len(ref)), np.repeat(targets[rows], stop - start)], rtol=1e-14)
+    np.testing.assert_allclose(engine.span_outputs(model, X, Z, cols, bg, None, rows, strata, start, stop,
+                                                   chunk_rows=7), ref, rtol=1e-14)
+    with pytest.raises(whybox.errors.InputError, match="rows must index"):
+        engine.span_outputs(model, X, Z, cols, bg, None, rows + 1, strata, start, stop)
+    with pytest.raises(whybox.errors.InputError, match="one entry per piece"):
+        engine.span_outputs(model, X, Z, cols, bg, None, rows[:-1], strata, start, stop)
 
 
 def test_sandwich_for_a_few_rows_equals_the_shared_direction_form():
@@ -454,16 +492,19 @@ def test_the_compiled_fill_refuses_indices_it_would_read_out_of_bounds():
     bg = Background(rng.normal(size=(3, 4)), np.full(3, 1 / 3))
     model = as_model(lambda A: A.sum(axis=1))
     cols = np.tile(np.arange(4), (3, 1))
-    ok = engine.span_outputs(model, np.ones(4), Z, cols, bg, 0, np.array([0, 2]), np.array([0, 4]), np.array([3, 10]))
+    one = np.zeros(2, int)
+    ok = engine.span_outputs(model, np.ones((1, 4)), Z, cols, bg, one[:1], one, np.array([0, 2]), np.array([0, 4]),
+                             np.array([3, 10]))
     assert ok.shape == (9,)
     for strata, stop, ci in ((np.array([0, 2]), np.array([3, 11]), cols), (np.array([0, 3]), np.array([3, 10]), cols),
                              (np.array([0, 2]), np.array([3, 10]), cols + 1)):
         with pytest.raises(InputError):
-            engine.span_outputs(model, np.ones(4), Z, ci, bg, 0, strata, np.array([0, 4]), stop)
+            engine.span_outputs(model, np.ones((1, 4)), Z, ci, bg, one[:1], one, strata, np.array([0, 4]), stop)
 
 
 @pytest.mark.parametrize("control", [False, True])
-def test_prefix_levels_equal_each_units_own_regression(control):
+@pytest.mark.parametrize("ns", [[8, 5, 14, 8, 5, 12, 8, 8], [6] * 8])
+def test_prefix_levels_equal_each_units_own_regression(control, ns):
     """The batched solve over (row, stratum) units at many prefix lengths, fed only pair differences and
     pair sums, equals each unit's own constrained WLS on [enumerated; its first n pairs] through the
     general path (its estimate, control variate and sandwich variance), units given in any order."""
@@ -475,14 +516,15 @@ def test_prefix_levels_equal_each_units_own_regression(control):
     e = long.n_enumerated
     assert e > 0
     designs = linear.PrefixDesigns(long.Z, long.w[:e])
-    ns = np.array([8, 5, 14, 8, 5, 12, 8, 8])
+    ns = np.array(ns)
     G = len(ns)
     Zf = long.Z.astype(float)
     Y = np.tanh(Zf @ rng.normal(size=(d, G))).T + 0.1 * rng.normal(size=(G, len(Zf)))
     y0, y1 = rng.normal(size=G), rng.normal(size=G)
     want = np.array([True, False, True, True, False, True, True, True])
-    levels = np.unique(ns)
-    D = [Y[ns == n][:, e::2][:, :n] - Y[ns == n][:, e + 1::2][:, :n] for n in levels]
+    D = np.full((G, cap + 2), np.nan)                   # beyond a unit's own pairs: never read
+    for g, n in enumerate(ns):
+        D[g, :n] = Y[g, e::2][:n] - Y[g, e + 1::2][:n]
     E = np.array([Y[g, e:e + 2 * n].sum() for g, n in enumerate(ns)])
     phi, var = designs.solve_levels(ns, Y[:, :e], D, E, y0, y1, want, control)
     for g, n in enumerate(ns):
@@ -495,10 +537,16 @@ def test_prefix_levels_equal_each_units_own_regression(control):
             np.testing.assert_allclose(var[g], se[0] ** 2, rtol=1e-8, atol=1e-16)
         else:
             assert np.isnan(var[g]).all()
-    with pytest.raises(whybox.errors.InputError, match="one array per level"):
-        designs.solve_levels(ns, Y[:, :e], D[:1], E, y0, y1, want, control)
-    with pytest.raises(whybox.errors.InputError, match=r"D\[0\] must be"):
-        designs.solve_levels(ns, Y[:, :e], [D[0][:, :-1]] + D[1:], E, y0, y1, want, control)
+    order = np.argsort(ns, kind="stable")                 # ascending units: solved in place, the same numbers
+    phi_s, var_s = designs.solve_levels(ns[order], Y[order, :e], D[order], E[order], y0[order], y1[order],
+                                        want[order], control)
+    np.testing.assert_allclose(phi_s, phi[order], rtol=0, atol=1e-13)
+    np.testing.assert_allclose(var_s, var[order], rtol=1e-12, atol=1e-18)
+    for bad in (D[:-1], D[:, :ns.max() - 1], D[0]):
+        with pytest.raises(whybox.errors.InputError, match="D must be"):
+            designs.solve_levels(ns, Y[:, :e], bad, E, y0, y1, want, control)
+    with pytest.raises(whybox.errors.InputError, match="ns must lie"):
+        designs.solve_levels(ns + cap, Y[:, :e], np.zeros((G, 2 * cap + 1)), E, y0, y1, want, control)
 
 
 def test_sampled_coalitions_take_the_smallest_keys_exactly_even_on_ties():

@@ -263,124 +263,89 @@ def stratified_outputs(model: Model, X: np.ndarray, Z: np.ndarray, col_index: np
 
     Z (m, d) is the base design over interpretable features; col_index (B, p) says which base
     feature drives column c in stratum b (a permutation per background row, composed with the
-    feature groups). Within a stratum the fill is one background row, so each input block is
-    where(M, x, b), selected bit for bit (:func:`_select_into`): a gather of boolean masks into a
-    reused buffer, shared by all explained rows, then two vectorised passes per row over a reused
-    buffer (exact values, NaN included).
-    """
-    numeric = X.dtype != object and bg.data.dtype != object
-    n, p = X.shape
-    m = Z.shape[0]
-    B = col_index.shape[0]
-    V = np.empty((n, B, m) + _tail(model, targets))
-    data = bg.data
-    per = max(1, chunk_rows // m)          # strata per model call
-    seg = min(m, chunk_rows)               # masks per model call
-    sb_max = min(per, B)
-    compiled = _compiled() if numeric else None
-    Bbuf = np.empty((sb_max, seg, p), bool) if numeric and compiled is None else None
-    Xf = X.astype(float) if numeric else X
-    if numeric:
-        xbits = np.ascontiguousarray(Xf).view(np.uint64)
-        bbits = np.ascontiguousarray(np.asarray(data, float)).view(np.uint64)
-        if compiled is not None:
-            Zu = np.ascontiguousarray(Z, dtype=bool).view(np.uint8)
-            cidx = np.ascontiguousarray(col_index, dtype=np.int64)
-            _check_compiled_reads(Zu, cidx, np.arange(B), np.zeros(1, np.intp), np.full(1, m), bg.n_rows)
-            fill_strata = _strata_kernel(compiled, Zu, cidx)
-    with (input_buffer((sb_max, seg, p)) if numeric else nullcontext()) as inbuf:
-        for b0 in range(0, B, per):
-            bs = np.arange(b0, min(B, b0 + per))
-            sb = len(bs)
-            for s in range(0, m, seg):
-                Zs = Z[s:s + seg]
-                c = len(Zs)
-                fill = data[bs][:, None, :]
-                if compiled is not None:
-                    buf = inbuf.reshape(-1)[:sb * c * p].reshape(sb, c, p)      # contiguous
-                    starts, counts = np.full(sb, s, np.int64), np.full(sb, c, np.int64)
-                elif numeric:
-                    buf = inbuf[:sb, :c]
-                    masks = Bbuf[:sb, :c]
-                    for j, b in enumerate(bs):                                  # (sb, c, p) bool, gathered
-                        np.take(Zs, col_index[b], axis=1, out=masks[j])
-                    fb = bbits[bs][:, None, :]
-                else:
-                    masks = np.stack([Zs[:, col_index[b]] for b in bs])           # (sb, c, p) bool
-                for i in range(n):
-                    if compiled is not None:
-                        fill_strata(buf.reshape(sb * c, p).view(np.uint64), xbits[i], bbits, bs, starts, counts)
-                        inp = buf
-                    elif numeric:
-                        _select_into(buf, masks, xbits[i] ^ fb, fb)
-                        inp = buf
-                    else:
-                        inp = np.where(masks, X[i], fill)
-                    out = model(inp.reshape(sb * c, p)).reshape(sb, c, -1)
-                    V[i, b0:b0 + sb, s:s + c] = out if targets is None else out[..., targets[i]]
-    return V
+    feature groups). Every (row, stratum) is one piece of :func:`span_outputs`: within a stratum the
+    fill is one background row, selected bit for bit (exact values, NaN included), and all the pieces
+    share one stream of full model calls."""
+    n, m, B = X.shape[0], Z.shape[0], col_index.shape[0]
+    V = span_outputs(model, X, Z, col_index, bg, targets, np.repeat(np.arange(n), B), np.tile(np.arange(B), n),
+                     np.zeros(n * B, np.intp), np.full(n * B, m), chunk_rows=chunk_rows)
+    return V.reshape((n, B, m) + _tail(model, targets))
 
 
-def span_outputs(model: Model, x: np.ndarray, Z: np.ndarray, col_index: np.ndarray, bg: Background,
-                 target: int | None, strata: np.ndarray, start: np.ndarray, stop: np.ndarray,
-                 *, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> np.ndarray:
-    """Outputs of one row on a ragged stratified design: for each stratum b = strata[j], the base masks
-    Z[start[j]:stop[j]] with columns driven as in :func:`stratified_outputs` (col_index (B, p)), filled
-    from background row b. Returns the values concatenated stratum after stratum: (L,), or (L, k)
-    with ``target`` None. Each stratum's piece of a model call is a gather of its masks' columns and
-    where(M, x, b) selected bit for bit (:func:`_select_into`), NaN included; model calls take at most
-    ``chunk_rows`` rows."""
-    lengths = np.maximum(np.asarray(stop, dtype=np.intp) - np.asarray(start, dtype=np.intp), 0)
+def span_outputs(model: Model, X: np.ndarray, Z: np.ndarray, col_index: np.ndarray, bg: Background,
+                 targets: np.ndarray | None, rows: np.ndarray, strata: np.ndarray, start: np.ndarray,
+                 stop: np.ndarray, *, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> np.ndarray:
+    """Outputs of rows on a ragged stratified design: piece j is row X[rows[j]] on stratum b = strata[j],
+    the base masks Z[start[j]:stop[j]] with columns driven as in :func:`stratified_outputs` (col_index
+    (B, p)), filled from background row b. Returns the values concatenated piece after piece: (L,) of
+    output targets[rows[j]] (targets (n,)), or (L, k) with ``targets`` None. The pieces of every row
+    share one stream of model calls of ``chunk_rows`` rows each (only the last one is shorter); each
+    piece's part of a call is a gather of its masks' columns and where(M, x, b) selected bit for bit
+    (:func:`_select_into`), NaN included."""
+    rows = np.asarray(rows, dtype=np.intp)
+    strata = np.asarray(strata, dtype=np.intp)
+    start = np.asarray(start, dtype=np.intp)
+    lengths = np.maximum(np.asarray(stop, dtype=np.intp) - start, 0)
+    if not (len(rows) == len(strata) == len(start) == len(lengths)):
+        raise InputError("rows, strata, start and stop must have one entry per piece")
+    if len(rows) and (rows.min() < 0 or rows.max() >= X.shape[0]):
+        raise InputError("rows must index the rows of X")
     L = int(lengths.sum())
-    out = np.empty((L,) if target is not None else (L, int(model.n_outputs)))
+    out = np.empty((L,) if targets is not None else (L, int(model.n_outputs)))
     if L == 0:
         return out
-    numeric = x.dtype != object and bg.data.dtype != object
-    p = x.shape[0]
+    numeric = X.dtype != object and bg.data.dtype != object
+    p = X.shape[1]
     c_max = min(chunk_rows, L)
     compiled = _compiled() if numeric else None
     if numeric:
-        xbits = np.ascontiguousarray(np.asarray(x, float)).view(np.uint64)
+        xbits = np.ascontiguousarray(np.asarray(X, float)).view(np.uint64)
         bbits = np.ascontiguousarray(np.asarray(bg.data, float)).view(np.uint64)
         mbuf = np.empty((c_max, p), bool) if compiled is None else None
-    filled, done = 0, 0
-    pieces: list[tuple[int, int, int]] = []        # (stratum, first mask, masks) for the compiled fill
     if compiled is not None:
         Zu = np.ascontiguousarray(Z, dtype=bool).view(np.uint8)
         cidx = np.ascontiguousarray(col_index, dtype=np.int64)
-        _check_compiled_reads(Zu, cidx, np.asarray(strata), np.asarray(start), np.asarray(stop), bg.n_rows)
+        _check_compiled_reads(Zu, cidx, strata, start, start + lengths, bg.n_rows)
         fill_strata = _strata_kernel(compiled, Zu, cidx)
-
-    def flush():
-        if pieces:
-            q = np.array(pieces, dtype=np.int64).reshape(-1, 3)
-            fill_strata(buf[:filled].view(np.uint64), xbits, bbits, q[:, 0], q[:, 1], q[:, 2])
-            pieces.clear()
-        res = model(buf[:filled]).reshape(filled, -1)
-        out[done:done + filled] = res if target is None else res[:, target]
-
+    # the pieces cut at the model calls' boundaries: segment s is row qi[s] on stratum qb[s], masks
+    # qk[s]:qk[s] + qn[s], at stream position seg0[s]; a run is one call's consecutive segments of one row
+    ends = np.cumsum(lengths)
+    begins = ends - lengths
+    calls = np.arange(0, L, c_max)
+    seg0 = np.unique(np.concatenate([begins[lengths > 0], calls]))
+    piece = np.searchsorted(ends, seg0, side="right")
+    qi, qb = rows[piece], strata[piece]
+    qk = np.ascontiguousarray(start[piece] + seg0 - begins[piece], dtype=np.int64)
+    qn = np.diff(seg0, append=L).astype(np.int64)
+    qb = qb.astype(np.int64)
+    brk = np.flatnonzero((qi[1:] != qi[:-1]) | (seg0[1:] // c_max != seg0[:-1] // c_max)) + 1
+    r0 = np.concatenate([[0], brk])
+    r1 = np.concatenate([brk, [len(seg0)]])
+    runs = list(zip(r0.tolist(), r1.tolist(), qi[r0].tolist(), seg0[r0].tolist(),
+                    np.append(seg0, L)[r1].tolist()))                  # (first, last segment, row, from, to)
+    by_call = np.searchsorted(seg0[r0] // c_max, np.arange(len(calls) + 1)).tolist()
     with (input_buffer((c_max, p)) if numeric else nullcontext(np.empty((c_max, p), dtype=object))) as buf:
-        for b, k0, n in zip(np.asarray(strata, dtype=np.intp), np.asarray(start, dtype=np.intp), lengths):
-            while n > 0:
-                c = min(n, c_max - filled)
-                piece = buf[filled:filled + c]
-                if compiled is not None:
-                    pieces.append((int(b), int(k0), int(c)))
-                elif numeric:
-                    masks = mbuf[filled:filled + c]
-                    np.take(Z[k0:k0 + c], col_index[b], axis=1, out=masks)
-                    _select_into(piece, masks, xbits ^ bbits[b], bbits[b])
-                else:
-                    piece[:] = np.where(Z[k0:k0 + c][:, col_index[b]], x, bg.data[b])
-                filled += c
-                k0 += c
-                n -= c
-                if filled == c_max:
-                    flush()
-                    done += filled
-                    filled = 0
-        if filled:
-            flush()
+        for c, lo in enumerate(calls.tolist()):
+            filled = min(c_max, L - lo)
+            mine = runs[by_call[c]:by_call[c + 1]]
+            for a, z, i, p0, p1 in mine:
+                if compiled is not None:                               # one compiled fill per run
+                    fill_strata(buf[p0 - lo:p1 - lo].view(np.uint64), xbits[i], bbits, qb[a:z], qk[a:z], qn[a:z])
+                    continue
+                for b, k0, n, o in zip(qb[a:z].tolist(), qk[a:z].tolist(), qn[a:z].tolist(), seg0[a:z].tolist()):
+                    piece = buf[o - lo:o - lo + n]
+                    if numeric:
+                        masks = mbuf[o - lo:o - lo + n]
+                        np.take(Z[k0:k0 + n], col_index[b], axis=1, out=masks)
+                        _select_into(piece, masks, xbits[i] ^ bbits[b], bbits[b])
+                    else:
+                        piece[:] = np.where(Z[k0:k0 + n][:, col_index[b]], X[i], bg.data[b])
+            res = model(buf[:filled]).reshape(filled, -1)
+            if targets is None:
+                out[lo:lo + filled] = res
+            else:
+                for a, z, i, p0, p1 in mine:
+                    out[p0:p1] = res[p0 - lo:p1 - lo, targets[i]]
     return out
 
 

@@ -118,15 +118,16 @@ class TabularContext:
                                       self._engine_targets, chunk_rows=self.chunk_rows)
         return self._virtual(V) if self.n_outputs_all else V
 
-    def evaluate_spans(self, i: int, Z: np.ndarray, perms: np.ndarray, strata: np.ndarray, start: np.ndarray,
-                       stop: np.ndarray) -> np.ndarray:
-        """Real row i on a ragged stratified design: stratum strata[j] (background row, its features
-        permuted by perms as in :meth:`evaluate_strata`) sees Z[start[j]:stop[j]]; the values stratum after
-        stratum, (L,), or (k, L) in the all-outputs mode (see :func:`whybox.engine.span_outputs`)."""
+    def evaluate_spans(self, rows: np.ndarray, Z: np.ndarray, perms: np.ndarray, strata: np.ndarray,
+                       start: np.ndarray, stop: np.ndarray) -> np.ndarray:
+        """Real rows on a ragged stratified design: piece j is real row rows[j] on stratum strata[j]
+        (background row, its features permuted by perms as in :meth:`evaluate_strata`), seeing
+        Z[start[j]:stop[j]]; the values piece after piece, (L,), or (k, L) in the all-outputs mode, in one
+        stream of model calls (see :func:`whybox.engine.span_outputs`)."""
         col_index = perms[:, self.spec.group_of_column]
-        target = None if self.n_outputs_all else int(self.targets[i])
-        V = engine.span_outputs(self.model, self.X[i], np.asarray(Z, bool), col_index, self.background, target,
-                                strata, start, stop, chunk_rows=self.chunk_rows)
+        V = engine.span_outputs(self.model, self.X, np.asarray(Z, bool), col_index, self.background,
+                                None if self.n_outputs_all else self.targets, rows, strata, start, stop,
+                                chunk_rows=self.chunk_rows)
         return V.T if self.n_outputs_all else V
 
     def _background_outputs(self) -> np.ndarray:

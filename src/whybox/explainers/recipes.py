@@ -232,7 +232,7 @@ def _kernelshap_neyman(ctx: TabularContext, m: int, n_pairs: int, stderr_strata:
         D1 = V1[:, :, e::2] - V1[:, :, e + 1::2]                    # pair differences y(z) - y(1 - z)
         E = V1[:, :, e:].sum(axis=2)                                # each (row, stratum)'s pair sum
         G = nv * B
-        Phi0, var0 = designs.solve_levels(np.full(G, n0), V1[:, :, :e].reshape(G, e), [D1.reshape(G, n0)],
+        Phi0, var0 = designs.solve_levels(np.full(G, n0), V1[:, :, :e].reshape(G, e), D1.reshape(G, n0),
                                           E.reshape(G), fb.reshape(G), np.repeat(sub.fx, B), np.ones(G, bool),
                                           control)
         Phi = Phi0.reshape(nv, B, d)                                # each (row, stratum)'s phi, base coordinates
@@ -240,44 +240,40 @@ def _kernelshap_neyman(ctx: TabularContext, m: int, n_pairs: int, stderr_strata:
         sd = np.sqrt(np.maximum(var0, 0).reshape(nv, B, d).sum(axis=2).reshape(nr, kk, B).sum(axis=1) * n0)
         nb = np.stack([linear.neyman_pairs(sd[i], wbg, n0, B * n_pairs, cap, step) for i in range(nr)])
         spent += int(nr * B * e + 2 * nb.sum())
-        # the pairs beyond the pilot, per real row: its strata with more than n0 pairs, one after another
-        ext = {}                                                    # (row, stratum) -> (kk, n_b - n0) differences
-        for i in range(nr):
-            more = np.flatnonzero(nb[i] > n0)
-            if not len(more):
-                continue
-            V2 = sub.evaluate_spans(i, long.Z, perms, more, np.full(len(more), pilot),
-                                    e + 2 * nb[i, more]).reshape(kk, -1)
-            lens = 2 * (nb[i, more] - n0)
-            E[i * kk:(i + 1) * kk, more] += np.add.reduceat(V2, np.cumsum(lens) - lens, axis=1)
-            D2 = V2[:, 0::2] - V2[:, 1::2]
-            for b, hi, ln in zip(more, np.cumsum(lens) // 2, lens // 2):
-                ext[i, int(b)] = D2[:, hi - ln:hi]
+        # the (row, stratum) units with more than n0 pairs, in ascending n_b (row-major within a size):
+        # their virtual rows (kk per real row) are the rows of one array of pair differences, the pilot's
+        # first, then the pairs beyond it
+        ii, bb = np.nonzero(nb > n0)
+        srt = np.argsort(nb[ii, bb], kind="stable")
+        ii, bb = ii[srt], bb[srt]
+        pos = np.full((nr, B), -1)
+        pos[ii, bb] = np.arange(len(ii))
+        vv = (ii[:, None] * kk + np.arange(kk)).reshape(-1)         # virtual rows, kk per unit
+        brep = np.repeat(bb, kk)
+        Dp = np.empty((len(vv), int(nb.max())))
+        Dp[:, :n0] = D1[vv, brep]
+        # the pairs beyond the pilot, every (row, stratum) with more than n0 in one stream of model calls
+        ri, rb = np.nonzero(nb > n0)                                # row-major: the pieces' order
+        if len(ri):
+            V2 = sub.evaluate_spans(ri, long.Z, perms, rb, np.full(len(ri), pilot),
+                                    e + 2 * nb[ri, rb]).reshape(kk, -1)
+            lens = 2 * (nb[ri, rb] - n0)
+            starts = np.cumsum(lens) - lens
+            E[ri[None, :] * kk + np.arange(kk)[:, None], rb[None, :]] += np.add.reduceat(V2, starts, axis=1)
+            for i, b, s0, ln in zip(ri, rb, starts, lens):
+                g = pos[i, b] * kk
+                np.subtract(V2[:, s0:s0 + ln:2], V2[:, s0 + 1:s0 + ln:2], out=Dp[g:g + kk, n0:n0 + ln // 2])
             del V2
         # one regression per (row, stratum) at its allocation, the levels' data passes batched
-        se_pos = np.full(B, -1)
-        se_pos[strata] = np.arange(len(strata))
-        vs, bs, Ds, sizes = [], [], [], []
-        for n in np.unique(nb[nb > n0]):
-            ii, bb = np.nonzero(nb == n)
-            rows = (ii[:, None] * kk + np.arange(kk)).reshape(-1)   # virtual rows, kk per pair
-            brep = np.repeat(bb, kk)
-            Dl = np.empty((len(rows), int(n)))
-            Dl[:, :n0] = D1[rows, brep]
-            for g, (i, b) in enumerate(zip(ii, bb)):
-                Dl[g * kk:(g + 1) * kk, n0:] = ext[int(i), int(b)]
-            vs.append(rows)
-            bs.append(brep)
-            Ds.append(Dl)
-            sizes.append(int(n))
-        if vs:
-            vv, bb = np.concatenate(vs), np.concatenate(bs)
-            ns = np.repeat(sizes, [len(r) for r in vs])
-            want = in_se[bb]
-            pb, vb = designs.solve_levels(ns, V1[vv, bb, :e], Ds, E[vv, bb], fb[vv, bb], sub.fx[vv], want, control)
-            Phi[vv, bb] = pb
+        if len(vv):
+            se_pos = np.full(B, -1)
+            se_pos[strata] = np.arange(len(strata))
+            want = in_se[brep]
+            pb, vb = designs.solve_levels(np.repeat(nb[ii, bb], kk), V1[vv, brep, :e], Dp, E[vv, brep],
+                                          fb[vv, brep], sub.fx[vv], want, control)
+            Phi[vv, brep] = pb
             if vb is not None:
-                Var[vv[want], se_pos[bb[want]]] = vb[want]
+                Var[vv[want], se_pos[brep[want]]] = vb[want]
         # back to feature coordinates (feature j of stratum b is base column perms[b, j]), weighted
         Phi = np.take_along_axis(Phi, np.broadcast_to(perms[None], Phi.shape), axis=2)
         phi_all[at_row:at_row + nv] = np.einsum("nbd,b->nd", Phi, wbg)
@@ -285,7 +281,7 @@ def _kernelshap_neyman(ctx: TabularContext, m: int, n_pairs: int, stderr_strata:
         var = np.einsum("nsd,s->nd", Var, wbg[strata] ** 2) * (B / len(strata))
         se_all[at_row:at_row + nv] = np.sqrt(np.maximum(var, 0.0))
         at_row += nv
-        del V1, D1, Ds, ext, Phi0, var0, Phi, Var             # before the next block's outputs arrive
+        del V1, D1, Dp, Phi0, var0, Phi, Var                  # before the next block's outputs arrive
     return Result(phi_all, ctx.base_value(), se_all,
                   info={"n_coalitions": int(round(spent / max(1, ctx.X.shape[0]))), "exact": False,
                         "design": "stratified", "allocation": "neyman", "n_enumerated": int(B * e),

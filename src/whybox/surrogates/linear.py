@@ -2,6 +2,7 @@
 the closed-form Shapley map (exact enumeration) and differences (occlusion)."""
 from __future__ import annotations
 
+from bisect import bisect_right, insort
 from functools import lru_cache
 from math import factorial
 
@@ -425,116 +426,149 @@ class PrefixDesigns:
     Shapley-kernel mass of each)."""
 
     def __init__(self, Z: np.ndarray, w_enum: np.ndarray):
-        self.Zf = np.asarray(Z, dtype=float)
+        Z = np.asarray(Z)
         self.e = e = len(w_enum)
+        self.d = d = Z.shape[1]
+        if (len(Z) - e) % 2 or not np.logical_xor(Z[e::2], Z[e + 1::2]).all():
+            raise InputError("the sampled pairs must be stored as z, then 1 - z")
         self.we = np.asarray(w_enum, dtype=float)
         self.rest = max(0.0, 1.0 - float(self.we.sum()))            # the sampled pairs' kernel mass
-        self.WZe = self.Zf[:e] * self.we[:, None]
-        self.Ge = self.Zf[:e].T @ self.WZe
-        self.Z1 = np.ascontiguousarray(self.Zf[e::2])               # each pair's first coalition z_k
+        self.Ze = np.asarray(Z[:e], dtype=float)                    # the enumerated block
+        self.WZe = self.Ze * self.we[:, None]
+        self.Ge = self.Ze.T @ self.WZe
+        self.Z1e = np.empty((len(Z[e::2]), d + 1))                  # [z_k, 1]: D z and sum D in one product
+        self.Z1e[:, d] = 1.0
+        self.Z1e[:, :d] = Z[e::2]
+        self.Z1 = self.Z1e[:, :d]                                   # each pair's first coalition z_k
         self.U = self.Z1 - 0.5                                      # and z_k - 1/2
-        self._gram = {0: np.zeros_like(self.Ge)}                     # pairs' Gram matrix of each prefix
+        self._S = {0: np.zeros((d + 1, d + 1), np.float32)}        # [z, 1]'s Gram over each prefix (exact)
+        self._known = [0]                                            # its prefixes, ascending
         self._alg: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}    # C, a and the normal matrix
 
     def pair_weight(self, n: int) -> float:
         return self.rest / (2 * n)
 
     def algebras(self, ns: np.ndarray) -> tuple[list, list, list]:
-        """Lists of C (d, d), a (d,) and A (d, d) of the designs with ns[j] pairs. The prefix Grams grow
-        from the longest one already known; the new inverses are taken in one batch."""
+        """Lists of C (d, d), a (d,) and A (d, d) of the designs with ns[j] pairs. A pair's Gram is
+        z z' + (1 - z)(1 - z)' = 2 z z' - z 1' - 1 z' + 1 1', so a prefix needs sum_k z_k z_k' and sum_k z_k
+        over the pairs' first coalitions only: the Gram of [z_k, 1], grown from the longest prefix
+        already known, in float32 (sums of 0/1 products: integers, exact below 2^24 pairs); the new
+        normal matrices are assembled and inverted in one batch."""
         new = sorted({int(n) for n in ns} - set(self._alg))
         if new:
-            As = []
-            for n in new:
-                below = max(k for k in self._gram if k <= n)
-                P = self.Zf[self.e + 2 * below:self.e + 2 * n]
-                self._gram[n] = self._gram[below] + P.T @ P
-                As.append(self.Ge + self.pair_weight(n) * self._gram[n])
-            A = np.stack(As)
+            if len(self.Z1) >= 1 << 24:
+                raise InputError(f"at most 2^24 sampled pairs, got {len(self.Z1)}")
+            d = self.d
+            S = np.empty((len(new), d + 1, d + 1))
+            for j, n in enumerate(new):
+                below = self._known[bisect_right(self._known, n) - 1]
+                P = self.Z1e[below:n].astype(np.float32)
+                self._S[n] = S[j] = self._S[below] + P.T @ P if n > below else self._S[below]
+                insort(self._known, n)
+            nn = np.asarray(new, dtype=float)
+            c = S[:, :d, d]                                                         # sum_k z_k
+            gram = 2.0 * S[:, :d, :d] - c[:, :, None] - c[:, None, :] + nn[:, None, None]   # both coalitions of n pairs
+            A = self.Ge + (self.rest / (2.0 * nn))[:, None, None] * gram
             C, a = _constrained(A)
             for j, n in enumerate(new):
                 self._alg[n] = (C[j], a[j], A[j])
         parts = [self._alg[int(n)] for n in ns]
         return [p[0] for p in parts], [p[1] for p in parts], [p[2] for p in parts]
 
-    def solve_levels(self, ns: np.ndarray, Ye: np.ndarray, D: list[np.ndarray], E: np.ndarray, y0: np.ndarray,
+    def solve_levels(self, ns: np.ndarray, Ye: np.ndarray, D: np.ndarray, E: np.ndarray, y0: np.ndarray,
                      y1: np.ndarray, variance: np.ndarray, control: bool = False
                      ) -> tuple[np.ndarray, np.ndarray | None]:
         """Constrained WLS for G (row, stratum) units, each on the design with its own number of pairs.
 
-        ns (G,) each unit's pairs; Ye (G, e) its outputs on the enumerated coalitions; D one array per
-        level n of np.unique(ns), in order: (r, n) the pair differences y(z_k) - y(1 - z_k) of the r units
-        np.flatnonzero(ns == n), in that order; E (G,) each unit's sum of its 2 n outputs on the pairs;
-        y0 (G,) = f(b), y1 (G,) = f(x); variance (G,) bool: the units whose sandwich variance is wanted;
-        ``control``: with the cubic-index control variate (:func:`cubic_control`).
-        Returns phi (G, d) in base coordinates and the variances (G, d), NaN on the units not asked for
-        (None when none is).
+        ns (G,) each unit's pairs; Ye (G, e) its outputs on the enumerated coalitions; D (G, >= max ns):
+        row g holds unit g's pair differences y(z_k) - y(1 - z_k) in its first ns[g] columns (the rest is
+        not read); E (G,) each unit's sum of its 2 n outputs on the pairs; y0 (G,) = f(b), y1 (G,) = f(x);
+        variance (G,) bool: the units whose sandwich variance is wanted; ``control``: with the
+        cubic-index control variate (:func:`cubic_control`). Returns phi (G, d) in base coordinates and
+        the variances (G, d), NaN on the units not asked for (None when none is). Units given in
+        ascending ns are used in place; others are sorted first (a copy of D).
 
         A pair's outputs enter only through D and the pairs' sum: with y0 = f(b), sum over the pair of
         (y - y0) z = D_k z_k + (y(1 - z_k) - y0) 1, so b = Yce WZe + w_n (D Z1 + (odd sum) 1); the
         control's products are those of :func:`cubic_control` on the paired block (h = +-t^3 - h(0)), and
         with C 1 = 0 (the constrained projected inverse) a pair's influence is w_n q_k C z_k with q_k the
-        residual's difference over the pair (:func:`_sandwich_gram_complements`). The data passes run
-        once per level (a few matrix products each); everything per unit of size d runs batched."""
+        residual's difference over the pair (:func:`_sandwich_gram_complements`).
+
+        The designs are prefixes of one list, so with the units in ascending n the pairs between two
+        consecutive levels (a segment) are used by a suffix of the units: every sum over pairs runs
+        segment by segment, one matrix product over all the units that use it, each segment of the
+        list read once; what depends on a unit's own design (C, a) runs level by level."""
         ns = np.asarray(ns, dtype=np.int64)
-        G, d = len(ns), self.Zf.shape[1]
-        levels, li = np.unique(ns, return_inverse=True)
-        if len(D) != len(levels):
-            raise InputError(f"D must hold one array per level ({len(levels)}), got {len(D)}")
-        order = np.argsort(li, kind="stable")                  # units level by level: slices below
-        bounds = np.concatenate([[0], np.cumsum(np.bincount(li, minlength=len(levels)))])
-        ns_s, y0_s, E_s = ns[order], y0[order], E[order]
-        Yce = Ye[order] - y0_s[:, None]
+        G, d = len(ns), self.d
+        D = np.asarray(D, dtype=float)
+        if D.ndim != 2 or D.shape[0] != G or (G and D.shape[1] < ns.max()):
+            raise InputError(f"D must be ({G}, >= {int(ns.max()) if G else 0}), got {D.shape}")
+        if G and (ns.min() < 1 or ns.max() > len(self.Z1)):
+            raise InputError(f"ns must lie in [1, {len(self.Z1)}]")
+        if G == 0:
+            return np.empty((0, d)), None
+        if (np.diff(ns) < 0).any():
+            order = np.argsort(ns, kind="stable")
+            phi, var = self.solve_levels(ns[order], Ye[order], D[order], E[order], y0[order], y1[order],
+                                         np.asarray(variance, bool)[order], control)
+            out = np.empty_like(phi)
+            out[order] = phi
+            if var is not None:
+                v = np.empty_like(var)
+                v[order] = var
+                var = v
+            return out, var
+        levels, first = np.unique(ns, return_index=True)
+        bounds = np.append(first, G)                          # level j: units bounds[j]:bounds[j + 1]
         Cs, As, Ms = self.algebras(levels)
-        P1 = np.empty((G, d))
-        Dsum = np.empty(G)
-        for j, (n, Dl) in enumerate(zip(levels, D)):
-            s0, s1 = bounds[j], bounds[j + 1]
-            if Dl.shape != (s1 - s0, n):
-                raise InputError(f"D[{j}] must be ({s1 - s0}, {n}), got {Dl.shape}")
-            P1[s0:s1] = Dl @ self.Z1[:n]
-            Dsum[s0:s1] = Dl.sum(axis=1)
-        wp = self.rest / (2.0 * ns_s)
-        odd = 0.5 * (E_s - Dsum) - ns_s * y0_s                  # sum_k (y(1 - z_k) - y0)
-        b = Yce @ self.WZe + wp[:, None] * (P1 + odd[:, None])
-        dy = y1[order] - y0_s
+        Yce = Ye - y0[:, None]
+        P = D[:, :levels[0]] @ self.Z1e[:levels[0]]           # [D Z1, sum D] per unit: the first segment
+        for j in range(1, len(levels)):                       # is every unit's, then a suffix of them each
+            a, lo, n = bounds[j], levels[j - 1], levels[j]
+            P[a:] += D[a:, lo:n] @ self.Z1e[lo:n]
+        wp = self.rest / (2.0 * ns)
+        odd = 0.5 * (E - P[:, d]) - ns * y0                  # sum_k (y(1 - z_k) - y0)
+        b = Yce @ self.WZe + wp[:, None] * (P[:, :d] + odd[:, None])
+        dy = y1 - y0
         phi = np.empty((G, d))
         for j in range(len(levels)):                            # C, a per level: no (G, d, d) stack
             s0, s1 = bounds[j], bounds[j + 1]
             phi[s0:s1] = b[s0:s1] @ Cs[j].T + dy[s0:s1, None] * As[j]
-        fit, gamma, T3 = phi, None, None
-        want = np.asarray(variance, bool)[order]
+        fit, gamma, index = phi, None, None
+        wi = np.flatnonzero(np.asarray(variance, bool))
         if control:
-            phi, fit, gamma, T3 = self._control(levels, bounds, D, Yce, E_s, y0_s, b, phi, Cs, As, Ms, want)
-        var = None
-        if want.any():
-            var = np.full((G, d), np.nan)
-            for j, (n, Dl) in enumerate(zip(levels, D)):
-                s0, s1 = bounds[j], bounds[j + 1]
-                sel = np.flatnonzero(want[s0:s1])
-                if n < 2 or not len(sel):
-                    continue
-                Q = Dl[sel] - 2.0 * (fit[s0 + sel] @ self.U[:n].T)        # the residuals' pair differences
-                if control:
-                    Q -= (2.0 * gamma[s0 + sel])[:, None] * T3[j]
-                Q *= self.pair_weight(int(n))
-                CZ = self.Z1[:n] @ Cs[j].T                               # C z_k, (n, d)
-                g1 = Q @ CZ                                              # sum_k G_k
-                g2 = (Q * Q) @ (CZ * CZ)                                 # sum_k G_k^2
-                var[s0 + sel] = (g2 - g1 * g1 / n) * (n / (n - 1))
-        out = np.empty_like(phi)
-        out[order] = phi
-        if var is not None:
-            v = np.empty_like(var)
-            v[order] = var
-            var = v
-        return out, var
+            phi, fit, gamma, index = self._control(levels, bounds, D, Yce, E, y0, b, phi, Cs, As, Ms)
+        if not len(wi):
+            return phi, None
+        var = np.full((G, d), np.nan)
+        for j, n in enumerate(levels):
+            k0, k1 = np.searchsorted(wi, bounds[j:j + 2])
+            if n < 2 or k0 == k1:
+                continue
+            sel = wi[k0:k1]
+            Q = D[sel, :n] - 2.0 * (fit[sel] @ self.U[:n].T)              # the residuals' pair differences
+            if control:                                                  # less 2 gamma t^3, t = alpha.u_k
+                alpha, t3 = index
+                if t3 is None:                                           # one level: the control's own t^3
+                    t = alpha[sel] @ self.U[:n].T
+                    t3 = t * t
+                    t3 *= t
+                else:
+                    t3 = t3[sel]
+                Q -= (2.0 * gamma[sel])[:, None] * t3
+            Q *= self.pair_weight(int(n))
+            CZ = self.Z1[:n] @ Cs[j].T                                   # C z_k, (n, d)
+            g1 = Q @ CZ                                                  # sum_k G_k
+            g2 = (Q * Q) @ (CZ * CZ)                                     # sum_k G_k^2
+            var[sel] = (g2 - g1 * g1 / n) * (n / (n - 1))
+        return phi, var
 
-    def _control(self, levels, bounds, D, Yce, E, y0, b, phi, Cs, As, Ms, want):
-        """:func:`cubic_control` on the units of :meth:`solve_levels` (level-sorted): the enumerated block
-        for all units at once, the paired block level by level on the first of each pair. Returns the
-        adjusted phi, the adjusted fit (phi - gamma KS(h)), gamma, and per level t^3 on the units whose
-        variance is wanted."""
+    def _control(self, levels, bounds, D, Yce, E, y0, b, phi, Cs, As, Ms):
+        """:func:`cubic_control` on the units of :meth:`solve_levels` (ascending n): the enumerated block
+        for all units at once, the paired block segment by segment on the first of each pair. Returns
+        the adjusted phi, the adjusted fit (phi - gamma KS(h)), gamma, and (alpha, t^3 on every unit and
+        pair when there is one level, else None). A segment's t and t^3 live in two buffers reused from
+        segment to segment."""
         G, d = phi.shape
         scale = np.abs(phi).sum(axis=1)
         alpha = phi / np.where(scale > 0, scale, 1.0)[:, None]
@@ -542,7 +576,7 @@ class PrefixDesigns:
         h0 = -S1 ** 3 / 8.0                                        # h at the empty coalition
         bH, yh, hh = np.zeros((G, d)), np.zeros(G), np.zeros(G)
         if self.e:
-            t = alpha @ self.Zf[:self.e].T
+            t = alpha @ self.Ze.T
             t -= S1[:, None] / 2.0
             H = t * t
             H *= t
@@ -550,21 +584,28 @@ class PrefixDesigns:
             bH += H @ self.WZe
             yh += np.multiply(Yce, H, out=t) @ self.we
             hh += np.multiply(H, H, out=t) @ self.we
-        T3 = [None] * len(levels)
-        for j, (n, Dl) in enumerate(zip(levels, D)):
-            s0, s1 = bounds[j], bounds[j + 1]
-            U = self.U[:n]
-            t = alpha[s0:s1] @ U.T
-            t3 = t * t
+        tu, ty, tt = np.zeros((G, d)), np.zeros(G), np.zeros(G)      # sum_k t^3 u_k, t^3 D_k, t^6
+        size = int(((G - bounds[:-1]) * np.diff(levels, prepend=0)).max())
+        tbuf, t3buf = np.empty(size), np.empty(size)                # one segment's t and t^3 (reused)
+        lo = 0
+        for j, n in enumerate(levels):
+            a = bounds[j]
+            U = self.U[lo:n]
+            shape = (G - a, n - lo)
+            t = np.matmul(alpha[a:], U.T, out=tbuf[:shape[0] * shape[1]].reshape(shape))
+            t3 = np.multiply(t, t, out=t3buf[:t.size].reshape(shape))
             t3 *= t                                                # t^3 (not **: numpy's power is slow)
-            wp, hl = self.pair_weight(int(n)), h0[s0:s1]
-            # pair k: h = t3 - h0 on z, -t3 - h0 on 1 - z: sum_pair h z = 2 t3 u - h0 and
-            # sum_pair (y - y0) h = t3 D_k - h0 (pair sum - 2 y0)
-            bH[s0:s1] += (2.0 * wp) * (t3 @ U) - (hl * wp * n)[:, None]
-            yh[s0:s1] += wp * (np.einsum("ij,ij->i", t3, Dl) - hl * (E[s0:s1] - 2 * n * y0[s0:s1]))
-            hh[s0:s1] += (2.0 * wp) * (np.einsum("ij,ij->i", t3, t3) + hl * hl * n)
-            if want[s0:s1].any():
-                T3[j] = t3[want[s0:s1]]
+            tu[a:] += t3 @ U
+            ty[a:] += np.einsum("ij,ij->i", t3, D[a:, lo:n])
+            tt[a:] += np.einsum("ij,ij->i", t3, t3)
+            lo = n
+        ns = np.repeat(levels, np.diff(bounds))
+        wp = self.rest / (2.0 * ns)
+        # pair k: h = t3 - h0 on z, -t3 - h0 on 1 - z: sum_pair h z = 2 t3 u - h0 and
+        # sum_pair (y - y0) h = t3 D_k - h0 (pair sum - 2 y0)
+        bH += (2.0 * wp)[:, None] * tu - (h0 * wp * ns)[:, None]
+        yh += wp * (ty - h0 * (E - 2 * ns * y0))
+        hh += (2.0 * wp) * (tt + h0 * h0 * ns)
         KH, AK = np.empty((G, d)), np.empty((G, d))
         for j in range(len(levels)):
             s0, s1 = bounds[j], bounds[j + 1]
@@ -575,7 +616,7 @@ class PrefixDesigns:
         ok = den > 1e-9 * hh                     # h (nearly) additive: d = 2, or one dominant feature
         gamma = np.where(ok, num / np.where(ok, den, 1.0), 0.0)
         out = phi + gamma[:, None] * (cubic_index_shapley(alpha) - KH)
-        return out, phi - gamma[:, None] * KH, gamma, T3
+        return out, phi - gamma[:, None] * KH, gamma, (alpha, t3 if len(levels) == 1 else None)
 
 
 def neyman_pairs(sd: np.ndarray, weights: np.ndarray, n0: int, total: int, cap: int, step: int) -> np.ndarray:
