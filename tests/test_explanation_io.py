@@ -48,6 +48,22 @@ def test_parquet_round_trip(exp, tmp_path):
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
 
 
+def test_numeric_data_stays_numeric_through_json_and_parquet(exp, tmp_path):
+    """Numeric rows are shown as float64 (no Python object per value, as shap keeps them), and stay so
+    after a JSON or Parquet round trip; strings or mixed values stay an object array as given."""
+    assert exp.data.dtype == np.float64 and exp.data.shape == (6, 4)
+    exp.save(tmp_path / "d.parquet")
+    for back in (Explanation.from_json(exp.to_json()), Explanation.from_parquet(tmp_path / "d.parquet")):
+        assert back.data.dtype == np.float64
+        np.testing.assert_array_equal(back.data, exp.data)
+    mixed = Explanation(values=np.zeros((1, 3)), base_values=0.0, predictions=0.0, feature_names=["a", "b", "c"],
+                        target=0, method="x", data=np.array([["red", 2, None]], dtype=object))
+    assert mixed.data.dtype == object and mixed.data[0, 1] == 2
+    flags = Explanation(values=np.zeros((1, 2)), base_values=0.0, predictions=0.0, feature_names=["a", "b"],
+                        target=0, method="x", data=np.array([[True, 1.5]], dtype=object))
+    assert flags.data.dtype == object and flags.data[0, 0] is True
+
+
 def test_nan_base_values_survive_json(tmp_path):
     e = whybox.explain(lambda Z: Z.sum(1), np.ones((2, 3)), method="gradient")
     assert np.isnan(e.base_values).all()

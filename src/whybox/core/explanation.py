@@ -30,7 +30,8 @@ class Explanation:
     target : (n_rows,) index of the explained output for each row; ``output_names`` maps it to labels.
     method, params, seed : the recipe that produced the values (enough to reproduce them).
     stderr : (n_rows, n_features) standard errors of sampling estimators, or None.
-    data : (n_rows, n_features) displayed feature values of the explained rows, or None.
+    data : (n_rows, n_features) displayed feature values of the explained rows, or None: float64 when
+        every value is a number, else an object array (categories, one-hot group labels, strings).
     n_model_rows, n_model_calls : model queries spent; seconds : wall-clock time.
 
     **All outputs** (``target="all"``): values (n_rows, n_features, n_outputs), base_values and
@@ -72,7 +73,7 @@ class Explanation:
         if self.stderr is not None:
             self.stderr = np.asarray(self.stderr, dtype=float).reshape(self.values.shape)
         if self.data is not None:
-            self.data = np.asarray(self.data, dtype=object).reshape(n, d)
+            self.data = _data_array(self.data).reshape(n, d)
         self.row_ids = np.arange(n) if self.row_ids is None else np.asarray(self.row_ids).reshape(n)
 
     # ------------------------------------------------------------------ basics
@@ -219,7 +220,7 @@ class Explanation:
             feature_names=d["feature_names"],
             target=np.asarray(d["target"]), method=d["method"], params=d.get("params", {}),
             seed=d.get("seed"), stderr=None if d.get("stderr") is None else _denest(d["stderr"]),
-            data=None if d.get("data") is None else np.asarray(d["data"], dtype=object),
+            data=None if d.get("data") is None else _data_array(d["data"]),
             output_names=d.get("output_names"), n_model_rows=d.get("n_model_rows", 0),
             n_model_calls=d.get("n_model_calls", 0), seconds=d.get("seconds", 0.0),
             row_ids=None if d.get("row_ids") is None else np.asarray(d["row_ids"]))
@@ -304,7 +305,7 @@ class Explanation:
                    predictions=pred, feature_names=names,
                    target=np.asarray(h["target_index"]), method=h["method"], params=h.get("params", {}),
                    seed=h.get("seed"), stderr=se,
-                   data=None if h.get("data") is None else np.asarray(h["data"], dtype=object),
+                   data=None if h.get("data") is None else _data_array(h["data"]),
                    output_names=h.get("output_names"), n_model_rows=h.get("n_model_rows", 0),
                    n_model_calls=h.get("n_model_calls", 0), seconds=h.get("seconds", 0.0),
                    row_ids=df["row"].to_numpy())
@@ -425,6 +426,20 @@ def _denest(v: Any) -> np.ndarray:
     def fix(x: Any) -> Any:
         return [fix(y) for y in x] if isinstance(x, list) else (np.nan if x is None else x)
     return np.asarray(fix(v), dtype=float)
+
+
+def _data_array(data: Any) -> np.ndarray:
+    """The rows' shown feature values: float64 when every value is a real number (ints and floats, not
+    booleans), else an object array that keeps each value as given (strings, categories, None)."""
+    a = np.asarray(data)
+    if a.dtype.kind in "iuf":
+        return a.astype(float, copy=False)
+    a = np.asarray(data, dtype=object)
+    flat = a.reshape(-1)
+    if flat.size and all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+                         for v in flat):
+        return a.astype(float)
+    return a
 
 
 def _jsonable(obj: Any) -> Any:

@@ -74,10 +74,13 @@ class FeatureSpec:
         return np.stack([column_values[..., g].sum(axis=-1) for g in self.groups], axis=-1)
 
     def display_values(self, X: np.ndarray) -> np.ndarray:
-        """Values to show for each interpretable feature of each row (object array (n, d)).
+        """Values to show for each interpretable feature of each row (n, d): float64 when every feature is
+        one numeric column (no Python object per value), else an object array.
 
         A single column shows its value; a one-hot group shows the name of its active column
         (or the values joined when the group is not one-hot)."""
+        if all(len(g) == 1 for g in self.groups) and X.dtype.kind in "iuf":
+            return X[:, [g[0] for g in self.groups]].astype(float)
         out = np.empty((X.shape[0], self.n_features), dtype=object)
         for g, cols in enumerate(self.groups):
             if len(cols) == 1:
