@@ -314,10 +314,9 @@ def span_outputs(model: Model, X: np.ndarray, Z: np.ndarray, col_index: np.ndarr
     calls = np.arange(0, L, c_max)
     seg0 = np.unique(np.concatenate([begins[lengths > 0], calls]))
     piece = np.searchsorted(ends, seg0, side="right")
-    qi, qb = rows[piece], strata[piece]
+    qi, qb = rows[piece], strata[piece].astype(np.int64)
     qk = np.ascontiguousarray(start[piece] + seg0 - begins[piece], dtype=np.int64)
     qn = np.diff(seg0, append=L).astype(np.int64)
-    qb = qb.astype(np.int64)
     brk = np.flatnonzero((qi[1:] != qi[:-1]) | (seg0[1:] // c_max != seg0[:-1] // c_max)) + 1
     r0 = np.concatenate([[0], brk])
     r1 = np.concatenate([brk, [len(seg0)]])

@@ -243,9 +243,9 @@ def _kernelshap_neyman(ctx: TabularContext, m: int, n_pairs: int, stderr_strata:
         # the (row, stratum) units with more than n0 pairs, in ascending n_b (row-major within a size):
         # their virtual rows (kk per real row) are the rows of one array of pair differences, the pilot's
         # first, then the pairs beyond it
-        ii, bb = np.nonzero(nb > n0)
-        srt = np.argsort(nb[ii, bb], kind="stable")
-        ii, bb = ii[srt], bb[srt]
+        ri, rb = np.nonzero(nb > n0)                                # row-major: the order of the pieces below
+        srt = np.argsort(nb[ri, rb], kind="stable")
+        ii, bb = ri[srt], rb[srt]
         pos = np.full((nr, B), -1)
         pos[ii, bb] = np.arange(len(ii))
         vv = (ii[:, None] * kk + np.arange(kk)).reshape(-1)         # virtual rows, kk per unit
@@ -253,7 +253,6 @@ def _kernelshap_neyman(ctx: TabularContext, m: int, n_pairs: int, stderr_strata:
         Dp = np.empty((len(vv), int(nb.max())))
         Dp[:, :n0] = D1[vv, brep]
         # the pairs beyond the pilot, every (row, stratum) with more than n0 in one stream of model calls
-        ri, rb = np.nonzero(nb > n0)                                # row-major: the pieces' order
         if len(ri):
             V2 = sub.evaluate_spans(ri, long.Z, perms, rb, np.full(len(ri), pilot),
                                     e + 2 * nb[ri, rb]).reshape(kk, -1)

@@ -537,9 +537,10 @@ class PrefixDesigns:
         fit, gamma, index = phi, None, None
         wi = np.flatnonzero(np.asarray(variance, bool))
         if control:
-            phi, fit, gamma, index = self._control(levels, bounds, D, Yce, E, y0, b, phi, Cs, As, Ms)
+            phi, fit, gamma, index = self._control(levels, bounds, ns, D, Yce, E, y0, b, phi, Cs, As, Ms)
         if not len(wi):
             return phi, None
+        alpha, t3_all = index if control else (None, None)
         var = np.full((G, d), np.nan)
         for j, n in enumerate(levels):
             k0, k1 = np.searchsorted(wi, bounds[j:j + 2])
@@ -548,13 +549,12 @@ class PrefixDesigns:
             sel = wi[k0:k1]
             Q = D[sel, :n] - 2.0 * (fit[sel] @ self.U[:n].T)              # the residuals' pair differences
             if control:                                                  # less 2 gamma t^3, t = alpha.u_k
-                alpha, t3 = index
-                if t3 is None:                                           # one level: the control's own t^3
+                if t3_all is not None:                                   # one level: the control's own t^3
+                    t3 = t3_all[sel]
+                else:
                     t = alpha[sel] @ self.U[:n].T
                     t3 = t * t
                     t3 *= t
-                else:
-                    t3 = t3[sel]
                 Q -= (2.0 * gamma[sel])[:, None] * t3
             Q *= self.pair_weight(int(n))
             CZ = self.Z1[:n] @ Cs[j].T                                   # C z_k, (n, d)
@@ -563,7 +563,7 @@ class PrefixDesigns:
             var[sel] = (g2 - g1 * g1 / n) * (n / (n - 1))
         return phi, var
 
-    def _control(self, levels, bounds, D, Yce, E, y0, b, phi, Cs, As, Ms):
+    def _control(self, levels, bounds, ns, D, Yce, E, y0, b, phi, Cs, As, Ms):
         """:func:`cubic_control` on the units of :meth:`solve_levels` (ascending n): the enumerated block
         for all units at once, the paired block segment by segment on the first of each pair. Returns
         the adjusted phi, the adjusted fit (phi - gamma KS(h)), gamma, and (alpha, t^3 on every unit and
@@ -599,7 +599,6 @@ class PrefixDesigns:
             ty[a:] += np.einsum("ij,ij->i", t3, D[a:, lo:n])
             tt[a:] += np.einsum("ij,ij->i", t3, t3)
             lo = n
-        ns = np.repeat(levels, np.diff(bounds))
         wp = self.rest / (2.0 * ns)
         # pair k: h = t3 - h0 on z, -t3 - h0 on 1 - z: sum_pair h z = 2 t3 u - h0 and
         # sum_pair (y - y0) h = t3 D_k - h0 (pair sum - 2 y0)
