@@ -181,6 +181,8 @@ def test_kernelshap_memory_is_bounded_by_chunk_rows_not_by_rows():
     settings, and the numbers do not depend on the blocks. (Keeping every row's outputs, as before,
     made the peak grow by ~110 MB here.)"""
     import tracemalloc
+
+    from whybox import engine
     rng = np.random.default_rng(0)
     d = 20
     w = rng.normal(size=d)
@@ -191,6 +193,7 @@ def test_kernelshap_memory_is_bounded_by_chunk_rows_not_by_rows():
     for chunk_rows in (2048, 4096, 8192):       # blocks of 32, 64, 128 rows (8 x 256 values kept per row)
         peak, kept = [], []
         for n in (300, 1200):
+            engine.release_input_buffer()       # both from the same start: the kept buffers made in the call
             tracemalloc.start()
             e = whybox.explain(lambda Z: np.tanh(Z @ w), X[:n], background=bg, n_samples=256, seed=0,
                                chunk_rows=chunk_rows)
@@ -636,3 +639,60 @@ def test_model_inputs_reuse_one_kept_buffer_and_nested_calls_get_their_own(metho
     view = whybox.as_model(lambda A: A[:, :2])
     A = np.ones((4, 6))
     assert not np.may_share_memory(view(A), A)
+
+
+def test_block_working_arrays_live_in_one_kept_workspace(monkeypatch):
+    """The Neyman strata's working arrays (the model's outputs, the pair differences) live in named
+    slots kept between calls: a slot too small is replaced by one a quarter larger than asked (the old
+    one freed first); a name asked twice in one block, a nested workspace and anything past
+    SCRATCH_KEEP_BYTES get fresh arrays; a second call reuses the slots with the same numbers; a model
+    that explains inside its own call gets fresh arrays and the same numbers; release_input_buffer
+    frees them."""
+    from whybox import engine
+
+    monkeypatch.setattr(engine, "_WORK", engine._Work())
+    with engine.workspace() as ws:
+        a = ws.empty("a", (10, 4))
+        b = ws.empty("b", (2, 5), np.int32)
+        again = ws.empty("a", 3)
+        with engine.workspace() as inner:              # nested: fresh arrays, nothing kept from it
+            c = inner.empty("c", 3)
+    slots = engine._WORK.slots
+    assert set(slots) == {"a", "b"} and slots["a"].nbytes == 320 * 5 // 4 + 64
+    assert np.shares_memory(a, slots["a"]) and np.shares_memory(b, slots["b"]) and b.dtype == np.int32
+    assert not np.shares_memory(again, slots["a"]) and not np.shares_memory(c, slots["a"])
+    with engine.workspace() as ws:
+        assert ws.empty("a", (11, 4)).base is not None and np.shares_memory(ws.empty("b", 10, np.int32), b)
+        kept_a = engine._WORK.slots["a"]
+        big = ws.empty("a2", engine.SCRATCH_KEEP_BYTES)          # past the limit: fresh, not kept
+    assert engine._WORK.slots["a"] is kept_a and "a2" not in engine._WORK.slots and big.size
+    with engine.workspace() as ws:
+        grown = ws.empty("a", 200)                               # too small: replaced, larger
+    assert engine._WORK.slots["a"] is not kept_a and np.shares_memory(grown, engine._WORK.slots["a"])
+
+    rng = np.random.default_rng(8)
+    X, bg = rng.normal(size=(3, 10)), rng.normal(size=(6, 10))
+    kw = dict(method="kernelshap", background=bg, seed=0, n_samples=400)
+    one = whybox.explain(game_model, X, **kw)
+    assert one.params["allocation"] == "neyman" and one.params["pilot_pairs"] > 0
+    kept = dict(engine._WORK.slots)
+    assert {"strata", "spans", "D1", "Dp"} <= set(kept)
+    two = whybox.explain(game_model, X, **kw)
+    assert all(engine._WORK.slots[k] is v for k, v in kept.items())
+    np.testing.assert_array_equal(one.values, two.values)
+    np.testing.assert_array_equal(one.stderr, two.stderr)
+    inner = []
+
+    def nesting(A):
+        if not inner:
+            inner.append(whybox.explain(game_model, X[:1], **kw))
+        return game_model(A)
+
+    nested = whybox.explain(nesting, X, **kw)
+    np.testing.assert_array_equal(nested.values, one.values)
+    np.testing.assert_array_equal(inner[0].values, whybox.explain(game_model, X[:1], **kw).values)
+    engine.release_input_buffer()
+    assert engine._WORK.slots is None
+    monkeypatch.setattr(engine, "SCRATCH_KEEP_BYTES", 64)
+    np.testing.assert_array_equal(whybox.explain(game_model, X, **kw).values, one.values)
+    assert engine._WORK.slots == {}

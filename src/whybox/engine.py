@@ -67,8 +67,73 @@ def input_buffer(shape: tuple[int, ...]):
 
 
 def release_input_buffer() -> None:
-    """Free this thread's kept input buffer (see :func:`input_buffer`); the next call keeps a new one."""
+    """Free this thread's kept input buffer (see :func:`input_buffer`) and its kept workspace (see
+    :func:`workspace`); the next call keeps new ones."""
     _SCRATCH.buf = None
+    _WORK.slots = None
+
+
+class _Work(threading.local):
+    slots: dict | None = None
+    busy: bool = False
+
+
+_WORK = _Work()
+
+
+class Arena:
+    """The working arrays of one block, each in a named slot of this thread's kept workspace (see
+    :func:`workspace`): valid until the workspace that made them ends. A slot that is too small is
+    freed and made a quarter larger than asked (the next blocks of a call ask about as much, some a
+    little more) before the array is handed out, so a block never holds an old and a new copy of one
+    slot; what would take the slots past ``SCRATCH_KEEP_BYTES``, a name asked for twice in one block,
+    and everything without a workspace (``slots`` None) are fresh arrays."""
+
+    def __init__(self, slots: dict | None):
+        self._slots = slots
+        self._used: set[str] = set()
+
+    def empty(self, name: str, shape, dtype=float) -> np.ndarray:
+        dt = np.dtype(dtype)
+        shape = (int(shape),) if np.ndim(shape) == 0 else tuple(int(s) for s in shape)
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+        slots = self._slots
+        if slots is None or name in self._used:
+            return np.empty(shape, dt)
+        self._used.add(name)
+        buf = slots.get(name)
+        if buf is None or buf.nbytes < nbytes:
+            slots.pop(name, None)                                     # the old one freed before the new one
+            size = nbytes * 5 // 4 + 64
+            if sum(b.nbytes for b in slots.values()) + size > SCRATCH_KEEP_BYTES:
+                return np.empty(shape, dt)
+            buf = slots[name] = np.empty(size, np.uint8)
+        return buf[:nbytes].view(dt).reshape(shape)
+
+
+@contextmanager
+def workspace():
+    """An :class:`Arena` over this thread's kept workspace, for the working arrays of one block of a
+    call (the outputs of its model calls, their pair differences): valid inside the ``with`` block
+    only, and none of them may leave it.
+
+    The slots are kept between calls (together at most ``SCRATCH_KEEP_BYTES``), for the reason
+    :func:`input_buffer` is kept: megabytes of working arrays freed at the end of every block or call
+    let the C allocator return the top of its heap to the system, and the next call's arrays, and the
+    model's own temporaries, then fault their pages in again (about 3 us per 4 KiB page on a VM:
+    2,800 faults, 4-10% of a cheap model's KernelSHAP call). Nested use (a model that itself
+    explains) gets fresh arrays."""
+    s = _WORK
+    if s.busy:
+        yield Arena(None)
+        return
+    if s.slots is None:
+        s.slots = {}
+    s.busy = True
+    try:
+        yield Arena(s.slots)
+    finally:
+        s.busy = False
 
 
 def _compiled():
@@ -258,7 +323,8 @@ def _masked_fast(model: Model, X: np.ndarray, Z: np.ndarray, cols: np.ndarray, b
 
 
 def stratified_outputs(model: Model, X: np.ndarray, Z: np.ndarray, col_index: np.ndarray, bg: Background,
-                       targets: np.ndarray, *, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> np.ndarray:
+                       targets: np.ndarray, *, chunk_rows: int = DEFAULT_CHUNK_ROWS,
+                       arena: Arena | None = None, slot: str = "outputs") -> np.ndarray:
     """Outputs of a stratified design: V[i, b, k] = f_{t_i}(where(Z[k, col_index[b]], X[i], bg[b])).
 
     Z (m, d) is the base design over interpretable features; col_index (B, p) says which base
@@ -268,20 +334,22 @@ def stratified_outputs(model: Model, X: np.ndarray, Z: np.ndarray, col_index: np
     share one stream of full model calls."""
     n, m, B = X.shape[0], Z.shape[0], col_index.shape[0]
     V = span_outputs(model, X, Z, col_index, bg, targets, np.repeat(np.arange(n), B), np.tile(np.arange(B), n),
-                     np.zeros(n * B, np.intp), np.full(n * B, m), chunk_rows=chunk_rows)
+                     np.zeros(n * B, np.intp), np.full(n * B, m), chunk_rows=chunk_rows, arena=arena,
+                     slot=slot)
     return V.reshape((n, B, m) + _tail(model, targets))
 
 
 def span_outputs(model: Model, X: np.ndarray, Z: np.ndarray, col_index: np.ndarray, bg: Background,
                  targets: np.ndarray | None, rows: np.ndarray, strata: np.ndarray, start: np.ndarray,
-                 stop: np.ndarray, *, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> np.ndarray:
+                 stop: np.ndarray, *, chunk_rows: int = DEFAULT_CHUNK_ROWS, arena: Arena | None = None,
+                 slot: str = "outputs") -> np.ndarray:
     """Outputs of rows on a ragged stratified design: piece j is row X[rows[j]] on stratum b = strata[j],
     the base masks Z[start[j]:stop[j]] with columns driven as in :func:`stratified_outputs` (col_index
     (B, p)), filled from background row b. Returns the values concatenated piece after piece: (L,) of
     output targets[rows[j]] (targets (n,)), or (L, k) with ``targets`` None. The pieces of every row
     share one stream of model calls of ``chunk_rows`` rows each (only the last one is shorter); each
     piece's part of a call is a gather of its masks' columns and where(M, x, b) selected bit for bit
-    (:func:`_select_into`), NaN included."""
+    (:func:`_select_into`), NaN included. With an ``arena`` (:func:`workspace`) the values live in its ``slot``."""
     rows = np.asarray(rows, dtype=np.intp)
     strata = np.asarray(strata, dtype=np.intp)
     start = np.asarray(start, dtype=np.intp)
@@ -291,7 +359,8 @@ def span_outputs(model: Model, X: np.ndarray, Z: np.ndarray, col_index: np.ndarr
     if len(rows) and (rows.min() < 0 or rows.max() >= X.shape[0]):
         raise InputError("rows must index the rows of X")
     L = int(lengths.sum())
-    out = np.empty((L,) if targets is not None else (L, int(model.n_outputs)))
+    shape = (L,) if targets is not None else (L, int(model.n_outputs))
+    out = np.empty(shape) if arena is None else arena.empty(slot, shape)
     if L == 0:
         return out
     numeric = X.dtype != object and bg.data.dtype != object

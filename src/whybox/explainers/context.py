@@ -110,24 +110,28 @@ class TabularContext:
                                   f_bg=lambda: self.background.weights @ self._background_outputs(), prefetched=pre)
         return self._virtual(V) if self.n_outputs_all else V
 
-    def evaluate_strata(self, Z: np.ndarray, perms: np.ndarray) -> np.ndarray:
+    def evaluate_strata(self, Z: np.ndarray, perms: np.ndarray, arena: engine.Arena | None = None,
+                        slot: str = "strata") -> np.ndarray:
         """Outputs of a stratified design (n, B, m): stratum b is background row b with the base
-        feature masks Z permuted by perms[b] (see :func:`whybox.engine.stratified_outputs`)."""
+        feature masks Z permuted by perms[b] (see :func:`whybox.engine.stratified_outputs`); with an
+        ``arena`` (:func:`whybox.engine.workspace`) they live in its ``slot`` (one output per row; all
+        outputs make virtual rows, a fresh array)."""
         col_index = perms[:, self.spec.group_of_column]
         V = engine.stratified_outputs(self.model, self.X, np.asarray(Z, bool), col_index, self.background,
-                                      self._engine_targets, chunk_rows=self.chunk_rows)
+                                      self._engine_targets, chunk_rows=self.chunk_rows, arena=arena, slot=slot)
         return self._virtual(V) if self.n_outputs_all else V
 
     def evaluate_spans(self, rows: np.ndarray, Z: np.ndarray, perms: np.ndarray, strata: np.ndarray,
-                       start: np.ndarray, stop: np.ndarray) -> np.ndarray:
+                       start: np.ndarray, stop: np.ndarray, arena: engine.Arena | None = None,
+                       slot: str = "spans") -> np.ndarray:
         """Real rows on a ragged stratified design: piece j is real row rows[j] on stratum strata[j]
         (background row, its features permuted by perms as in :meth:`evaluate_strata`), seeing
         Z[start[j]:stop[j]]; the values piece after piece, (L,), or (k, L) in the all-outputs mode, in one
-        stream of model calls (see :func:`whybox.engine.span_outputs`)."""
+        stream of model calls (see :func:`whybox.engine.span_outputs`), in ``arena``'s ``slot`` when one is given."""
         col_index = perms[:, self.spec.group_of_column]
         V = engine.span_outputs(self.model, self.X, np.asarray(Z, bool), col_index, self.background,
                                 None if self.n_outputs_all else self.targets, rows, strata, start, stop,
-                                chunk_rows=self.chunk_rows)
+                                chunk_rows=self.chunk_rows, arena=arena, slot=slot)
         return V.T if self.n_outputs_all else V
 
     def _background_outputs(self) -> np.ndarray:

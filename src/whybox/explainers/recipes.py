@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from whybox import engine
 from whybox.errors import InputError, MethodError
 from whybox.explainers.context import TabularContext
 from whybox.neighbourhoods import continuous, masks
@@ -224,63 +225,64 @@ def _kernelshap_neyman(ctx: TabularContext, m: int, n_pairs: int, stderr_strata:
     phi_all, se_all, spent = np.zeros((ctx.n, d)), np.zeros((ctx.n, d)), 0
     at_row = 0                                                      # the block's first virtual row
     for sub in ctx.row_blocks(B * m):        # the equal allocation's blocks: the pilot's temporaries fit them
-        V1 = sub.evaluate_strata(long.Z[:pilot], perms)            # (rows, B, pilot)
-        fb = sub.evaluate_background_rows()                         # (rows, B)
-        nv = V1.shape[0]
-        nr = sub.X.shape[0]
-        kk = nv // nr                                               # virtual rows per real row
-        D1 = V1[:, :, e::2] - V1[:, :, e + 1::2]                    # pair differences y(z) - y(1 - z)
-        E = V1[:, :, e:].sum(axis=2)                                # each (row, stratum)'s pair sum
-        G = nv * B
-        Phi0, var0 = designs.solve_levels(np.full(G, n0), V1[:, :, :e].reshape(G, e), D1.reshape(G, n0),
-                                          E.reshape(G), fb.reshape(G), np.repeat(sub.fx, B), np.ones(G, bool),
-                                          control)
-        Phi = Phi0.reshape(nv, B, d)                                # each (row, stratum)'s phi, base coordinates
-        Var = var0.reshape(nv, B, d)[:, strata]                     # and the stderr strata's variances
-        sd = np.sqrt(np.maximum(var0, 0).reshape(nv, B, d).sum(axis=2).reshape(nr, kk, B).sum(axis=1) * n0)
-        nb = np.stack([linear.neyman_pairs(sd[i], wbg, n0, B * n_pairs, cap, step) for i in range(nr)])
-        spent += int(nr * B * e + 2 * nb.sum())
-        # the (row, stratum) units with more than n0 pairs, in ascending n_b (row-major within a size):
-        # their virtual rows (kk per real row) are the rows of one array of pair differences, the pilot's
-        # first, then the pairs beyond it
-        ri, rb = np.nonzero(nb > n0)                                # row-major: the order of the pieces below
-        srt = np.argsort(nb[ri, rb], kind="stable")
-        ii, bb = ri[srt], rb[srt]
-        pos = np.full((nr, B), -1)
-        pos[ii, bb] = np.arange(len(ii))
-        vv = (ii[:, None] * kk + np.arange(kk)).reshape(-1)         # virtual rows, kk per unit
-        brep = np.repeat(bb, kk)
-        Dp = np.empty((len(vv), int(nb.max())))
-        Dp[:, :n0] = D1[vv, brep]
-        # the pairs beyond the pilot, every (row, stratum) with more than n0 in one stream of model calls
-        if len(ri):
-            V2 = sub.evaluate_spans(ri, long.Z, perms, rb, np.full(len(ri), pilot),
-                                    e + 2 * nb[ri, rb]).reshape(kk, -1)
-            lens = 2 * (nb[ri, rb] - n0)
-            starts = np.cumsum(lens) - lens
-            E[ri[None, :] * kk + np.arange(kk)[:, None], rb[None, :]] += np.add.reduceat(V2, starts, axis=1)
-            for i, b, s0, ln in zip(ri, rb, starts, lens):
-                g = pos[i, b] * kk
-                np.subtract(V2[:, s0:s0 + ln:2], V2[:, s0 + 1:s0 + ln:2], out=Dp[g:g + kk, n0:n0 + ln // 2])
-            del V2
-        # one regression per (row, stratum) at its allocation, the levels' data passes batched
-        if len(vv):
-            se_pos = np.full(B, -1)
-            se_pos[strata] = np.arange(len(strata))
-            want = in_se[brep]
-            pb, vb = designs.solve_levels(np.repeat(nb[ii, bb], kk), V1[vv, brep, :e], Dp, E[vv, brep],
-                                          fb[vv, brep], sub.fx[vv], want, control)
-            Phi[vv, brep] = pb
-            if vb is not None:
-                Var[vv[want], se_pos[brep[want]]] = vb[want]
-        # back to feature coordinates (feature j of stratum b is base column perms[b, j]), weighted
-        Phi = np.take_along_axis(Phi, np.broadcast_to(perms[None], Phi.shape), axis=2)
-        phi_all[at_row:at_row + nv] = np.einsum("nbd,b->nd", Phi, wbg)
-        Var = np.take_along_axis(Var, np.broadcast_to(perms[strata][None], Var.shape), axis=2)
-        var = np.einsum("nsd,s->nd", Var, wbg[strata] ** 2) * (B / len(strata))
-        se_all[at_row:at_row + nv] = np.sqrt(np.maximum(var, 0.0))
-        at_row += nv
-        del V1, D1, Dp, Phi0, var0, Phi, Var                  # before the next block's outputs arrive
+        with engine.workspace() as ws:         # the block's working arrays: kept memory, no page faults
+            V1 = sub.evaluate_strata(long.Z[:pilot], perms, ws)            # (rows, B, pilot)
+            fb = sub.evaluate_background_rows()                         # (rows, B)
+            nv = V1.shape[0]
+            nr = sub.X.shape[0]
+            kk = nv // nr                                               # virtual rows per real row
+            D1 = np.subtract(V1[:, :, e::2], V1[:, :, e + 1::2], out=ws.empty("D1", (nv, B, n0)))   # y(z) - y(1 - z)
+            E = V1[:, :, e:].sum(axis=2)                                # each (row, stratum)'s pair sum
+            G = nv * B
+            Phi0, var0 = designs.solve_levels(np.full(G, n0), V1[:, :, :e].reshape(G, e), D1.reshape(G, n0),
+                                              E.reshape(G), fb.reshape(G), np.repeat(sub.fx, B), np.ones(G, bool),
+                                              control)
+            Phi = Phi0.reshape(nv, B, d)                                # each (row, stratum)'s phi, base coordinates
+            Var = var0.reshape(nv, B, d)[:, strata]                     # and the stderr strata's variances
+            sd = np.sqrt(np.maximum(var0, 0).reshape(nv, B, d).sum(axis=2).reshape(nr, kk, B).sum(axis=1) * n0)
+            nb = np.stack([linear.neyman_pairs(sd[i], wbg, n0, B * n_pairs, cap, step) for i in range(nr)])
+            spent += int(nr * B * e + 2 * nb.sum())
+            # the (row, stratum) units with more than n0 pairs, in ascending n_b (row-major within a size):
+            # their virtual rows (kk per real row) are the rows of one array of pair differences, the pilot's
+            # first, then the pairs beyond it
+            ri, rb = np.nonzero(nb > n0)                                # row-major: the order of the pieces below
+            srt = np.argsort(nb[ri, rb], kind="stable")
+            ii, bb = ri[srt], rb[srt]
+            pos = np.full((nr, B), -1)
+            pos[ii, bb] = np.arange(len(ii))
+            vv = (ii[:, None] * kk + np.arange(kk)).reshape(-1)         # virtual rows, kk per unit
+            brep = np.repeat(bb, kk)
+            Dp = ws.empty("Dp", (len(vv), int(nb.max())))
+            Dp[:, :n0] = D1[vv, brep]
+            # the pairs beyond the pilot, every (row, stratum) with more than n0 in one stream of model calls
+            if len(ri):
+                V2 = sub.evaluate_spans(ri, long.Z, perms, rb, np.full(len(ri), pilot),
+                                        e + 2 * nb[ri, rb], ws).reshape(kk, -1)
+                lens = 2 * (nb[ri, rb] - n0)
+                starts = np.cumsum(lens) - lens
+                E[ri[None, :] * kk + np.arange(kk)[:, None], rb[None, :]] += np.add.reduceat(V2, starts, axis=1)
+                for i, b, s0, ln in zip(ri, rb, starts, lens):
+                    g = pos[i, b] * kk
+                    np.subtract(V2[:, s0:s0 + ln:2], V2[:, s0 + 1:s0 + ln:2], out=Dp[g:g + kk, n0:n0 + ln // 2])
+                del V2
+            # one regression per (row, stratum) at its allocation, the levels' data passes batched
+            if len(vv):
+                se_pos = np.full(B, -1)
+                se_pos[strata] = np.arange(len(strata))
+                want = in_se[brep]
+                pb, vb = designs.solve_levels(np.repeat(nb[ii, bb], kk), V1[vv, brep, :e], Dp, E[vv, brep],
+                                              fb[vv, brep], sub.fx[vv], want, control)
+                Phi[vv, brep] = pb
+                if vb is not None:
+                    Var[vv[want], se_pos[brep[want]]] = vb[want]
+            # back to feature coordinates (feature j of stratum b is base column perms[b, j]), weighted
+            Phi = np.take_along_axis(Phi, np.broadcast_to(perms[None], Phi.shape), axis=2)
+            phi_all[at_row:at_row + nv] = np.einsum("nbd,b->nd", Phi, wbg)
+            Var = np.take_along_axis(Var, np.broadcast_to(perms[strata][None], Var.shape), axis=2)
+            var = np.einsum("nsd,s->nd", Var, wbg[strata] ** 2) * (B / len(strata))
+            se_all[at_row:at_row + nv] = np.sqrt(np.maximum(var, 0.0))
+            at_row += nv
+            del V1, D1, Dp, Phi0, var0, Phi, Var                  # before the next block's outputs arrive
     return Result(phi_all, ctx.base_value(), se_all,
                   info={"n_coalitions": int(round(spent / max(1, ctx.X.shape[0]))), "exact": False,
                         "design": "stratified", "allocation": "neyman", "n_enumerated": int(B * e),
