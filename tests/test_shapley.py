@@ -540,6 +540,24 @@ def test_prefix_levels_equal_each_units_own_regression(control, ns):
             np.testing.assert_allclose(var[g], se[0] ** 2, rtol=1e-8, atol=1e-16)
         else:
             assert np.isnan(var[g]).all()
+    # variance_pairs=k: the sandwich over each unit's last min(n, max(2, k)) pairs, scaled to its n pairs
+    phi_all, var_all = designs.solve_levels(ns, Y[:, :e], D, E, y0, y1, want, control, variance_pairs=int(ns.max()))
+    np.testing.assert_array_equal(phi_all, phi)
+    np.testing.assert_allclose(var_all, var, rtol=1e-12, atol=1e-18)
+    k = 4
+    phi_k, var_k = designs.solve_levels(ns, Y[:, :e], D, E, y0, y1, want, control, variance_pairs=k)
+    np.testing.assert_array_equal(phi_k, phi)                # the estimate does not change
+    assert np.isfinite(var_k[want]).all() and np.isnan(var_k[~want]).all()
+    for g, n in enumerate(ns):
+        if not want[g] or control:                           # the control's residuals: checked finite above
+            continue
+        w = np.concatenate([long.w[:e], np.full(2 * n, designs.rest / (2 * n))])
+        C, _ = linear._constrained(long.Z[:e + 2 * n].T.astype(float) @ (long.Z[:e + 2 * n] * w[:, None]))
+        last = slice(e + 2 * (n - k), e + 2 * n)
+        Zs = long.Z[last].astype(float)
+        ref = linear._sandwich_variance(Zs, w[last], np.repeat(np.arange(k), 2), Y[g:g + 1, last] - y0[g],
+                                        phi[g:g + 1], C, CZ=(Zs @ C.T) * w[last][:, None]) * (n / k)
+        np.testing.assert_allclose(var_k[g], ref[0], rtol=1e-8, atol=1e-16)
     order = np.argsort(ns, kind="stable")                 # ascending units: solved in place, the same numbers
     phi_s, var_s = designs.solve_levels(ns[order], Y[order, :e], D[order], E[order], y0[order], y1[order],
                                         want[order], control)

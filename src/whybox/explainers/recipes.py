@@ -271,7 +271,7 @@ def _kernelshap_neyman(ctx: TabularContext, m: int, n_pairs: int, stderr_strata:
                 se_pos[strata] = np.arange(len(strata))
                 want = in_se[brep]
                 pb, vb = designs.solve_levels(np.repeat(nb[ii, bb], kk), V1[vv, brep, :e], Dp, E[vv, brep],
-                                              fb[vv, brep], sub.fx[vv], want, control)
+                                              fb[vv, brep], sub.fx[vv], want, control, variance_pairs=n0)
                 Phi[vv, brep] = pb
                 if vb is not None:
                     Var[vv[want], se_pos[brep[want]]] = vb[want]

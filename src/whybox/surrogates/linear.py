@@ -476,17 +476,19 @@ class PrefixDesigns:
         return [p[0] for p in parts], [p[1] for p in parts], [p[2] for p in parts]
 
     def solve_levels(self, ns: np.ndarray, Ye: np.ndarray, D: np.ndarray, E: np.ndarray, y0: np.ndarray,
-                     y1: np.ndarray, variance: np.ndarray, control: bool = False
-                     ) -> tuple[np.ndarray, np.ndarray | None]:
+                     y1: np.ndarray, variance: np.ndarray, control: bool = False,
+                     variance_pairs: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """Constrained WLS for G (row, stratum) units, each on the design with its own number of pairs.
 
         ns (G,) each unit's pairs; Ye (G, e) its outputs on the enumerated coalitions; D (G, >= max ns):
         row g holds unit g's pair differences y(z_k) - y(1 - z_k) in its first ns[g] columns (the rest is
         not read); E (G,) each unit's sum of its 2 n outputs on the pairs; y0 (G,) = f(b), y1 (G,) = f(x);
         variance (G,) bool: the units whose sandwich variance is wanted; ``control``: with the
-        cubic-index control variate (:func:`cubic_control`). Returns phi (G, d) in base coordinates and
-        the variances (G, d), NaN on the units not asked for (None when none is). Units given in
-        ascending ns are used in place; others are sorted first (a copy of D).
+        cubic-index control variate (:func:`cubic_control`); ``variance_pairs``: the sandwich sums
+        over each unit's last min(n, variance_pairs) pairs, scaled to its n (None: all of them). Returns
+        phi (G, d) in base coordinates and the variances (G, d), NaN on the units not asked for (None
+        when none is). Units given in ascending ns are used in place; others are sorted first (a copy
+        of D).
 
         A pair's outputs enter only through D and the pairs' sum: with y0 = f(b), sum over the pair of
         (y - y0) z = D_k z_k + (y(1 - z_k) - y0) 1, so b = Yce WZe + w_n (D Z1 + (odd sum) 1); the
@@ -510,7 +512,7 @@ class PrefixDesigns:
         if (np.diff(ns) < 0).any():
             order = np.argsort(ns, kind="stable")
             phi, var = self.solve_levels(ns[order], Ye[order], D[order], E[order], y0[order], y1[order],
-                                         np.asarray(variance, bool)[order], control)
+                                         np.asarray(variance, bool)[order], control, variance_pairs)
             out = np.empty_like(phi)
             out[order] = phi
             if var is not None:
@@ -547,20 +549,23 @@ class PrefixDesigns:
             if n < 2 or k0 == k1:
                 continue
             sel = wi[k0:k1]
-            Q = D[sel, :n] - 2.0 * (fit[sel] @ self.U[:n].T)              # the residuals' pair differences
+            lo = 0 if variance_pairs is None else max(0, int(n) - max(2, int(variance_pairs)))
+            U = self.U[lo:n]
+            Q = D[sel, lo:n] - 2.0 * (fit[sel] @ U.T)                    # the residuals' pair differences
             if control:                                                  # less 2 gamma t^3, t = alpha.u_k
                 if t3_all is not None:                                   # one level: the control's own t^3
-                    t3 = t3_all[sel]
+                    t3 = t3_all[sel, lo:]
                 else:
-                    t = alpha[sel] @ self.U[:n].T
+                    t = alpha[sel] @ U.T
                     t3 = t * t
                     t3 *= t
                 Q -= (2.0 * gamma[sel])[:, None] * t3
             Q *= self.pair_weight(int(n))
-            CZ = self.Z1[:n] @ Cs[j].T                                   # C z_k, (n, d)
+            CZ = self.Z1[lo:n] @ Cs[j].T                                 # C z_k, (n - lo, d)
             g1 = Q @ CZ                                                  # sum_k G_k
             g2 = (Q * Q) @ (CZ * CZ)                                     # sum_k G_k^2
-            var[sel] = (g2 - g1 * g1 / n) * (n / (n - 1))
+            k = n - lo                                                   # n times their sample variance
+            var[sel] = (g2 - g1 * g1 / k) * (n / (k - 1))
         return phi, var
 
     def _control(self, levels, bounds, ns, D, Yce, E, y0, b, phi, Cs, As, Ms):
