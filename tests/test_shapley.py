@@ -393,7 +393,7 @@ def test_both_compiled_stratum_kernels_match_the_numpy_fill(monkeypatch):
     if not _fill.available():
         pytest.skip("numba is not installed (whybox[speed])")
     rng = np.random.default_rng(5)
-    for q, p in ((64, 66), (70, 70)):                         # base features, columns
+    for q, p in ((2, 6), (30, 33), (64, 66), (70, 70)):       # base features, columns (bit 63: the sign)
         Z = rng.random((40, q)) < 0.5
         bg = Background(rng.normal(size=(3, p)), np.full(3, 1 / 3))
         x = rng.normal(size=p)

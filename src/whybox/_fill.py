@@ -56,22 +56,28 @@ if HAVE_NUMBA:
     @njit(cache=True, nogil=True)
     def strata_bits(out, Zb, col_index, x, bg, which, start, count):
         """:func:`strata` with each mask row packed into one word (at most 64 base features: bit c of
-        Zb[k] is Z[k, c]): column j's bit is a variable shift, so the inner loop vectorises where the
-        byte gather does not (about the cost of a copy, half the general kernel's time)."""
+        Zb[k] is Z[k, c]). Column j's word mask is bit c = col_index[b, j] moved to the sign by a
+        variable left shift and spread by an arithmetic right shift, (z << (63 - c)) >> 63: that
+        inner loop vectorises to about the cost of a copy (1.2x at 30 columns), where the unsigned
+        0 - ((z >> c) & 1) measured 3x and the byte gather more."""
         p = out.shape[1]
         dx = np.empty(p, np.uint64)
         bj = np.empty(p, np.uint64)
-        cj = np.empty(p, np.uint64)
-        one = np.uint64(1)
-        zero = np.uint64(0)
+        sh = np.empty(p, np.int64)
+        top = np.int64(63)
         o = 0
         for q in range(which.shape[0]):
-            _load_stratum(x, bg[which[q]], col_index[which[q]], bj, dx, cj)
+            b = bg[which[q]]
+            cols = col_index[which[q]]
+            for j in range(p):
+                bj[j] = b[j]
+                dx[j] = x[j] ^ b[j]
+                sh[j] = top - cols[j]
             for k in range(start[q], start[q] + count[q]):
-                zk = Zb[k]
+                zk = np.int64(Zb[k])
                 ok = out[o]
                 for j in range(p):
-                    ok[j] = bj[j] ^ (dx[j] & (zero - ((zk >> cj[j]) & one)))
+                    ok[j] = bj[j] ^ (dx[j] & np.uint64((zk << sh[j]) >> top))
                 o += 1
 
     @njit(cache=True, nogil=True)
