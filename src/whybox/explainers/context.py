@@ -218,8 +218,7 @@ class TabularContext:
         context does not hold it, and the background rows once, which :func:`explain_rows` evaluates
         with the explained rows for every masking recipe)."""
         Zc = self.spec.column_masks(np.asarray(Z, bool))
-        full = Zc.all(axis=1)
-        empty = ~Zc.any(axis=1)
+        full, empty = engine.full_and_empty(Zc)
         inner = int((~(full | empty)).sum())
         return (self.n * inner * self.background.n_rows + (self.n if full.any() and self.f_rows is None else 0)
                 + self.background.n_rows)
