@@ -43,11 +43,20 @@ def test_the_control_is_the_augmented_constrained_regression():
     np.testing.assert_allclose(split.phi, general.phi, atol=1e-12)
     np.testing.assert_allclose(split.gamma, general.gamma, rtol=1e-9)
     # the adjusted residual data on the pairs, rebuilt from the first of each pair, equal the general
-    Yg, fg = general.sampled_residual_data(des.pair_id >= 0)
-    Ys, fs = split.sampled_residual_data(rows=np.array([True, False, True]))
+    Yg, fg, (dg, Hg) = general.sampled_residual_data(des.pair_id >= 0)
+    Ys, fs, (ds, Hs) = split.sampled_residual_data(rows=np.array([True, False, True]))
     np.testing.assert_allclose(Ys, Yg[[0, 2]], atol=1e-12)
     np.testing.assert_allclose(fs, fg[[0, 2]], atol=1e-12)
+    np.testing.assert_allclose(ds, dg[[0, 2]], rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(Hs, Hg[[0, 2]], atol=1e-12)
     out, gamma = split.phi, split.gamma
+    _, se = linear.kernelshap_wls(Z, w, Yc, np.zeros(3), dY, des.pair_id, control=True)
+    sampled = des.pair_id >= 0
+    # the pairs in any order (the general, non-consecutive path) give the same variance
+    order = rng.permutation(int(sampled.sum()))
+    shuffled = linear._sandwich_variance(Z[sampled][order], w[sampled][order], des.pair_id[sampled][order],
+                                         Yg[:, order], fg, C, control=(dg, Hg[:, order]))
+    np.testing.assert_allclose(shuffled, se ** 2, rtol=1e-9)
     for r in range(3):
         alpha = phi[r] / np.abs(phi[r]).sum()
         h = ((Z - 0.5) @ alpha) ** 3
@@ -60,6 +69,16 @@ def test_the_control_is_the_augmented_constrained_regression():
         np.testing.assert_allclose(gamma[r], theta[d], rtol=1e-8)
         np.testing.assert_allclose(out[r], want, atol=1e-10)
         np.testing.assert_allclose(out[r].sum(), dY[r], atol=1e-12)       # efficiency kept
+        # the sandwich of the augmented regression (alpha held fixed): pair k's influence on
+        # beta + gamma phi(h) is [I, phi(h)] M x_i w_i r_i summed over the pair, M the KKT inverse's block
+        M = np.linalg.inv(K)[:d + 1, :d + 1]
+        L = np.hstack([np.eye(d), linear.cubic_index_shapley(alpha)[:, None]]) @ M
+        infl = (X[sampled] * (w * (Yc[r] - X @ theta[:d + 1]))[sampled][:, None]) @ L.T
+        ids = des.pair_id[sampled]
+        G = np.zeros((ids.max() + 1, d))
+        np.add.at(G, ids, infl)
+        k = len(G)
+        np.testing.assert_allclose(se[r] ** 2, ((G - G.mean(axis=0)) ** 2).sum(axis=0) * k / (k - 1), rtol=1e-8)
 
 
 @pytest.mark.parametrize("kw", [dict(allocation="neyman"), dict(allocation="equal"), dict(strategy="shared")])

@@ -128,8 +128,8 @@ def kernelshap_wls(Z: np.ndarray, w: np.ndarray, Y: np.ndarray, y0: np.ndarray, 
     n_pairs = int(ids.max()) + 1
     if n_pairs < 2:
         return phi, None
-    Ys, fit = cf.sampled_residual_data(sampled) if control else (Yc[:, sampled], phi)
-    var = _sandwich_variance(Z[sampled], w[sampled], ids, Ys, fit, C, block=block)
+    Ys, fit, cv = cf.sampled_residual_data(sampled) if control else (Yc[:, sampled], phi, None)
+    var = _sandwich_variance(Z[sampled], w[sampled], ids, Ys, fit, C, block=block, control=cv)
     return phi, np.sqrt(np.maximum(var, 0.0))
 
 
@@ -144,7 +144,8 @@ def _pair_sum(U: np.ndarray, ids: np.ndarray) -> np.ndarray:
 
 
 def _sandwich_variance(Zs: np.ndarray, ws: np.ndarray, ids: np.ndarray, Yc: np.ndarray, phi: np.ndarray,
-                       C: np.ndarray, *, block: int = 64, CZ: np.ndarray | None = None) -> np.ndarray:
+                       C: np.ndarray, *, block: int = 64, CZ: np.ndarray | None = None,
+                       control: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Sandwich variance of constrained WLS with sampled pairs as independent units.
 
     Zs (ms, d) sampled coalitions, ws (ms,) weights, ids (ms,) pair ids, Yc (n, ms) centred outputs
@@ -155,11 +156,17 @@ def _sandwich_variance(Zs: np.ndarray, ws: np.ndarray, ids: np.ndarray, Yc: np.n
     When each pair is stored as two consecutive rows (the designs of
     :func:`~whybox.neighbourhoods.masks.shapley_kernel`), G_k = a_k u_k + b_k v_k with residuals
     (a_k, b_k) and directions (u_k, v_k), so sum_k G_k and sum_k G_k^2 are five matrix products:
-    no (rows x pairs x d) array."""
+    no (rows x pairs x d) array.
+
+    ``control`` (delta (n, d), h~ (n, ms)), for the cubic control variate's adjusted fit
+    (:meth:`CubicFit.sampled_residual_data`): its coefficient gamma is estimated from the same pairs, and
+    the estimate moves by delta <r, r_h>_w for a change of the residual products, so each coalition's
+    influence is r_i w_i (C z_i + delta h~_i) — without that term the variance treats gamma as fixed and
+    understates it where few pairs estimate it (one stratum's game, a small budget)."""
     n_pairs = int(ids.max()) + 1
     Zf = np.asarray(Zs, dtype=float)
     consecutive = len(ids) == 2 * n_pairs and _consecutive_pairs(ids)
-    if CZ is None and consecutive and Yc.shape[0] <= 2:
+    if CZ is None and consecutive and Yc.shape[0] <= 2 and control is None:
         if ((ws[0::2] == ws[1::2]).all() and np.abs(C.sum(axis=1)).max() <= 1e-12 * np.abs(C).max()
                 and (Zf[0::2] + Zf[1::2] == 1.0).all()):
             return _sandwich_gram_complements(Zf[0::2], ws[0::2], Yc, phi, C, n_pairs)
@@ -172,11 +179,19 @@ def _sandwich_variance(Zs: np.ndarray, ws: np.ndarray, ids: np.ndarray, Yc: np.n
         a, b, u, v = R[:, 0::2], R[:, 1::2], CZ[0::2], CZ[1::2]
         s1 = a @ u + b @ v                                           # sum_k G_k (n, d)
         s2 = (a * a) @ (u * u) + 2.0 * ((a * b) @ (u * v)) + (b * b) @ (v * v)
+        if control is not None:                                      # G_k += delta q_k, q_k = sum_pair r w h~
+            delta, Ht = control
+            q = a * (ws[0::2] * Ht[:, 0::2]) + b * (ws[1::2] * Ht[:, 1::2])
+            s1 += delta * q.sum(axis=1)[:, None]
+            s2 += 2.0 * delta * ((a * q) @ u + (b * q) @ v) + delta * delta * (q * q).sum(axis=1)[:, None]
         return (s2 - s1 * s1 / n_pairs) * scale
     var = np.empty_like(phi)
     for s in range(0, Yc.shape[0], block):
         R = Yc[s:s + block] - phi[s:s + block] @ Zf.T                 # residuals (nb, ms)
         G = _pair_sum(R[:, :, None] * CZ[None], ids)                # C u_k per pair (nb, n_pairs, d)
+        if control is not None:
+            q = _pair_sum((R * ws * control[1][s:s + block])[:, :, None], ids)      # (nb, n_pairs, 1)
+            G += q * control[0][s:s + block, None, :]
         G -= G.mean(axis=1, keepdims=True)
         var[s:s + block] = np.einsum("bkd,bkd->bd", G, G) * scale
     return var
@@ -260,10 +275,10 @@ def kernelshap_stratified(Z: np.ndarray, w: np.ndarray, pair_id: np.ndarray, per
     CZ = (Zs @ C.T) * ws[:, None]                               # the same for every stratum
     S = len(strata)                                             # every stratum's rows in one call
     if cf is not None:                          # the adjusted fit's residuals (see cubic_control)
-        Ys, fit = cf.sampled_residual_data(sampled, (np.arange(n)[:, None] * B + strata[None]).reshape(-1))
+        Ys, fit, cv = cf.sampled_residual_data(sampled, (np.arange(n)[:, None] * B + strata[None]).reshape(-1))
     else:
-        Ys, fit = Yc[:, strata][:, :, sampled].reshape(n * S, -1), Phi_p[:, strata].reshape(n * S, d)
-    vb = _sandwich_variance(Zs, ws, ids, Ys, fit, C, block=block, CZ=CZ).reshape(n, S, d)
+        Ys, fit, cv = Yc[:, strata][:, :, sampled].reshape(n * S, -1), Phi_p[:, strata].reshape(n * S, d), None
+    vb = _sandwich_variance(Zs, ws, ids, Ys, fit, C, block=block, CZ=CZ, control=cv).reshape(n, S, d)
     vb = np.take_along_axis(vb, np.broadcast_to(perms[strata][None], vb.shape), axis=2)   # feature coordinates
     var = np.einsum("nsd,s->nd", vb, weights[strata] ** 2) * (B / S)
     return phi, np.sqrt(np.maximum(var, 0.0))
@@ -313,15 +328,18 @@ class CubicFit:
     coefficient, ``KH`` (r, d) the plain estimator's fit of h; :meth:`sampled_residual_data` gives what
     the sandwich variance needs."""
 
-    def __init__(self, phi, gamma, KH, plain, h0, blocks, t3):
-        self.phi, self.gamma, self.KH = phi, gamma, KH
+    def __init__(self, phi, gamma, KH, plain, h0, blocks, t3, delta):
+        self.phi, self.gamma, self.KH, self.delta = phi, gamma, KH, delta
         self._plain, self._h0, self._blocks, self._t3 = plain, h0, blocks, t3
 
     def sampled_residual_data(self, sampled: np.ndarray | None = None, rows: np.ndarray | slice = slice(None)
-                              ) -> tuple[np.ndarray, np.ndarray]:
-        """(Yc - gamma h, phi_plain - gamma KS(h)) on ``rows`` and the sampled coalitions: the adjusted
-        fit's residuals there are the first minus the second times z. With a paired last block (the
-        sampled pairs) its columns are the sampled ones; else ``sampled`` picks them from the one block."""
+                              ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        """(Yc - gamma h, phi_plain - gamma KS(h), (delta, h~)) on ``rows`` and the sampled coalitions:
+        the adjusted fit's residuals there are the first minus the second times z, and the control's
+        share of each coalition's influence is delta w r h~ (see :func:`_sandwich_variance`), with
+        h~ = h - h(0) - z.KS(h) h's residual on the plain fit and delta = (phi(h) - KS(h)) / <r_h, r_h>_w.
+        With a paired last block (the sampled pairs) its columns are the sampled ones; else ``sampled``
+        picks them from the one block."""
         g, h0 = self.gamma[rows][:, None], self._h0[rows][:, None]
         block, t3 = self._blocks[-1], self._t3[-1][rows]
         if block.paired:
@@ -329,9 +347,14 @@ class CubicFit:
             np.subtract(t3, h0, out=H[:, 0::2])
             np.subtract(-t3, h0, out=H[:, 1::2])
             Ys = block.Yc[rows] - g * H
+            Zs = block.Z
         else:
+            H = (t3 - h0)[:, sampled]
             Ys = (block.Yc[rows] - g * (t3 - h0))[:, sampled]
-        return Ys, self._plain[rows] - g * self.KH[rows]
+            Zs = block.Z[sampled]
+        KH = self.KH[rows]
+        Ht = H - KH @ np.asarray(Zs, dtype=float).T
+        return Ys, self._plain[rows] - g * KH, (self.delta[rows], Ht)
 
 
 def cubic_control(blocks: list[CubicBlock], A: np.ndarray, C: np.ndarray, a: np.ndarray, b: np.ndarray,
@@ -394,8 +417,10 @@ def cubic_control(blocks: list[CubicBlock], A: np.ndarray, C: np.ndarray, a: np.
     den = hh - 2.0 * (KH * bH).sum(1) + (KH * AK).sum(1)                    # <r_h, r_h>_w
     ok = den > 1e-9 * hh                     # h (nearly) additive: d = 2, or one dominant feature
     gamma = np.where(ok, num / np.where(ok, den, 1.0), 0.0)
-    out = phi + gamma[:, None] * (cubic_index_shapley(alpha) - KH)
-    return CubicFit(out, gamma, KH, phi, h0, blocks, t3s)
+    gap = cubic_index_shapley(alpha) - KH
+    out = phi + gamma[:, None] * gap
+    delta = np.where(ok, 1.0 / np.where(ok, den, 1.0), 0.0)[:, None] * gap    # d phi / d gamma, per unit <r, r_h>
+    return CubicFit(out, gamma, KH, phi, h0, blocks, t3s, delta)
 
 
 @lru_cache(maxsize=8)
@@ -542,7 +567,7 @@ class PrefixDesigns:
             phi, fit, gamma, index = self._control(levels, bounds, ns, D, Yce, E, y0, b, phi, Cs, As, Ms)
         if not len(wi):
             return phi, None
-        alpha, t3_all = index if control else (None, None)
+        alpha, t3_all, KH, delta = index if control else (None, None, None, None)
         var = np.full((G, d), np.nan)
         for j, n in enumerate(levels):
             k0, k1 = np.searchsorted(wi, bounds[j:j + 2])
@@ -563,7 +588,13 @@ class PrefixDesigns:
             Q *= self.pair_weight(int(n))
             CZ = self.Z1[lo:n] @ Cs[j].T                                 # C z_k, (n - lo, d)
             g1 = Q @ CZ                                                  # sum_k G_k
-            g2 = (Q * Q) @ (CZ * CZ)                                     # sum_k G_k^2
+            Q2 = Q * Q
+            g2 = Q2 @ (CZ * CZ)                                          # sum_k G_k^2
+            if control:              # gamma's share: G_k += delta Q_k h~(z_k), h~(z_k) = t^3 - u_k.KS(h)
+                s_k = t3 - KH[sel] @ U.T                                 # h~ is odd over the pair
+                dl = delta[sel]
+                g1 += dl * np.einsum("ij,ij->i", Q, s_k)[:, None]
+                g2 += 2.0 * dl * ((Q2 * s_k) @ CZ) + dl * dl * np.einsum("ij,ij->i", Q2, s_k * s_k)[:, None]
             k = n - lo                                                   # n times their sample variance
             var[sel] = (g2 - g1 * g1 / k) * (n / (k - 1))
         return phi, var
@@ -619,8 +650,10 @@ class PrefixDesigns:
         den = hh - 2.0 * (KH * bH).sum(1) + (KH * AK).sum(1)                    # <r_h, r_h>_w
         ok = den > 1e-9 * hh                     # h (nearly) additive: d = 2, or one dominant feature
         gamma = np.where(ok, num / np.where(ok, den, 1.0), 0.0)
-        out = phi + gamma[:, None] * (cubic_index_shapley(alpha) - KH)
-        return out, phi - gamma[:, None] * KH, gamma, (alpha, t3 if len(levels) == 1 else None)
+        gap = cubic_index_shapley(alpha) - KH
+        out = phi + gamma[:, None] * gap
+        delta = np.where(ok, 1.0 / np.where(ok, den, 1.0), 0.0)[:, None] * gap   # as in cubic_control
+        return out, phi - gamma[:, None] * KH, gamma, (alpha, t3 if len(levels) == 1 else None, KH, delta)
 
 
 def neyman_pairs(sd: np.ndarray, weights: np.ndarray, n0: int, total: int, cap: int, step: int) -> np.ndarray:
