@@ -67,12 +67,9 @@ if HAVE_NUMBA:
         top = np.int64(63)
         o = 0
         for q in range(which.shape[0]):
-            b = bg[which[q]]
-            cols = col_index[which[q]]
+            _load_stratum(x, bg[which[q]], col_index[which[q]], bj, dx, sh)
             for j in range(p):
-                bj[j] = b[j]
-                dx[j] = x[j] ^ b[j]
-                sh[j] = top - cols[j]
+                sh[j] = top - sh[j]                                    # bit c to the sign: shift by 63 - c
             for k in range(start[q], start[q] + count[q]):
                 zk = np.int64(Zb[k])
                 ok = out[o]

@@ -282,7 +282,7 @@ def _kernelshap_neyman(ctx: TabularContext, m: int, n_pairs: int, stderr_strata:
             var = np.einsum("nsd,s->nd", Var, wbg[strata] ** 2) * (B / len(strata))
             se_all[at_row:at_row + nv] = np.sqrt(np.maximum(var, 0.0))
             at_row += nv
-            del V1, D1, Dp, Phi0, var0, Phi, Var                  # before the next block's outputs arrive
+            del V1, D1, Dp, Phi0, var0, Phi, Var    # the fresh arrays freed before the next block's (the slots stay)
     return Result(phi_all, ctx.base_value(), se_all,
                   info={"n_coalitions": int(round(spent / max(1, ctx.X.shape[0]))), "exact": False,
                         "design": "stratified", "allocation": "neyman", "n_enumerated": int(B * e),

@@ -350,7 +350,7 @@ class CubicFit:
             Zs = block.Z
         else:
             H = (t3 - h0)[:, sampled]
-            Ys = (block.Yc[rows] - g * (t3 - h0))[:, sampled]
+            Ys = block.Yc[rows][:, sampled] - g * H
             Zs = block.Z[sampled]
         KH = self.KH[rows]
         Ht = H - KH @ np.asarray(Zs, dtype=float).T
@@ -412,15 +412,23 @@ def cubic_control(blocks: list[CubicBlock], A: np.ndarray, C: np.ndarray, a: np.
             yh += np.multiply(Yc, H, out=t) @ w
             hh += np.multiply(H, H, out=t) @ w
     KH = bH @ C.T + np.outer(S1 ** 3 / 4.0, a)                  # h(1) - h(0) = S1^3 / 4
-    AK = KH @ A
+    out, gamma, delta = _control_coefficient(phi, alpha, b, bH, yh, hh, KH, KH @ A)
+    return CubicFit(out, gamma, KH, phi, h0, blocks, t3s, delta)
+
+
+def _control_coefficient(phi, alpha, b, bH, yh, hh, KH, AK):
+    """The control's coefficient from the normal-matrix products (see :func:`cubic_control`): phi (r, d)
+    the plain estimate, b = sum w (y - y0) z, bH = sum w h z, yh = <y - y0, h>_w, hh = <h, h>_w, KH the
+    plain fit of h and AK = KH A. Returns the adjusted estimate phi + gamma (phi(h) - KH), gamma, and
+    delta = (phi(h) - KH) / <r_h, r_h>_w, the estimate's move per unit of <r, r_h>_w (the sandwich's
+    term for gamma's estimation)."""
     num = yh - (KH * b).sum(1) - (phi * bH).sum(1) + (phi * AK).sum(1)      # <r_v, r_h>_w
     den = hh - 2.0 * (KH * bH).sum(1) + (KH * AK).sum(1)                    # <r_h, r_h>_w
     ok = den > 1e-9 * hh                     # h (nearly) additive: d = 2, or one dominant feature
-    gamma = np.where(ok, num / np.where(ok, den, 1.0), 0.0)
+    safe = np.where(ok, den, 1.0)
+    gamma = np.where(ok, num / safe, 0.0)
     gap = cubic_index_shapley(alpha) - KH
-    out = phi + gamma[:, None] * gap
-    delta = np.where(ok, 1.0 / np.where(ok, den, 1.0), 0.0)[:, None] * gap    # d phi / d gamma, per unit <r, r_h>
-    return CubicFit(out, gamma, KH, phi, h0, blocks, t3s, delta)
+    return phi + gamma[:, None] * gap, gamma, np.where(ok, 1.0 / safe, 0.0)[:, None] * gap
 
 
 @lru_cache(maxsize=8)
@@ -646,13 +654,7 @@ class PrefixDesigns:
             s0, s1 = bounds[j], bounds[j + 1]
             KH[s0:s1] = bH[s0:s1] @ Cs[j].T + (S1[s0:s1] ** 3 / 4.0)[:, None] * As[j]   # h(1) - h(0) = S1^3 / 4
             AK[s0:s1] = KH[s0:s1] @ Ms[j]
-        num = yh - (KH * b).sum(1) - (phi * bH).sum(1) + (phi * AK).sum(1)      # <r_v, r_h>_w
-        den = hh - 2.0 * (KH * bH).sum(1) + (KH * AK).sum(1)                    # <r_h, r_h>_w
-        ok = den > 1e-9 * hh                     # h (nearly) additive: d = 2, or one dominant feature
-        gamma = np.where(ok, num / np.where(ok, den, 1.0), 0.0)
-        gap = cubic_index_shapley(alpha) - KH
-        out = phi + gamma[:, None] * gap
-        delta = np.where(ok, 1.0 / np.where(ok, den, 1.0), 0.0)[:, None] * gap   # as in cubic_control
+        out, gamma, delta = _control_coefficient(phi, alpha, b, bH, yh, hh, KH, AK)
         return out, phi - gamma[:, None] * KH, gamma, (alpha, t3 if len(levels) == 1 else None, KH, delta)
 
 
